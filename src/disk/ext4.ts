@@ -1,0 +1,207 @@
+import { open } from 'node:fs/promises';
+import * as ext2fs from 'ext2fs';
+import { FileDisk } from 'file-disk';
+import { UserError } from '../errors.js';
+import { readExt4Superblock } from './ext4-superblock.js';
+import type { ImageLayout } from './layout.js';
+import {
+  DEFAULT_DIR_MODE,
+  DEFAULT_FILE_MODE,
+  parentDirs,
+  rechunk,
+  type EntryStat,
+  type FileMeta,
+  type PartitionFs,
+} from './partition-fs.js';
+
+/*
+ * The ext4 rootfs through libext2fs compiled to WASM (the `ext2fs` package). Its pitfalls,
+ * measured here, are all handled in this module and nowhere else:
+ * - writeFile ignores the mode (files come out 0666): we chmod after every write.
+ * - appendFile truncates: we never call it; edits read the whole file and write it back.
+ * - one write of 16 MiB or more kills the WASM instance: we write in chunks of at most 4 MiB.
+ * - no recursive mkdir, and mkdir on an existing directory fails with a raw libext2fs
+ *   error code instead of EEXIST: mkdirp walks the path and only creates what is missing.
+ * - no utimes: new inodes carry the host clock (see docs/ext2fs-notes.md).
+ * - it mounts and writes a file system whose journal needs recovery, which would corrupt
+ *   it: we read the superblock first and refuse.
+ * - readFile always decodes to a string: we read through a file handle into a Buffer.
+ * - its errors embed the call's raw arguments (whole buffers): we rethrow short ones.
+ */
+
+export const MAX_WRITE = 4 * 1024 * 1024;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+export class Ext4Error extends Error {
+  constructor(
+    readonly op: string,
+    readonly path: string,
+    readonly code: string,
+  ) {
+    super(`ext4 ${op} ${path}: ${code}`);
+    this.name = 'Ext4Error';
+  }
+}
+
+async function call<T>(op: string, path: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    const e = error as { code?: string; errno?: number };
+    // 2133571407 is libext2fs' EXT2_ET_DIR_EXISTS, which the binding passes through raw.
+    const code = e.errno === 2133571407 ? 'EEXIST' : e.code && e.code !== 'UNKNOWN' ? e.code : `errno ${e.errno}`;
+    throw new Ext4Error(op, path, code);
+  }
+}
+
+function toEntryStat(s: ext2fs.Ext2Stats): EntryStat {
+  const fmt = s.mode & S_IFMT;
+  const type = fmt === S_IFREG ? 'file' : fmt === S_IFDIR ? 'dir' : fmt === S_IFLNK ? 'symlink' : 'other';
+  return { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size };
+}
+
+class Ext4Fs implements PartitionFs {
+  readonly kind = 'ext4' as const;
+  constructor(
+    private readonly fs: ext2fs.Ext2Promises,
+    readonly writable: boolean,
+  ) {}
+
+  async lstat(path: string): Promise<EntryStat | undefined> {
+    try {
+      return toEntryStat(await call('lstat', path, () => this.fs.lstat(path)));
+    } catch (error) {
+      if (error instanceof Ext4Error && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) return undefined;
+      throw error;
+    }
+  }
+
+  async readFile(path: string): Promise<Buffer> {
+    const handle = await call('open', path, () => this.fs.open(path, 'r'));
+    try {
+      const { size } = await handle.stat();
+      const buffer = Buffer.alloc(size);
+      for (let done = 0; done < size; ) {
+        const length = Math.min(MAX_WRITE, size - done);
+        const { bytesRead } = await call('read', path, () => handle.read(buffer, done, length, done));
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return buffer;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  readdir(path: string): Promise<string[]> {
+    return call('readdir', path, () => this.fs.readdir(path));
+  }
+
+  readlink(path: string): Promise<string> {
+    return call('readlink', path, () => this.fs.readlink(path));
+  }
+
+  async writeFile(path: string, data: Buffer | string, meta: FileMeta = {}): Promise<void> {
+    const buffer = typeof data === 'string' ? Buffer.from(data) : data;
+    await this.writeStream(path, [buffer], meta);
+  }
+
+  async writeStream(path: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, meta: FileMeta = {}): Promise<number> {
+    const existing = await this.replaceable(path, 'file');
+    const handle = await call('open', path, () => this.fs.open(path, 'w', DEFAULT_FILE_MODE));
+    let position = 0;
+    try {
+      for await (const chunk of rechunk(toAsync(source), MAX_WRITE)) {
+        await call('write', path, () => handle.write(chunk, 0, chunk.length, position));
+        position += chunk.length;
+      }
+    } finally {
+      await handle.close();
+    }
+    await this.setMeta(path, meta, existing ?? { mode: DEFAULT_FILE_MODE, uid: 0, gid: 0 });
+    return position;
+  }
+
+  async mkdirp(path: string, meta: FileMeta = {}): Promise<void> {
+    for (const dir of [...parentDirs(path), path]) {
+      const stat = await this.lstat(dir);
+      if (stat?.type === 'dir') continue;
+      if (stat) throw new Ext4Error('mkdir', dir, stat.type === 'symlink' ? 'is a symlink' : 'ENOTDIR');
+      await call('mkdir', dir, () => this.fs.mkdir(dir, DEFAULT_DIR_MODE));
+      // Parents we create get the defaults; only the leaf takes the caller's owner and mode.
+      await this.setMeta(dir, dir === path ? meta : {}, { mode: DEFAULT_DIR_MODE, uid: 0, gid: 0 });
+    }
+  }
+
+  async symlink(target: string, path: string, meta: FileMeta = {}): Promise<void> {
+    await this.replaceable(path, 'symlink');
+    await this.remove(path);
+    await call('symlink', path, () => this.fs.symlink(target, path));
+    if (meta.uid !== undefined || meta.gid !== undefined) {
+      await call('lchown', path, () => this.fs.lchown(path, meta.uid ?? 0, meta.gid ?? 0));
+    }
+  }
+
+  async remove(path: string): Promise<void> {
+    const stat = await this.lstat(path);
+    if (!stat) return;
+    if (stat.type === 'dir') await call('rmdir', path, () => this.fs.rmdir(path));
+    else await call('unlink', path, () => this.fs.unlink(path));
+  }
+
+  /** Returns what is there now, refusing to replace a directory with a file or link. */
+  private async replaceable(path: string, as: 'file' | 'symlink'): Promise<EntryStat | undefined> {
+    const stat = await this.lstat(path);
+    if (stat?.type === 'dir') throw new Ext4Error(as === 'file' ? 'write' : 'symlink', path, 'EISDIR');
+    if (stat?.type === 'symlink' && as === 'file') {
+      // Never write through a symlink: it may point outside what the caller meant to change.
+      await call('unlink', path, () => this.fs.unlink(path));
+      return undefined;
+    }
+    return stat;
+  }
+
+  private async setMeta(path: string, meta: FileMeta, fallback: { mode: number; uid: number; gid: number }): Promise<void> {
+    await call('chmod', path, () => this.fs.chmod(path, meta.mode ?? fallback.mode));
+    await call('chown', path, () => this.fs.lchown(path, meta.uid ?? fallback.uid, meta.gid ?? fallback.gid));
+  }
+}
+
+async function* toAsync(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* source;
+}
+
+export interface ScopeOptions {
+  writable?: boolean;
+}
+
+/**
+ * Mounts the image's ext4 rootfs for the duration of `fn`, always unmounting after,
+ * even when `fn` throws. Refuses a file system that needs e2fsck first.
+ */
+export async function withRootfs<T>(layout: ImageLayout, fn: (fs: PartitionFs) => Promise<T>, options: ScopeOptions = {}): Promise<T> {
+  const writable = options.writable ?? false;
+  const handle = await open(layout.path, writable ? 'r+' : 'r');
+  try {
+    const sb = await readExt4Superblock(handle, layout.rootfs.offset);
+    if (!sb) throw new UserError(`partition ${layout.rootfs.number} of ${layout.path} has no ext4 file system`);
+    if (sb.needsRecovery || sb.hasErrors) {
+      // openImage refuses such images with advice; this guards every other caller.
+      throw new UserError(`the root file system of ${layout.path} needs e2fsck before it can be opened`);
+    }
+    // A read-only FileDisk keeps any write libext2fs makes (it touches the superblock on mount) in memory.
+    const disk = new FileDisk(handle, !writable);
+    const mounted = await ext2fs.mount(disk, layout.rootfs.offset);
+    try {
+      return await fn(new Ext4Fs(mounted.promises, writable));
+    } finally {
+      await ext2fs.umount(mounted);
+      if (writable) await disk.flush();
+    }
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,46 @@
+import { open } from 'node:fs/promises';
+import { UserError } from '../errors.js';
+import { readExt4Superblock } from './ext4-superblock.js';
+import { withBootPartition } from './fat.js';
+import { readLayout, type ImageLayout } from './layout.js';
+
+/** The boot config files HardKernel boards read from the FAT partition, in order of preference. */
+export const BOOT_CONFIG_FILES = ['boot.ini', 'config.ini'];
+
+/** The `root=UUID=` that the boot partition's boot.ini passes to the kernel, if any. */
+async function bootRootUuid(layout: ImageLayout): Promise<string | undefined> {
+  return withBootPartition(layout, async (fs) => {
+    if (!(await fs.lstat('/boot.ini'))) return undefined;
+    const text = (await fs.readFile('/boot.ini')).toString('latin1');
+    const active = text.split(/\r?\n/).filter((line) => !line.trimStart().startsWith('#'));
+    return active.join('\n').match(/root=UUID=([0-9a-fA-F-]{36})/)?.[1]?.toLowerCase();
+  });
+}
+
+/**
+ * Opens a disk image for patching: finds the boot and root partitions (the root being the
+ * one boot.ini boots) and refuses, before anything is copied or written, an image whose
+ * root file system must be repaired first.
+ */
+export async function openImage(path: string): Promise<ImageLayout> {
+  let layout = await readLayout(path);
+  const uuid = await bootRootUuid(layout);
+  if (uuid && uuid !== layout.rootfs.uuid) layout = await readLayout(path, uuid);
+  if (!uuid && layout.ext4Count > 1) {
+    throw new UserError(`${path} has ${layout.ext4Count} ext4 partitions and boot.ini names no root=UUID=: cannot tell which is the root file system`);
+  }
+  const handle = await open(path, 'r');
+  try {
+    const sb = await readExt4Superblock(handle, layout.rootfs.offset);
+    if (sb?.needsRecovery || sb?.hasErrors) {
+      const why = sb.needsRecovery ? 'its journal needs recovery (it was not cleanly unmounted)' : 'it is marked as having errors';
+      throw new UserError(
+        `the root file system (partition ${layout.rootfs.number} of ${path}) cannot be patched safely: ${why}; ` +
+          `run e2fsck -fy on it first (e.g. e2fsck -fy '${path}?offset=${layout.rootfs.offset}'), then build again`,
+      );
+    }
+  } finally {
+    await handle.close();
+  }
+  return layout;
+}

@@ -1,0 +1,68 @@
+/**
+ * What the applier and the steps see of a partition, whatever its file system.
+ * Paths are absolute inside the partition ("/etc/hostname"). Operations act on the
+ * path itself and never follow a final symlink: writing over a symlink replaces it.
+ */
+export interface FileMeta {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface EntryStat {
+  type: EntryType;
+  /** Permission bits only (0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+}
+
+export interface PartitionFs {
+  readonly kind: 'fat' | 'ext4';
+  readonly writable: boolean;
+  readFile(path: string): Promise<Buffer>;
+  /** undefined when the path does not exist. */
+  lstat(path: string): Promise<EntryStat | undefined>;
+  readdir(path: string): Promise<string[]>;
+  readlink(path: string): Promise<string>;
+  writeFile(path: string, data: Buffer | string, meta?: FileMeta): Promise<void>;
+  /** Streams a file in; returns the number of bytes written. */
+  writeStream(path: string, source: AsyncIterable<Uint8Array>, meta?: FileMeta): Promise<number>;
+  /** Creates the directory and its missing parents; existing directories are left as they are. */
+  mkdirp(path: string, meta?: FileMeta): Promise<void>;
+  symlink(target: string, path: string, meta?: FileMeta): Promise<void>;
+  /** Removes a file, symlink or empty directory; a missing path is not an error. */
+  remove(path: string): Promise<void>;
+}
+
+export const DEFAULT_FILE_MODE = 0o644;
+export const DEFAULT_DIR_MODE = 0o755;
+
+export function parentDirs(path: string): string[] {
+  const parts = path.split('/').filter(Boolean);
+  return parts.slice(0, -1).map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
+}
+
+/** Re-chunks a byte stream into pieces of at most `max` bytes, coalescing small ones. */
+export async function* rechunk(source: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  for await (const piece of source) {
+    let chunk = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    while (chunk.length > 0) {
+      const take = Math.min(chunk.length, max - pendingBytes);
+      pending.push(chunk.subarray(0, take));
+      pendingBytes += take;
+      chunk = chunk.subarray(take);
+      if (pendingBytes === max) {
+        yield Buffer.concat(pending, pendingBytes);
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+  }
+  if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
+}
