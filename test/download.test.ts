@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { downloadFile, fetchMd5 } from '../src/download.js';
+import { startServer, type TestServer } from './http-server.js';
+
+describe('downloadFile', () => {
+  let dir: string;
+  let server: TestServer;
+  const body = randomBytes(256 * 1024);
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'download-'));
+    server = await startServer({ '/file.img': { body }, '/file.img.md5sum': { body: Buffer.from('<html>hi</html>') } });
+  });
+  afterEach(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('gives up on a server that goes silent, keeping what it got for a resume', async () => {
+    server.files.get('/file.img')!.stallAfter = 1000;
+    const dest = join(dir, 'file.img');
+    await expect(downloadFile(server.url('/file.img'), dest, { idleTimeoutMs: 200 })).rejects.toThrow(
+      /no data received for 0\.2 s after 0\.0 MiB; run again to resume/,
+    );
+    expect((await stat(`${dest}.part`)).size).toBe(1000);
+
+    server.files.get('/file.img')!.stallAfter = undefined;
+    await downloadFile(server.url('/file.img'), dest);
+    expect((await readFile(dest)).equals(body)).toBe(true);
+    expect(server.requests.at(-1)?.range).toBe('bytes=1000-');
+  });
+
+  it('deletes the download when verification fails', async () => {
+    const dest = join(dir, 'file.img');
+    await expect(
+      downloadFile(server.url('/file.img'), dest, {
+        verify: async () => {
+          throw new Error('bad');
+        },
+      }),
+    ).rejects.toThrow('bad');
+    await expect(stat(`${dest}.part`)).rejects.toThrow();
+    await expect(stat(dest)).rejects.toThrow();
+  });
+
+  it('ignores an md5sum URL that answers with something else', async () => {
+    expect(await fetchMd5(server.url('/file.img.md5sum'))).toBeUndefined();
+    expect(await fetchMd5(server.url('/absent.md5sum'))).toBeUndefined();
+  });
+});
