@@ -1,0 +1,94 @@
+/**
+ * npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--dry-run]
+ *
+ * Turns a stock ODROID-C2 image into a USB-tethered docker buildx builder image, offline
+ * and without root. The build is the short sequence of stages below.
+ */
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { loadConfig } from './src/config.js';
+import { openImage } from './src/disk/image.js';
+import { UserError, isUserError } from './src/errors.js';
+import { info } from './src/log.js';
+import { startOutput, prepareOutputDir } from './src/output.js';
+import { patchImage } from './src/patch.js';
+import { resolveSource } from './src/source.js';
+import { STEPS } from './src/steps/index.js';
+import { stageTimer } from './src/timing.js';
+
+const repo = fileURLToPath(new URL('.', import.meta.url));
+
+const USAGE = `usage: npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--dry-run]
+  --input    stock image: .img, .img.xz, .img.gz, .img.zst or an http(s) URL (default: the image pinned in image/stock.json)
+  --out      output directory (default: out/)
+  --config   JSON build config (keys: docs/config.md)
+  --name     image name, <name>.img (default: the config's name, else odroid-c2-builder)
+  --dry-run  list the operations each step would perform, write nothing`;
+
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        input: { type: 'string' },
+        out: { type: 'string', default: join(repo, 'out') },
+        config: { type: 'string' },
+        name: { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: false,
+    }).values;
+  } catch (error) {
+    throw new UserError(`${(error as Error).message.split('\n')[0]}; see --help`);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const args = parseCommandLine(argv);
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const stage = stageTimer();
+  const config = await stage('config', () => loadConfig(args.config, { name: args.name }));
+  if (!args['dry-run']) await prepareOutputDir(args.out);
+  const source = await stage('source', () => resolveSource({ input: args.input, cacheDir: join(repo, 'image') }));
+  const layout = await stage('inspect', () => openImage(source.path));
+
+  if (args['dry-run']) {
+    const plan = await stage('plan', () => patchImage(layout, config, STEPS, { dryRun: true }));
+    for (const { step, operations } of plan.planned) {
+      process.stdout.write(`${step}:\n${operations.map((line) => `  ${line}\n`).join('')}`);
+    }
+    return;
+  }
+
+  const output = await stage('copy', () => startOutput(source.path, args.out, config.name));
+  try {
+    const patched = await stage('patch', () => patchImage({ ...layout, path: output.tempPath }, config, STEPS));
+    const result = await stage('checksum', () => output.commit());
+    process.stdout.write(
+      `built ${result.image}\n` +
+        `  from     ${source.origin}\n` +
+        `  steps    ${STEPS.map((s) => s.name).join(', ')} (${patched.operations} operations, ${patched.bytesWritten} bytes written)\n` +
+        `  sha256   ${result.sha256}  (${result.checksumFile})\n` +
+        `  flash    with Etcher, or: sudo dd if=${result.image} of=/dev/sdX bs=4M conv=fsync status=progress\n`,
+    );
+  } catch (error) {
+    await output.discard();
+    throw error;
+  } finally {
+    info(stage.summary());
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (isUserError(error)) {
+    process.stderr.write(`error: ${error.message}\n`);
+  } else {
+    process.stderr.write(`internal error (please report): ${(error as Error)?.stack ?? String(error)}\n`);
+  }
+  process.exitCode = 1;
+});

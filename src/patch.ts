@@ -1,0 +1,48 @@
+import { applyOperations, type ApplyStats, type Partitions } from './apply.js';
+import type { BuildConfig } from './config.js';
+import { withRootfs } from './disk/ext4.js';
+import { withBootPartition } from './disk/fat.js';
+import type { ImageLayout } from './disk/layout.js';
+import { info } from './log.js';
+import { describeOperation, type Operation } from './operations.js';
+import type { ImageView, Step } from './steps/step.js';
+
+function viewOf(layout: ImageLayout, parts: Partitions): ImageView {
+  const lstat: ImageView['lstat'] = (on, path) => parts[on].lstat(path);
+  const read: ImageView['read'] = async (on, path) => ((await lstat(on, path))?.type === 'file' ? parts[on].readFile(path) : undefined);
+  return {
+    layout,
+    lstat,
+    read,
+    readText: async (on, path) => (await read(on, path))?.toString('utf8'),
+    readdir: async (on, path) => ((await lstat(on, path))?.type === 'dir' ? parts[on].readdir(path) : []),
+  };
+}
+
+/** Opens both partitions of an image for the duration of `fn`. */
+export function withPartitions<T>(layout: ImageLayout, writable: boolean, fn: (parts: Partitions) => Promise<T>): Promise<T> {
+  return withBootPartition(layout, (boot) => withRootfs(layout, (rootfs) => fn({ boot, rootfs }), { writable }), { writable });
+}
+
+export interface PatchResult extends ApplyStats {
+  planned: { step: string; operations: string[] }[];
+}
+
+/**
+ * Runs each step against the image as the previous steps left it: plan, then apply.
+ * With `dryRun` the image is opened read-only and the operations are only listed.
+ */
+export async function patchImage(layout: ImageLayout, config: BuildConfig, steps: Step[], options: { dryRun?: boolean } = {}): Promise<PatchResult> {
+  const dryRun = options.dryRun ?? false;
+  return withPartitions(layout, !dryRun, async (parts) => {
+    const image = viewOf(layout, parts);
+    const result: PatchResult = { operations: 0, bytesWritten: 0, planned: [] };
+    for (const step of steps) {
+      const operations: Operation[] = await step.plan({ config, image, steps: steps.map((s) => s.name) });
+      result.planned.push({ step: step.name, operations: operations.map(describeOperation) });
+      info(`step ${step.name}: ${operations.length} operation(s)`);
+      if (!dryRun) await applyOperations(parts, operations, result);
+    }
+    return result;
+  });
+}

@@ -1,0 +1,28 @@
+import type { BuildConfig } from '../config.js';
+import type { ImageLayout } from '../disk/layout.js';
+import type { EntryStat } from '../disk/partition-fs.js';
+import type { Operation, Partition } from '../operations.js';
+
+/** What a step may see of the image: reads only. */
+export interface ImageView {
+  layout: ImageLayout;
+  read(on: Partition, path: string): Promise<Buffer | undefined>;
+  readText(on: Partition, path: string): Promise<string | undefined>;
+  lstat(on: Partition, path: string): Promise<EntryStat | undefined>;
+  /** Names in a directory; empty when it does not exist. */
+  readdir(on: Partition, path: string): Promise<string[]>;
+}
+
+export interface StepContext {
+  config: BuildConfig;
+  image: ImageView;
+  /** Names of every step in this build, in order (the build stamp records them). */
+  steps: string[];
+}
+
+/** One device feature: reads the config and the image, returns the operations it needs. */
+export interface Step {
+  name: string;
+  summary: string;
+  plan(context: StepContext): Promise<Operation[]>;
+}

@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, readdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildImage } from './cli.js';
+import { copyOfStockImage, debugfsCat, e2fsckClean, fsckFatClean, stockImage, tempDir } from './fixtures.js';
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+async function firstMiB(path: string): Promise<Buffer> {
+  return (await readFile(path)).subarray(0, 1024 * 1024);
+}
+
+describe('npm run build-image', () => {
+  it('patches a stock-like image into out/<name>.img with its checksum, keeping the boot loader and the input intact', async () => {
+    const input = await stockImage('stock');
+    const inputSha = await sha256(input);
+    const out = await tempDir();
+    const run = await buildImage(['--input', input, '--out', out, '--name', 'test-builder']);
+    expect(run.stderr).not.toMatch(/internal error/);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`built ${join(out, 'test-builder.img')}`);
+    const img = join(out, 'test-builder.img');
+    expect((await readdir(out)).sort()).toEqual(['test-builder.img', 'test-builder.img.sha256']);
+    execFileSync('sha256sum', ['-c', 'test-builder.img.sha256'], { cwd: out });
+    expect(await sha256(input)).toBe(inputSha);
+    // bl1, the partition table and u-boot: the whole first MiB is untouched.
+    expect((await firstMiB(img)).equals(await firstMiB(input))).toBe(true);
+    expect((await stat(img)).size).toBe((await stat(input)).size);
+    expect((await e2fsckClean(img)).ok).toBe(true);
+    expect((await fsckFatClean(img)).ok).toBe(true);
+    const stamp = JSON.parse(await debugfsCat(img, '/etc/odroid-buildx-image.json'));
+    expect(stamp).toMatchObject({ tool: 'odroid-buildx-image', name: 'test-builder' });
+    // Sparse stays sparse: the copy allocates about what the input allocates, not its size.
+    const allocated = async (p: string) => (await stat(p)).blocks * 512;
+    expect(await allocated(img)).toBeLessThan((await allocated(input)) + 16 * 1024 * 1024);
+    expect(await allocated(img)).toBeLessThan((await stat(img)).size / 4);
+  });
+
+  it('--dry-run lists the operations and writes nothing', async () => {
+    const out = await tempDir();
+    const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--dry-run']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/build-stamp:\n {2}write {3}rootfs:\/etc\/odroid-buildx-image.json/);
+    expect(await readdir(out)).toEqual([]);
+  });
+});
+
+describe('bad input: one clear line, non-zero exit, input untouched, no image written', () => {
+  const cases: { name: string; make: (dir: string) => Promise<{ input: string; out?: string }>; message: RegExp }[] = [
+    { name: 'missing file', make: async (dir) => ({ input: join(dir, 'nope.img') }), message: /not found/ },
+    {
+      name: 'truncated .xz',
+      make: async (dir) => {
+        const xz = join(dir, 'stock.img.xz');
+        execFileSync('sh', ['-c', `xz -T1 -0 -c '${await stockImage('stock')}' > '${xz}'`]);
+        await truncate(xz, Math.floor((await stat(xz)).size / 2));
+        return { input: xz };
+      },
+      message: /truncated|corrupt/,
+    },
+    {
+      name: 'zero-filled file',
+      make: async () => ({ input: await stockImage('zero') }),
+      message: /no partition table/,
+    },
+    { name: 'GPT image', make: async () => ({ input: await stockImage('gpt') }), message: /GPT/ },
+    { name: 'no ext4 partition', make: async () => ({ input: await stockImage('no-ext4') }), message: /no ext4/ },
+    { name: 'dirty journal', make: async (dir) => ({ input: await copyOfStockImage('dirty-journal', dir) }), message: /journal needs recovery/ },
+    {
+      name: '--out not writable',
+      make: async (dir) => {
+        const blocker = join(dir, 'a-file');
+        await writeFile(blocker, 'not a directory');
+        return { input: await stockImage('stock'), out: join(blocker, 'out') };
+      },
+      message: /output directory/,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const dir = await tempDir();
+      const { input, out: outArg } = await c.make(dir);
+      const out = outArg ?? join(dir, 'out');
+      const before = await sha256(input).catch(() => 'absent');
+      const run = await buildImage(['--input', input, '--out', out, '--name', 'bad']);
+      expect(run.code).not.toBe(0);
+      const lines = run.stderr.trim().split('\n').filter((line) => line.startsWith('error:'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(c.message);
+      expect(run.stderr).not.toMatch(/internal error|    at /);
+      expect(await sha256(input).catch(() => 'absent')).toBe(before);
+      const left = await readdir(out).catch(() => []);
+      expect(left.filter((f) => f.endsWith('.img') || f.endsWith('.tmp'))).toEqual([]);
+    });
+  }
+});
