@@ -56,9 +56,10 @@ async function main(argv: string[]): Promise<void> {
   if (!args['dry-run']) await prepareOutputDir(args.out);
   const source = await stage('source', () => resolveSource({ input: args.input, cacheDir: join(repo, 'image') }));
   const layout = await stage('inspect', () => openImage(source.path));
+  const paths = { secrets: join(args.out, 'secrets'), cache: join(repo, 'image') };
 
   if (args['dry-run']) {
-    const plan = await stage('plan', () => patchImage(layout, config, STEPS, { dryRun: true }));
+    const plan = await stage('plan', () => patchImage(layout, config, STEPS, { paths, dryRun: true }));
     for (const { step, operations } of plan.planned) {
       process.stdout.write(`${step}:\n${operations.map((line) => `  ${line}\n`).join('')}`);
     }
@@ -67,7 +68,7 @@ async function main(argv: string[]): Promise<void> {
 
   const output = await stage('copy', () => startOutput(source.path, args.out, config.name));
   try {
-    const patched = await stage('patch', () => patchImage({ ...layout, path: output.tempPath }, config, STEPS));
+    const patched = await stage('patch', () => patchImage({ ...layout, path: output.tempPath }, config, STEPS, { paths }));
     const result = await stage('checksum', () => output.commit());
     process.stdout.write(
       `built ${result.image}\n` +

@@ -5,7 +5,7 @@ import { withBootPartition } from './disk/fat.js';
 import type { ImageLayout } from './disk/layout.js';
 import { info } from './log.js';
 import { describeOperation, type Operation } from './operations.js';
-import type { ImageView, Step } from './steps/step.js';
+import type { BuildPaths, ImageView, Step } from './steps/step.js';
 
 function viewOf(layout: ImageLayout, parts: Partitions): ImageView {
   const lstat: ImageView['lstat'] = (on, path) => parts[on].lstat(path);
@@ -32,13 +32,18 @@ export interface PatchResult extends ApplyStats {
  * Runs each step against the image as the previous steps left it: plan, then apply.
  * With `dryRun` the image is opened read-only and the operations are only listed.
  */
-export async function patchImage(layout: ImageLayout, config: BuildConfig, steps: Step[], options: { dryRun?: boolean } = {}): Promise<PatchResult> {
+export async function patchImage(
+  layout: ImageLayout,
+  config: BuildConfig,
+  steps: Step[],
+  options: { paths: BuildPaths; dryRun?: boolean },
+): Promise<PatchResult> {
   const dryRun = options.dryRun ?? false;
   return withPartitions(layout, !dryRun, async (parts) => {
     const image = viewOf(layout, parts);
     const result: PatchResult = { operations: 0, bytesWritten: 0, planned: [] };
     for (const step of steps) {
-      const operations: Operation[] = await step.plan({ config, image, steps: steps.map((s) => s.name) });
+      const operations: Operation[] = await step.plan({ config, image, paths: options.paths, steps: steps.map((s) => s.name) });
       result.planned.push({ step: step.name, operations: operations.map(describeOperation) });
       info(`step ${step.name}: ${operations.length} operation(s)`);
       if (!dryRun) await applyOperations(parts, operations, result);

@@ -17,8 +17,8 @@ import {
   validateBootIni,
 } from '../src/bootconfig.js';
 import { UserError } from '../src/errors.js';
+import { REFERENCE_DIR } from './fixtures.js';
 
-const REFERENCE_DIR = process.env.REFERENCE_DIR ?? '/work/shared/reference';
 const reference = (file: string) => readFileSync(path.join(REFERENCE_DIR, file), 'utf8');
 
 const bootIni = reference('odroid-c2/boot.ini');

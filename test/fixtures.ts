@@ -15,7 +15,8 @@ import { promisify } from 'node:util';
 const execFile = promisify(execFileCallback);
 
 export const ROOT_UUID = 'e139ce78-9841-40fe-8823-96a304a09859';
-export const REFERENCE_DIR = '/work/shared/reference';
+/** HardKernel's real boot files: shared/ sits beside the repository checkout (in CI too). */
+export const REFERENCE_DIR = fileURLToPath(new URL('../../shared/reference', import.meta.url));
 export const FIXTURE_VARIANTS = ['stock', 'fat16', 'legacy-ext4', 'dirty-journal', 'gpt', 'no-ext4', 'zero', 'c4'] as const;
 export type FixtureVariant = (typeof FIXTURE_VARIANTS)[number];
 

@@ -13,9 +13,18 @@ export interface ImageView {
   readdir(on: Partition, path: string): Promise<string[]>;
 }
 
+/** Host-side places a step may use; nothing here is inside the image. */
+export interface BuildPaths {
+  /** Persistent build secrets (keys, certificates), created once and reused: `<out>/secrets`. */
+  secrets: string;
+  /** Download cache (the repo's image/ dir). */
+  cache: string;
+}
+
 export interface StepContext {
   config: BuildConfig;
   image: ImageView;
+  paths: BuildPaths;
   /** Names of every step in this build, in order (the build stamp records them). */
   steps: string[];
 }

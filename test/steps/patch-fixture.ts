@@ -1,0 +1,33 @@
+import { join } from 'node:path';
+import { resolveConfig, type BuildConfig } from '../../src/config.js';
+import { openImage } from '../../src/disk/image.js';
+import type { ImageLayout } from '../../src/disk/layout.js';
+import { patchImage, type PatchResult } from '../../src/patch.js';
+import type { Step } from '../../src/steps/step.js';
+import { copyOfStockImage, tempDir, type FixtureVariant } from '../fixtures.js';
+
+export interface PatchedFixture {
+  img: string;
+  layout: ImageLayout;
+  config: BuildConfig;
+  result: PatchResult;
+  /** The temp dir holding the image; secrets live in <dir>/secrets. */
+  dir: string;
+}
+
+/**
+ * Runs the given steps, through the real planner and applier, on a fresh copy of a
+ * stock-like fixture image. Pass `img` to patch an already patched image again.
+ */
+export async function patchFixture(
+  steps: Step[],
+  rawConfig: object = {},
+  options: { variant?: FixtureVariant; img?: string; dir?: string } = {},
+): Promise<PatchedFixture> {
+  const dir = options.dir ?? (await tempDir());
+  const img = options.img ?? (await copyOfStockImage(options.variant ?? 'stock', dir));
+  const layout = await openImage(img);
+  const config = resolveConfig(rawConfig);
+  const result = await patchImage(layout, config, steps, { paths: { secrets: join(dir, 'secrets'), cache: join(dir, 'cache') } });
+  return { img, layout, config, result, dir };
+}
