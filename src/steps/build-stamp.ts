@@ -16,4 +16,7 @@ export const buildStamp: Step = {
     const stamp = { tool: 'odroid-buildx-image', version: toolVersion, name: config.name, steps };
     return [{ op: 'write', on: 'rootfs', path: BUILD_STAMP_PATH, content: `${JSON.stringify(stamp, null, 2)}\n`, mode: 0o644, uid: 0, gid: 0 }];
   },
+  async applied(image) {
+    return (await image.lstat('rootfs', BUILD_STAMP_PATH)) !== undefined;
+  },
 };

@@ -34,4 +34,6 @@ export interface Step {
   name: string;
   summary: string;
   plan(context: StepContext): Promise<Operation[]>;
+  /** Whether the image already shows this feature (for `npm run inspect`). */
+  applied(image: ImageView): Promise<boolean>;
 }
