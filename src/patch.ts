@@ -7,7 +7,8 @@ import { info } from './log.js';
 import { describeOperation, type Operation } from './operations.js';
 import type { BuildPaths, ImageView, Step } from './steps/step.js';
 
-function viewOf(layout: ImageLayout, parts: Partitions): ImageView {
+/** The read-only face of the open partitions that steps (and inspect) see. */
+export function viewOf(layout: ImageLayout, parts: Partitions): ImageView {
   const lstat: ImageView['lstat'] = (on, path) => parts[on].lstat(path);
   const read: ImageView['read'] = async (on, path) => ((await lstat(on, path))?.type === 'file' ? parts[on].readFile(path) : undefined);
   return {
@@ -16,6 +17,7 @@ function viewOf(layout: ImageLayout, parts: Partitions): ImageView {
     read,
     readText: async (on, path) => (await read(on, path))?.toString('utf8'),
     readdir: async (on, path) => ((await lstat(on, path))?.type === 'dir' ? parts[on].readdir(path) : []),
+    readlink: async (on, path) => ((await lstat(on, path))?.type === 'symlink' ? parts[on].readlink(path) : undefined),
   };
 }
 

@@ -11,6 +11,8 @@ export interface ImageView {
   lstat(on: Partition, path: string): Promise<EntryStat | undefined>;
   /** Names in a directory; empty when it does not exist. */
   readdir(on: Partition, path: string): Promise<string[]>;
+  /** Where a symlink points; undefined when the path is not a symlink. */
+  readlink(on: Partition, path: string): Promise<string | undefined>;
 }
 
 /** Host-side places a step may use; nothing here is inside the image. */
