@@ -1,5 +1,6 @@
 import { buildStamp } from './build-stamp.js';
+import { nographics } from './nographics.js';
 import type { Step } from './step.js';
 
 /** The device features, applied in this order. */
-export const STEPS: Step[] = [buildStamp];
+export const STEPS: Step[] = [nographics, buildStamp];

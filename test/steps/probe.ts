@@ -1,0 +1,24 @@
+import type { ImageView, Step } from '../../src/steps/step.js';
+
+/** A step that only looks: runs `look` on the image as the pipeline shows it to steps. */
+export function probeStep<T>(look: (image: ImageView) => Promise<T>): { step: Step; result: () => T } {
+  let seen: { value: T } | undefined;
+  const step: Step = {
+    name: 'probe',
+    summary: 'test probe',
+    async plan({ image }) {
+      seen = { value: await look(image) };
+      return [];
+    },
+    async applied() {
+      return false;
+    },
+  };
+  return {
+    step,
+    result: () => {
+      if (!seen) throw new Error('the probe step did not run');
+      return seen.value;
+    },
+  };
+}
