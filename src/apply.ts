@@ -60,10 +60,12 @@ export async function applyOperations(parts: Partitions, operations: Operation[]
         break;
       case 'stream': {
         const dir = checkPath(op.dir);
+        // At the partition root the prefix is "/" itself, not "//".
+        const inside = dir === '/' ? '/' : `${dir}/`;
         await fs.mkdirp(dir);
         for await (const entry of op.entries()) {
           const path = checkPath(posix.join(dir, entry.path));
-          if (!path.startsWith(`${dir}/`)) throw new Error(`archive entry escapes ${dir}: ${entry.path}`);
+          if (!path.startsWith(inside)) throw new Error(`archive entry escapes ${dir}: ${entry.path}`);
           if (entry.type === 'dir') {
             await fs.mkdirp(path, entry);
           } else if (entry.type === 'symlink') {
