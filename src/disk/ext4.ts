@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import * as ext2fs from 'ext2fs';
-import { FileDisk } from 'file-disk';
 import { UserError } from '../errors.js';
+import { CachedFileDisk } from './cached-disk.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 import type { ImageLayout } from './layout.js';
 import {
@@ -192,8 +192,8 @@ export async function withRootfs<T>(layout: ImageLayout, fn: (fs: PartitionFs) =
       // openImage refuses such images with advice; this guards every other caller.
       throw new UserError(`the root file system of ${layout.path} needs e2fsck before it can be opened`);
     }
-    // A read-only FileDisk keeps any write libext2fs makes (it touches the superblock on mount) in memory.
-    const disk = new FileDisk(handle, !writable);
+    // Read-only, the disk keeps any write libext2fs makes (it touches the superblock on mount) in memory.
+    const disk = new CachedFileDisk(handle.fd, !writable);
     const mounted = await ext2fs.mount(disk, layout.rootfs.offset);
     try {
       return await fn(new Ext4Fs(mounted.promises, writable));
