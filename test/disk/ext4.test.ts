@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { sha256File } from '../../src/checksum.js';
 import { openImage } from '../../src/disk/image.js';
 import { readLayout } from '../../src/disk/layout.js';
 import { MAX_WRITE, withRootfs } from '../../src/disk/ext4.js';
@@ -89,12 +89,12 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
 
   it('refuses a file system whose journal needs recovery, and leaves the image untouched', async () => {
     const img = await copyOfStockImage('dirty-journal', await tempDir());
-    const before = sha(await readFile(img));
+    const before = await sha256File(img);
     await expect(openImage(img)).rejects.toThrow(UserError);
     await expect(openImage(img)).rejects.toThrow(/journal needs recovery.*e2fsck/);
     const layout = await readLayout(img);
     await expect(withRootfs(layout, async () => undefined, { writable: true })).rejects.toThrow(/needs e2fsck/);
-    expect(sha(await readFile(img))).toBe(before);
+    expect(await sha256File(img)).toBe(before);
   });
 
   it('unmounts even when the callback throws, leaving a clean file system', async () => {
@@ -113,11 +113,11 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
 
   it('a read-only scope never writes the image', async () => {
     const img = await stockImage('stock');
-    const before = sha(await readFile(img));
+    const before = await sha256File(img);
     const layout = await openImage(img);
     await withRootfs(layout, async (fs) => {
       expect((await fs.readFile('/etc/hostname')).toString()).toBe('odroid\n');
     });
-    expect(sha(await readFile(img))).toBe(before);
+    expect(await sha256File(img)).toBe(before);
   });
 });
