@@ -1,6 +1,7 @@
 import { buildStamp } from './build-stamp.js';
+import { hostname } from './hostname.js';
 import { nographics } from './nographics.js';
 import type { Step } from './step.js';
 
 /** The device features, applied in this order. */
-export const STEPS: Step[] = [nographics, buildStamp];
+export const STEPS: Step[] = [nographics, hostname, buildStamp];
