@@ -22,7 +22,7 @@ import {
  * - one write of 16 MiB or more kills the WASM instance: we write in chunks of at most 4 MiB.
  * - no recursive mkdir, and mkdir on an existing directory fails with a raw libext2fs
  *   error code instead of EEXIST: mkdirp walks the path and only creates what is missing.
- * - no utimes: new inodes carry the host clock (see docs/ext2fs-notes.md).
+ * - no utimes: new inodes carry the host clock (see docs/library-notes.md).
  * - it mounts and writes a file system whose journal needs recovery, which would corrupt
  *   it: we read the superblock first and refuse.
  * - readFile always decodes to a string: we read through a file handle into a Buffer.
