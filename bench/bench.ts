@@ -1,0 +1,102 @@
+/**
+ * npm run bench: where the build's time and memory go, against the unavoidable floors
+ * measured in the same run on the same machine. Prints a Markdown report (paste it into
+ * the README's performance section).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openImage } from '../src/disk/image.js';
+import { withRootfs } from '../src/disk/ext4.js';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'odroid-bench-'));
+const MiB = 1024 * 1024;
+const rows: string[] = [];
+
+function seconds<T>(fn: () => T): [T, number] {
+  const start = performance.now();
+  const result = fn();
+  return [result, (performance.now() - start) / 1000];
+}
+
+async function secondsAsync<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const start = performance.now();
+  const result = await fn();
+  return [result, (performance.now() - start) / 1000];
+}
+
+function makeStockLike(sizeMiB: number): string {
+  const img = join(work, `stock-${sizeMiB}.img`);
+  execFileSync('bash', [join(repo, 'test/fixtures/make-stock-image.sh'), img, 'stock'], { env: { ...process.env, DISK_SIZE_MIB: String(sizeMiB) }, stdio: 'ignore' });
+  return img;
+}
+
+function sparseCopy(from: string, to: string): number {
+  rmSync(to, { force: true });
+  return seconds(() => execFileSync('cp', ['--sparse=always', from, to]))[1];
+}
+
+/** Runs a build under /usr/bin/time -v: wall seconds and peak RSS in MB. */
+function timedBuild(args: string[]): { wall: number; rssMB: number; stderr: string } {
+  const start = performance.now();
+  const run = spawnSync('/usr/bin/time', ['-v', join(repo, 'node_modules/.bin/tsx'), join(repo, 'build.ts'), ...args], { cwd: repo, encoding: 'utf8' });
+  const wall = (performance.now() - start) / 1000;
+  if (run.status !== 0) throw new Error(`build failed: ${run.stderr}`);
+  const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(run.stderr)?.[1] ?? 0);
+  return { wall, rssMB: Math.round(rss / 1024), stderr: run.stderr };
+}
+
+async function fileWriteRatio(stock: string, sizeMiB: number): Promise<void> {
+  const data = join(work, 'payload.bin');
+  writeFileSync(data, randomBytes(sizeMiB * MiB));
+  const ours = join(work, 'ours.img');
+  const native = join(work, 'native.img');
+  sparseCopy(stock, ours);
+  sparseCopy(stock, native);
+  const layout = await openImage(ours);
+  const [, oursSeconds] = await secondsAsync(() =>
+    withRootfs(layout, async (fs) => {
+      const { createReadStream } = await import('node:fs');
+      await fs.writeStream('/payload.bin', createReadStream(data, { highWaterMark: 4 * MiB }));
+    }, { writable: true }),
+  );
+  const [, nativeSeconds] = seconds(() =>
+    execFileSync('debugfs', ['-w', '-R', `write ${data} /payload.bin`, `${native}?offset=${layout.rootfs.offset}`], { stdio: 'ignore' }),
+  );
+  rows.push(`| write a ${sizeMiB} MiB file into the ext4 rootfs | ${oursSeconds.toFixed(2)} s (${(sizeMiB / oursSeconds).toFixed(0)} MiB/s) | native \`debugfs -w write\`: ${nativeSeconds.toFixed(2)} s | ${(oursSeconds / nativeSeconds).toFixed(1)}x |`);
+}
+
+async function wholeBuild(stock: string, label: string): Promise<void> {
+  const out = join(work, `out-${label}`);
+  const floor = sparseCopy(stock, join(work, 'floor.img'));
+  const build = timedBuild(['--input', stock, '--out', out, '--name', 'bench']);
+  const timing = /time: .*/.exec(build.stderr)?.[0] ?? '';
+  rows.push(`| whole build, ${label} stock-like image | ${build.wall.toFixed(2)} s, peak RSS ${build.rssMB} MB | \`cp --sparse=always\`: ${floor.toFixed(2)} s | ${(build.wall / floor).toFixed(1)}x |`);
+  rows.push(`| ↳ stages (${label}) | ${timing} | | |`);
+  rmSync(out, { recursive: true, force: true });
+}
+
+async function main(): Promise<void> {
+  const small = makeStockLike(1024);
+  const big = makeStockLike(4096);
+  await fileWriteRatio(small, 200);
+  await wholeBuild(small, '1 GiB');
+  await wholeBuild(big, '4 GiB');
+  const allocated = (p: string) => Math.round((statSync(p).blocks * 512) / MiB);
+  process.stdout.write(
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}; ` +
+      `stock-like images hold ${allocated(small)} MiB (1 GiB) and ${allocated(big)} MiB (4 GiB) of data.\n\n` +
+      `| what | this tool | floor | ratio |\n|---|---|---|---|\n${rows.join('\n')}\n`,
+  );
+}
+
+main()
+  .catch((error: unknown) => {
+    process.stderr.write(`bench failed: ${String((error as Error)?.stack ?? error)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => rmSync(work, { recursive: true, force: true }));
