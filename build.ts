@@ -4,15 +4,15 @@
  * Turns a stock ODROID-C2 image into a USB-tethered docker buildx builder image, offline
  * and without root. The build is the short sequence of stages below.
  */
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { parseOptions, runMain } from './src/cli.js';
 import { loadConfig } from './src/config.js';
 import { openImage } from './src/disk/image.js';
-import { UserError, isUserError } from './src/errors.js';
 import { info } from './src/log.js';
 import { startOutput, prepareOutputDir } from './src/output.js';
 import { patchImage } from './src/patch.js';
+import { pinClock, sourceDateEpoch } from './src/reproducible.js';
 import { resolveSource } from './src/source.js';
 import { STEPS } from './src/steps/index.js';
 import { stageTimer } from './src/timing.js';
@@ -27,22 +27,14 @@ const USAGE = `usage: npm run build-image -- [--input PATH|URL] [--out DIR] [--c
   --dry-run  list the operations each step would perform, write nothing`;
 
 function parseCommandLine(argv: string[]) {
-  try {
-    return parseArgs({
-      args: argv,
-      options: {
-        input: { type: 'string' },
-        out: { type: 'string', default: join(repo, 'out') },
-        config: { type: 'string' },
-        name: { type: 'string' },
-        'dry-run': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: false,
-    }).values;
-  } catch (error) {
-    throw new UserError(`${(error as Error).message.split('\n')[0]}; see --help`);
-  }
+  return parseOptions(argv, {
+    input: { type: 'string' },
+    out: { type: 'string', default: join(repo, 'out') },
+    config: { type: 'string' },
+    name: { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -51,6 +43,8 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  const epoch = sourceDateEpoch();
+  if (epoch !== undefined) pinClock(epoch);
   const stage = stageTimer();
   const config = await stage('config', () => loadConfig(args.config, { name: args.name }));
   if (!args['dry-run']) await prepareOutputDir(args.out);
@@ -85,11 +79,4 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((error: unknown) => {
-  if (isUserError(error)) {
-    process.stderr.write(`error: ${error.message}\n`);
-  } else {
-    process.stderr.write(`internal error (please report): ${(error as Error)?.stack ?? String(error)}\n`);
-  }
-  process.exitCode = 1;
-});
+runMain(main);
