@@ -27,7 +27,8 @@ describe('npm run build-image', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`built ${join(out, 'test-builder.img')}`);
     const img = join(out, 'test-builder.img');
-    expect((await readdir(out)).sort()).toEqual(['test-builder.img', 'test-builder.img.sha256']);
+    // secrets/: the device's keys, made by the first build and reused by the next (readonly-root).
+    expect((await readdir(out)).sort()).toEqual(['secrets', 'test-builder.img', 'test-builder.img.sha256']);
     execFileSync('sha256sum', ['-c', 'test-builder.img.sha256'], { cwd: out });
     expect(await sha256(input)).toBe(inputSha);
     // bl1, the partition table and u-boot: the whole first MiB is untouched.

@@ -2,7 +2,8 @@ import { buildStamp } from './build-stamp.js';
 import { hostname } from './hostname.js';
 import { nographics } from './nographics.js';
 import { OVERLAYS_DIR, overlaysStep } from './overlays.js';
+import { readonlyRoot } from './readonly-root.js';
 import type { Step } from './step.js';
 
 /** The device features, applied in this order. */
-export const STEPS: Step[] = [nographics, hostname, overlaysStep(OVERLAYS_DIR), buildStamp];
+export const STEPS: Step[] = [nographics, readonlyRoot, hostname, overlaysStep(OVERLAYS_DIR), buildStamp];

@@ -1,0 +1,125 @@
+import { join } from 'node:path';
+import { addBootArg, getBootArgs, removeBootArg } from '../bootconfig.js';
+import { UserError } from '../errors.js';
+import { editFstab, readOnlyOptions } from '../fstab.js';
+import type { Operation, StreamEntry } from '../operations.js';
+import { HOST_KEY_TYPES, hostKeys, privateDir } from '../ssh-host-keys.js';
+import { renderTemplate } from '../templates.js';
+import { kernelArgsOperations, maskUnitsOperations } from './common.js';
+import type { ImageView, Step } from './step.js';
+
+export const OVERLAY_INIT = '/sbin/overlay-init';
+const INIT_ARG = `init=${OVERLAY_INIT}`;
+/** What overlay-init execs once the overlay is up: on Ubuntu 18.04 a link to systemd. */
+const REAL_INIT = '/sbin/init';
+/**
+ * The most RAM the overlay's tmpfs may hold: every file written to / (logs, apt, /tmp: Ubuntu
+ * 18.04 has no tmpfs /tmp). tmpfs takes memory only as files are written, so this is a cap, not a
+ * reservation: the kernel's own default, ~1 GiB of the C2's 2 GiB. Docker's data is on NFS.
+ */
+const TMPFS_SIZE = '50%';
+
+/** apt's daily download/upgrade and the unattended-upgrades shutdown hook. */
+const MASKED_UNITS = ['apt-daily.timer', 'apt-daily-upgrade.timer', 'unattended-upgrades.service'];
+
+const ROOT_FILE = { uid: 0, gid: 0, mode: 0o644 };
+
+/** The overlay's lower layer must already be read-only when overlay-init runs: `ro`, never `rw`. */
+function bootIntoOverlay(bootIni: string): string {
+  return addBootArg(addBootArg(removeBootArg(bootIni, 'rw'), 'ro'), INIT_ARG);
+}
+
+/**
+ * The FAT is mounted read-only and never checked at boot (an automatic fsck.vfat repair is a write
+ * a power cut can interrupt; the device never writes it, so there is nothing of its own to repair).
+ * Swap is disabled: swapon writes to the card through the file system, overlay or not.
+ */
+export function protectFstab(text: string): string {
+  return editFstab(text, (entry) => {
+    if (entry.vfstype === 'swap') return 'comment';
+    if (entry.vfstype !== 'vfat') return entry;
+    return { ...entry, mntops: readOnlyOptions(entry.mntops), passno: entry.passno === undefined ? undefined : '0' };
+  });
+}
+
+async function overlayInitOperations(image: ImageView): Promise<Operation[]> {
+  if (!(await image.lstat('rootfs', REAL_INIT))) {
+    throw new UserError(`the root file system has no ${REAL_INIT} for overlay-init to start; use HardKernel's Ubuntu image`);
+  }
+  const script = await renderTemplate('readonly-root/sbin/overlay-init.mustache', { realInit: REAL_INIT, tmpfsSize: TMPFS_SIZE });
+  return [
+    // Written before boot.ini names it, so no partial build boots into a missing init.
+    { op: 'write', on: 'rootfs', path: OVERLAY_INIT, content: script, ...ROOT_FILE, mode: 0o755 },
+    ...(await kernelArgsOperations(image, `bootargs: ro ${INIT_ARG}`, bootIntoOverlay)),
+  ];
+}
+
+async function fstabOperations(image: ImageView): Promise<Operation[]> {
+  if ((await image.lstat('rootfs', '/etc/fstab'))?.type !== 'file') return [];
+  return [{ op: 'edit', on: 'rootfs', path: '/etc/fstab', what: 'FAT read-only and unchecked, swap off', edit: protectFstab }];
+}
+
+const HOST_KEY_FILE = /^ssh_host_.+_key(\.pub|-cert\.pub)?$/;
+const OUR_HOST_KEY_FILES = new Set(HOST_KEY_TYPES.flatMap(({ type }) => [`ssh_host_${type}_key`, `ssh_host_${type}_key.pub`]));
+
+async function* bytes(data: Buffer): AsyncIterable<Uint8Array> {
+  yield data;
+}
+
+/** Made (first build) or read (later builds) only when the image is written: a dry run makes no keys. */
+async function* hostKeyEntries(secrets: string, comment: string): AsyncIterable<StreamEntry> {
+  await privateDir(secrets);
+  for (const { name, privateKey, publicKey } of await hostKeys(join(secrets, 'ssh'), comment)) {
+    yield { type: 'file', path: name, data: bytes(privateKey), ...ROOT_FILE, mode: 0o600 };
+    yield { type: 'file', path: `${name}.pub`, data: bytes(publicKey), ...ROOT_FILE };
+  }
+}
+
+/**
+ * The same host keys at every boot and every build (from the build's secrets). Other host keys
+ * the image ships go: every copy of a stock image would share them.
+ */
+async function sshHostKeyOperations(image: ImageView, secrets: string, hostname: string): Promise<Operation[]> {
+  const stale = (await image.readdir('rootfs', '/etc/ssh')).filter((name) => HOST_KEY_FILE.test(name) && !OUR_HOST_KEY_FILES.has(name));
+  return [
+    ...stale.map((name): Operation => ({ op: 'remove', on: 'rootfs', path: `/etc/ssh/${name}` })),
+    {
+      op: 'stream',
+      on: 'rootfs',
+      dir: '/etc/ssh',
+      what: `SSH host keys (${HOST_KEY_TYPES.map(({ type }) => type).join(', ')}) from ${join(secrets, 'ssh')}, made there by the first build`,
+      entries: () => hostKeyEntries(secrets, `root@${hostname}`),
+    },
+  ];
+}
+
+const templateWrite = async (path: string): Promise<Operation> => ({
+  op: 'write',
+  on: 'rootfs',
+  path,
+  content: await renderTemplate(`readonly-root${path}.mustache`, {}),
+  ...ROOT_FILE,
+});
+
+/**
+ * Power-cut safety: the root file system is never written (a tmpfs overlay over it, set up by
+ * overlay-init), the FAT is mounted read-only, and what would write or churn anyway is off.
+ */
+export const readonlyRoot: Step = {
+  name: 'readonly-root',
+  summary: 'read-only root under a tmpfs overlay, read-only FAT, no swap or apt timers, volatile journal, fixed SSH host keys',
+  async plan({ config, image, paths }) {
+    return [
+      ...(await overlayInitOperations(image)),
+      ...(await fstabOperations(image)),
+      ...(await maskUnitsOperations(image, MASKED_UNITS)),
+      await templateWrite('/etc/apt/apt.conf.d/99readonly-root'),
+      await templateWrite('/etc/systemd/journald.conf.d/volatile.conf'),
+      ...(await sshHostKeyOperations(image, paths.secrets, config.hostname)),
+    ];
+  },
+  async applied(image) {
+    const bootIni = await image.readText('boot', '/boot.ini');
+    return bootIni !== undefined && getBootArgs(bootIni).includes(INIT_ARG) && (await image.lstat('rootfs', OVERLAY_INIT))?.type === 'file';
+  },
+};
