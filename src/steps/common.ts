@@ -1,4 +1,5 @@
-/** Helpers several steps share: the kernel command line and systemd units, edited offline. */
+/** Helpers several steps share: the kernel command line, systemd units, kernel modules and the network stack. */
+import { posix } from 'node:path';
 import { C2_BOOT_INI_HEADER, getEnv, setPersistentOverride, validateBootIni } from '../bootconfig.js';
 import { UserError } from '../errors.js';
 import type { Operation } from '../operations.js';
@@ -62,4 +63,111 @@ export async function maskUnitsOperations(image: ImageView, units: readonly stri
     operations.push({ op: 'symlink', on: 'rootfs', path: `${UNIT_DIR}/${unit}`, target: '/dev/null', uid: 0, gid: 0 });
   }
   return operations;
+}
+
+/** A root-owned file in the rootfs, its directory created 0755 root:root if missing. */
+export function rootfsFile(path: string, content: string | Buffer, mode = 0o644): Operation[] {
+  return [
+    { op: 'mkdir', on: 'rootfs', path: posix.dirname(path), mode: 0o755, uid: 0, gid: 0 },
+    { op: 'write', on: 'rootfs', path, content, mode, uid: 0, gid: 0 },
+  ];
+}
+
+// --- kernel modules ---------------------------------------------------------------------------
+
+export interface KernelModules {
+  /** The directory name under /lib/modules, e.g. 3.16.85-65. */
+  version: string;
+  /** Loadable (modules.dep) and built in (modules.builtin), as modprobe names them. */
+  modules: Set<string>;
+}
+
+// /lib is a symlink to usr/lib on merged-/usr images, and the view does not follow symlinks.
+const MODULE_ROOTS = ['/lib/modules', '/usr/lib/modules'];
+
+/** modprobe's name for a module file: no directory, no .ko(.xz), and `-` the same as `_`. */
+const moduleName = (path: string) => posix.basename(path).replace(/\.ko(\.[a-z0-9]+)?$/, '').replaceAll('-', '_');
+
+/**
+ * The modules each installed kernel provides, from depmod's lists rather than a walk of the
+ * tree (thousands of files on a real image). A kernel without modules.dep lists nothing.
+ */
+export async function kernelModules(image: ImageView): Promise<KernelModules[]> {
+  for (const root of MODULE_ROOTS) {
+    const versions = (await image.readdir('rootfs', root)).sort();
+    if (versions.length === 0) continue;
+    const kernels: KernelModules[] = [];
+    for (const version of versions) {
+      const modules = new Set<string>();
+      for (const list of ['modules.dep', 'modules.builtin']) {
+        const text = (await image.readText('rootfs', `${root}/${version}/${list}`)) ?? '';
+        for (const line of text.split('\n')) {
+          const path = line.split(':', 1)[0].trim();
+          if (path) modules.add(moduleName(path));
+        }
+      }
+      kernels.push({ version, modules });
+    }
+    return kernels;
+  }
+  return [];
+}
+
+// --- systemd unit lookups ---------------------------------------------------------------------
+
+const PACKAGE_UNIT_DIRS = ['/lib/systemd/system', '/usr/lib/systemd/system'];
+
+/** Where the image's package-provided unit file is, if it has one. */
+export async function unitPath(image: ImageView, unit: string): Promise<string | undefined> {
+  for (const dir of PACKAGE_UNIT_DIRS) {
+    if ((await image.lstat('rootfs', `${dir}/${unit}`))?.type === 'file') return `${dir}/${unit}`;
+  }
+  return undefined;
+}
+
+/** Whether `systemctl enable` has linked the unit into some target's .wants/ in /etc. */
+export async function unitEnabled(image: ImageView, unit: string): Promise<boolean> {
+  for (const entry of await image.readdir('rootfs', '/etc/systemd/system')) {
+    if (!entry.endsWith('.wants')) continue;
+    if (await image.lstat('rootfs', `/etc/systemd/system/${entry}/${unit}`)) return true;
+  }
+  return false;
+}
+
+/** What `systemctl enable` does, offline, for a unit of /etc/systemd/system with `WantedBy=<target>`. */
+export function enableUnitOperation(unit: string, target = 'multi-user.target'): Operation {
+  return { op: 'symlink', on: 'rootfs', path: `${UNIT_DIR}/${target}.wants/${unit}`, target: `${UNIT_DIR}/${unit}`, uid: 0, gid: 0 };
+}
+
+// --- network stack ----------------------------------------------------------------------------
+
+export type NetworkStack = 'netplan' | 'ifupdown' | 'networkd';
+
+/** The markers detectNetworkStack looks for, in its order, for messages and docs. */
+export const NETWORK_STACK_MARKERS =
+  'netplan: a /etc/netplan/*.yaml file; ifupdown: /etc/network/interfaces with /sbin/ifup or an iface other than lo; ' +
+  'systemd-networkd: its unit file plus enabled or a /etc/systemd/network/*.network file';
+
+/**
+ * Which software configures the network at boot. netplan comes first: its YAML is rendered for
+ * networkd (or NetworkManager) at every boot, whatever else is installed. ifupdown counts only
+ * when it is installed or its file configures a real interface: images moved to netplan or
+ * networkd often keep an /etc/network/interfaces that only mentions lo.
+ */
+export async function detectNetworkStack(image: ImageView): Promise<NetworkStack | undefined> {
+  const netplanFiles = await image.readdir('rootfs', '/etc/netplan');
+  if (netplanFiles.some((name) => /\.ya?ml$/.test(name))) return 'netplan';
+
+  const interfaces = await image.readText('rootfs', '/etc/network/interfaces');
+  if (interfaces !== undefined) {
+    const hasIfup = (await image.lstat('rootfs', '/sbin/ifup')) ?? (await image.lstat('rootfs', '/usr/sbin/ifup'));
+    const configuresInterface = /^\s*iface\s+(?!lo\s)\S+/m.test(interfaces);
+    if (hasIfup || configuresInterface) return 'ifupdown';
+  }
+
+  if (await unitPath(image, 'systemd-networkd.service')) {
+    const networkFiles = await image.readdir('rootfs', '/etc/systemd/network');
+    if ((await unitEnabled(image, 'systemd-networkd.service')) || networkFiles.some((name) => name.endsWith('.network'))) return 'networkd';
+  }
+  return undefined;
 }

@@ -4,6 +4,7 @@ import { nographics } from './nographics.js';
 import { OVERLAYS_DIR, overlaysStep } from './overlays.js';
 import { readonlyRoot } from './readonly-root.js';
 import type { Step } from './step.js';
+import { usbGadget } from './usb-gadget.js';
 
 /** The device features, applied in this order. */
-export const STEPS: Step[] = [nographics, readonlyRoot, hostname, overlaysStep(OVERLAYS_DIR), buildStamp];
+export const STEPS: Step[] = [nographics, usbGadget, readonlyRoot, hostname, overlaysStep(OVERLAYS_DIR), buildStamp];

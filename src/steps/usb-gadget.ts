@@ -1,0 +1,157 @@
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import type { BuildConfig, UsbProtocol } from '../config.js';
+import { UserError } from '../errors.js';
+import type { Operation } from '../operations.js';
+import { renderTemplate } from '../templates.js';
+import { detectNetworkStack, kernelModules, NETWORK_STACK_MARKERS, rootfsFile, unitPath, type NetworkStack } from './common.js';
+import type { ImageView, Step } from './step.js';
+
+const MARKER = 'Written by odroid-buildx-image (usb-gadget step); a rebuild replaces it.';
+const MODPROBE_CONF = '/etc/modprobe.d/usb-gadget.conf';
+const MODULES_LOAD_CONF = '/etc/modules-load.d/usb-gadget.conf';
+const INTERFACES = '/etc/network/interfaces';
+const INTERFACES_D = '/etc/network/interfaces.d';
+
+/** The module per protocol, and its use_eem (g_ether only; the stock 3.16 default is 1). */
+const GADGETS: Record<UsbProtocol, { module: string; useEem: '0' | '1' | false }> = {
+  ecm: { module: 'g_ether', useEem: '0' },
+  eem: { module: 'g_ether', useEem: '1' },
+  ncm: { module: 'g_ncm', useEem: false },
+};
+
+/** Where usb0's address goes for each network stack. */
+const NETWORK_FILES: Record<NetworkStack, { path: string; mode: number }> = {
+  ifupdown: { path: `${INTERFACES_D}/usb0`, mode: 0o644 },
+  // netplan warns about group- or world-readable files (they may hold Wi-Fi secrets).
+  netplan: { path: '/etc/netplan/60-usb0.yaml', mode: 0o600 },
+  networkd: { path: '/etc/systemd/network/60-usb0.network', mode: 0o644 },
+};
+
+const RESOLVED_DROP_IN = '/etc/systemd/resolved.conf.d/usb0.conf';
+const RESOLV_CONF = '/etc/resolv.conf';
+
+const template = (path: string) => `usb-gadget${path}.mustache`;
+
+/**
+ * 128 bits from the name: the same at every rebuild (and every boot of the read-only root,
+ * which would otherwise get a new transient id), different between differently named devices.
+ */
+export function machineIdFor(name: string): string {
+  return createHash('sha256').update(`machine-id:${name}`).digest('hex').slice(0, 32);
+}
+
+const netmaskOf = (prefix: number) => [24, 16, 8, 0].map((shift) => ((0xffffffff << (32 - prefix)) >>> shift) & 0xff).join('.');
+
+async function checkGadgetModule(image: ImageView, protocol: UsbProtocol): Promise<void> {
+  const { module } = GADGETS[protocol];
+  const kernels = await kernelModules(image);
+  if (kernels.some((kernel) => kernel.modules.has(module))) return;
+  const found = kernels.length === 0 ? 'the image has no /lib/modules/<version>/modules.dep' : `kernel ${kernels.map((k) => k.version).join(', ')} has no ${module}`;
+  throw new UserError(`usb.protocol "${protocol}" needs the ${module} kernel module but ${found}; pick a usb.protocol the kernel supports (ecm, eem: g_ether; ncm: g_ncm)`);
+}
+
+function globRegExp(glob: string): RegExp {
+  const pattern = [...glob].map((c) => (c === '*' ? '[^/]*' : c === '?' ? '[^/]' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+  return new RegExp(`^${pattern}$`);
+}
+
+/** Whether ifupdown reads interfaces.d/usb0 through this file: source-directory, or a source glob matching it. */
+function readsUsb0(interfaces: string): boolean {
+  return interfaces.split('\n').some((line) => {
+    const match = /^\s*(source-directory|source)\s+(\S+)\s*$/.exec(line);
+    if (!match) return false;
+    const path = posix.resolve('/etc/network', match[2]);
+    if (match[1] === 'source-directory') return path === INTERFACES_D;
+    return posix.dirname(path) === INTERFACES_D && globRegExp(posix.basename(path)).test('usb0');
+  });
+}
+
+/** Adds `source-directory /etc/network/interfaces.d` unless the file already reads usb0's stanza from there. */
+export function sourceInterfacesD(interfaces: string): string {
+  if (readsUsb0(interfaces)) return interfaces;
+  const separator = interfaces === '' || interfaces.endsWith('\n') ? '' : '\n';
+  return `${interfaces}${separator}source-directory ${INTERFACES_D}\n`;
+}
+
+/** resolv.conf pointing into systemd-resolved's run directory: resolved answers every lookup. */
+async function usesResolved(image: ImageView): Promise<boolean> {
+  const target = await image.readlink('rootfs', RESOLV_CONF);
+  if (target === undefined) return false;
+  const resolved = posix.resolve('/etc', target).replace(/^\/var\/run\//, '/run/');
+  return resolved.startsWith('/run/systemd/resolve/');
+}
+
+async function networkStack(image: ImageView): Promise<NetworkStack> {
+  const stack = await detectNetworkStack(image);
+  if (!stack) {
+    throw new UserError(`no network configuration this tool knows is in the image (looked for ${NETWORK_STACK_MARKERS}); configure usb0 with a file in overlays/rootfs/ instead`);
+  }
+  return stack;
+}
+
+/** What the stack needs besides usb0's file: ifupdown must read interfaces.d, networkd must run. */
+async function stackOperations(image: ImageView, stack: NetworkStack): Promise<Operation[]> {
+  if (stack === 'ifupdown') {
+    return [{ op: 'edit', on: 'rootfs', path: INTERFACES, what: `read ${INTERFACES_D}`, edit: sourceInterfacesD }];
+  }
+  if (stack === 'networkd') {
+    const unit = (await unitPath(image, 'systemd-networkd.service'))!;
+    return [{ op: 'symlink', on: 'rootfs', path: '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service', target: unit, uid: 0, gid: 0 }];
+  }
+  return [];
+}
+
+function templateView(config: BuildConfig, dnsFile: string) {
+  const { usb, network } = config;
+  return {
+    marker: MARKER,
+    protocol: usb.protocol,
+    ...GADGETS[usb.protocol],
+    deviceMac: usb.deviceMac,
+    hostMac: usb.hostMac,
+    address: network.address,
+    ip: network.ip,
+    netmask: netmaskOf(network.prefix),
+    gateway: network.gateway,
+    dns: network.dns,
+    dnsServers: network.dns.join(' '),
+    dnsFile,
+  };
+}
+
+/**
+ * The device as a USB Ethernet adapter of the host: the gadget module with fixed MACs, usb0's
+ * static address through the image's own network stack, the configured DNS, and a fixed
+ * machine-id (read-only root).
+ */
+export const usbGadget: Step = {
+  name: 'usb-gadget',
+  summary: 'USB Ethernet gadget (usb0) with fixed MACs, static address and DNS; fixed machine-id',
+  async plan({ config, image }) {
+    await checkGadgetModule(image, config.usb.protocol);
+    const stack = await networkStack(image);
+    const dnsFile = (await usesResolved(image)) ? RESOLVED_DROP_IN : RESOLV_CONF;
+    const view = templateView(config, dnsFile);
+    const render = (path: string) => renderTemplate(template(path), view);
+    const networkFile = NETWORK_FILES[stack];
+
+    const operations: Operation[] = [
+      ...rootfsFile(MODULES_LOAD_CONF, await render(MODULES_LOAD_CONF)),
+      ...rootfsFile(MODPROBE_CONF, await render(MODPROBE_CONF)),
+      ...rootfsFile(networkFile.path, await render(networkFile.path), networkFile.mode),
+      ...(await stackOperations(image, stack)),
+      ...rootfsFile(dnsFile, await render(dnsFile)),
+      // 0444 as systemd creates it: nothing on the device should rewrite it.
+      ...rootfsFile('/etc/machine-id', `${machineIdFor(config.name)}\n`, 0o444),
+    ];
+    // D-Bus reads its own copy first; a link keeps the two from disagreeing.
+    if ((await image.lstat('rootfs', '/var/lib/dbus'))?.type === 'dir') {
+      operations.push({ op: 'symlink', on: 'rootfs', path: '/var/lib/dbus/machine-id', target: '/etc/machine-id', uid: 0, gid: 0 });
+    }
+    return operations;
+  },
+  async applied(image) {
+    return (await image.readText('rootfs', MODPROBE_CONF))?.includes(MARKER) ?? false;
+  },
+};
