@@ -6,7 +6,7 @@ import type { Operation } from '../operations.js';
 import type { ImageView } from './step.js';
 
 /** FAT ignores case: the path of a file in the boot partition's root as it is spelled there. */
-async function bootFile(image: ImageView, name: string): Promise<string | undefined> {
+export async function bootFile(image: ImageView, name: string): Promise<string | undefined> {
   const found = (await image.readdir('boot', '/')).find((file) => file.toLowerCase() === name);
   return found === undefined ? undefined : `/${found}`;
 }

@@ -10,6 +10,7 @@ import {
 } from '../bootconfig.js';
 import { UserError } from '../errors.js';
 import type { Operation } from '../operations.js';
+import { bootFile } from './common.js';
 import type { ImageView, Step } from './step.js';
 
 /** Sets the active nographics line; refuses a result the C2's U-Boot would not read. */
@@ -23,12 +24,6 @@ function applyConfigIniSettings(configIni: string): string {
   return nographicsForConfigIni.reduce((text, { section, key, value }) => setIniKey(text, section, key, value), configIni);
 }
 
-/** FAT ignores case: the path of a root file as the partition spells it, if present. */
-function findBootFile(files: string[], name: string): string | undefined {
-  const found = files.find((file) => file.toLowerCase() === name);
-  return found === undefined ? undefined : `/${found}`;
-}
-
 interface BootFiles {
   kind: 'c2-boot.ini' | 'config.ini';
   /** boot.ini (C2) or config.ini (C4/N2) */
@@ -38,11 +33,10 @@ interface BootFiles {
 }
 
 async function bootFiles(image: ImageView): Promise<BootFiles | undefined> {
-  const files = await image.readdir('boot', '/');
-  const kind = detectBootConfig(files);
+  const kind = detectBootConfig(await image.readdir('boot', '/'));
   if (kind === undefined) return undefined;
-  if (kind === 'config.ini') return { kind, config: findBootFile(files, 'config.ini')! };
-  return { kind, config: findBootFile(files, 'boot.ini')!, persistent: findBootFile(files, 'boot.ini.default') };
+  if (kind === 'config.ini') return { kind, config: (await bootFile(image, 'config.ini'))! };
+  return { kind, config: (await bootFile(image, 'boot.ini'))!, persistent: await bootFile(image, 'boot.ini.default') };
 }
 
 /**
