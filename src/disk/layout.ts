@@ -22,6 +22,8 @@ export interface ImageLayout {
   ext4Count: number;
   /** Disk identifier from the MBR, e.g. "0x3cedfd53", for the summary and inspect. */
   diskId: string;
+  /** Every non-empty partition of the table, in table order (for inspect). */
+  partitions: Partition[];
 }
 
 // MBR type bytes of FAT partitions (FAT12, FAT16 <32M, FAT16, FAT32 CHS, FAT32 LBA, FAT16 LBA).
@@ -97,6 +99,7 @@ export async function readLayout(path: string, rootUuidHint?: string): Promise<I
       rootfs,
       ext4Count: linux.length,
       diskId: `0x${mbr.readUInt32LE(440).toString(16).padStart(8, '0')}`,
+      partitions,
     };
   } finally {
     await handle.close();
