@@ -31,7 +31,8 @@ async function main(argv: string[]): Promise<void> {
   }
   if (args.input === undefined) throw new UserError('which image? pass --input IMAGE (see --help)');
   const source = await resolveSource({ input: args.input, cacheDir: join(repo, 'image') });
-  const report = await inspectImage(await openImage(source.path), STEPS);
+  // Name the image as the user did, not by its decompressed copy in the cache.
+  const report = { ...(await inspectImage(await openImage(source.path), STEPS)), image: source.origin };
   process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
 }
 
