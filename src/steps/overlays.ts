@@ -55,7 +55,7 @@ async function planPartition(on: Partition, entries: OverlayEntry[], image: Imag
   const operations: Operation[] = [];
   const seen = new Map<string, string>();
   for (const entry of entries) {
-    if (on === 'boot') checkFatName(entry, seen);
+    if (on === 'boot') checkFatEntry(entry, seen);
     const existing = await image.lstat(on, entry.path);
     const wanted = modes.get(entry.path) ?? defaultOwnerMode(entry);
     // FAT keeps no owners or modes: the boot partition gets none.
@@ -90,12 +90,10 @@ async function planPartition(on: Partition, entries: OverlayEntry[], image: Imag
         break;
       }
       case 'symlink':
-        if (on === 'boot') {
-          throw new UserError(`${entry.source} is a symlink but the boot partition is FAT, which has none: put the file itself there`);
-        }
-        // A symlink's own mode is always 0777: only its owner and target count.
+        // Only on the rootfs (checkFatEntry refused them on boot). A symlink's own mode is always
+        // 0777: only its owner and target count.
         if (existing?.type !== 'symlink' || !sameOwner || (await image.readlink(on, entry.path)) !== entry.target) {
-          operations.push({ op: 'symlink', on, path: entry.path, target: entry.target, uid: wanted.uid, gid: wanted.gid });
+          operations.push({ op: 'symlink', on: 'rootfs', path: entry.path, target: entry.target, uid: wanted.uid, gid: wanted.gid });
         }
         break;
     }
@@ -103,8 +101,11 @@ async function planPartition(on: Partition, entries: OverlayEntry[], image: Imag
   return operations;
 }
 
-/** FAT names: no reserved characters, and case-insensitive, so two names may be one file. */
-function checkFatName(entry: OverlayEntry, seen: Map<string, string>): void {
+/** FAT has no symlinks, reserves some characters, and ignores case, so two names may be one file. */
+function checkFatEntry(entry: OverlayEntry, seen: Map<string, string>): void {
+  if (entry.type === 'symlink') {
+    throw new UserError(`${entry.source} is a symlink but the boot partition is FAT, which has none: put the file itself there`);
+  }
   if (FAT_FORBIDDEN.test(posix.basename(entry.path))) {
     throw new UserError(`${entry.source}: FAT names cannot hold control characters or " * : < > ? \\ |, nor end in a dot or space: rename it`);
   }
