@@ -166,7 +166,7 @@ const SCHEMA: Setting<unknown>[] = [
     key: 'docker.bundle',
     type: text,
     check: checkBundle,
-    doc: 'URL (http/https) or local path of Docker\'s static `docker-<version>.tgz` for aarch64 (download.docker.com/linux/static/stable/aarch64/). Unset: the docker step says how to provide it.',
+    doc: 'URL (http/https) or local path of Docker\'s static `docker-<version>.tgz` for aarch64 (download.docker.com/linux/static/stable/aarch64/). Unset: the bundle pinned in image/docker.json, downloaded once (docs/docker.md).',
   }),
   setting({
     key: 'docker.sha256',

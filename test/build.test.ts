@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildImage } from './cli.js';
+import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { copyOfStockImage, debugfsCat, e2fsckClean, fsckFatClean, stockImage, tempDir } from './fixtures.js';
 
 async function sha256(path: string): Promise<string> {
@@ -22,7 +23,7 @@ describe('npm run build-image', () => {
     const input = await stockImage('stock');
     const inputSha = await sha256(input);
     const out = await tempDir();
-    const run = await buildImage(['--input', input, '--out', out, '--name', 'test-builder']);
+    const run = await buildImage(['--input', input, '--out', out, '--name', 'test-builder', '--config', await configWithFakeBundle(await tempDir())]);
     expect(run.stderr).not.toMatch(/internal error/);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`built ${join(out, 'test-builder.img')}`);
@@ -46,7 +47,8 @@ describe('npm run build-image', () => {
 
   it('--dry-run lists the operations and writes nothing', async () => {
     const out = await tempDir();
-    const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--dry-run']);
+    const config = await configWithFakeBundle(await tempDir());
+    const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--config', config, '--dry-run']);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/build-stamp:\n {2}write {3}rootfs:\/etc\/odroid-buildx-image.json/);
     expect(await readdir(out)).toEqual([]);

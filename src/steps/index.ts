@@ -1,4 +1,5 @@
 import { buildStamp } from './build-stamp.js';
+import { docker } from './docker.js';
 import { hostname } from './hostname.js';
 import { nographics } from './nographics.js';
 import { OVERLAYS_DIR, overlaysStep } from './overlays.js';
@@ -7,4 +8,4 @@ import type { Step } from './step.js';
 import { usbGadget } from './usb-gadget.js';
 
 /** The device features, applied in this order. */
-export const STEPS: Step[] = [nographics, usbGadget, readonlyRoot, hostname, overlaysStep(OVERLAYS_DIR), buildStamp];
+export const STEPS: Step[] = [nographics, usbGadget, readonlyRoot, docker, hostname, overlaysStep(OVERLAYS_DIR), buildStamp];

@@ -1,0 +1,145 @@
+import { execFile as execFileCallback, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/config.js';
+import { dockerView } from '../src/steps/docker.js';
+import { renderTemplate } from '../src/templates.js';
+import { tempDir } from './fixtures.js';
+
+const execFile = promisify(execFileCallback);
+const TEMPLATE = 'docker/usr/local/sbin/builder-storage.mustache';
+const CONFIG = { name: 'c2-test', nfs: { server: '10.0.0.1', export: '/srv/c2-test' } };
+
+let work: string;
+beforeAll(async () => {
+  work = await tempDir();
+});
+
+/** The script rendered as the docker step renders it, with some view values replaced. */
+async function script(dir: string, overrides: object = {}): Promise<string> {
+  const file = path.join(dir, 'builder-storage');
+  await writeFile(file, await renderTemplate(TEMPLATE, { ...dockerView(resolveConfig(CONFIG)), ...overrides }), { mode: 0o755 });
+  return file;
+}
+
+describe('builder-storage', () => {
+  it('passes shellcheck -s sh', async () => {
+    const check = spawnSync('shellcheck', ['-s', 'sh', await script(work)], { encoding: 'utf8' });
+    expect(check.error).toBeUndefined();
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.status).toBe(0);
+  });
+
+  it('picks overlay2 only with the mainline overlay, else vfs', async () => {
+    const file = await script(work);
+    const driver = async (listing: string) => {
+      const filesystems = path.join(work, 'filesystems');
+      await writeFile(filesystems, listing);
+      const run = spawnSync('sh', [file, 'driver', filesystems], { encoding: 'utf8' });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      return run.stdout;
+    };
+    expect(await driver('nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\toverlay\nnodev\tnfs4\n')).toBe('overlay2\n');
+    // HardKernel's 3.16 with its modules loaded: the old overlayfs and aufs, neither usable by current dockerd.
+    expect(await driver('nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\toverlayfs\nnodev\taufs\nnodev\tnfs\n')).toBe('vfs\n');
+    expect(await driver('nodev\tsysfs\n\text4\n\tvfat\n')).toBe('vfs\n');
+  });
+
+  it('refuses to run without a command', async () => {
+    const run = spawnSync('sh', [await script(work)], { encoding: 'utf8' });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain('usage:');
+  });
+});
+
+// What a boot does that needs no privilege, with real commands on files in a temp dir. In a user
+// namespace the kernel refuses to mount NFS or ext4, so nothing here can touch this machine.
+const canUnshare = spawnSync('unshare', ['-rm', 'true']).status === 0 && spawnSync('mkfs.ext4', ['-V']).status === 0;
+
+describe.skipIf(!canUnshare)('builder-storage in a user namespace', () => {
+  async function setup(overrides: object = {}) {
+    const dir = await tempDir();
+    const share = path.join(dir, 'share');
+    await mkdir(share);
+    const file = await script(dir, {
+      shareDir: share,
+      dataRoot: path.join(dir, 'data'),
+      envFile: path.join(dir, 'run', 'dockerd.env'),
+      dataImageSize: '64M',
+      ...overrides,
+    });
+    /** Runs the script with the share dir a mount point, as if NFS had mounted it. */
+    const withShare = (...args: string[]) =>
+      spawnSync('unshare', ['-rm', 'sh', '-c', 'mount --bind "$1" "$1" && shift && exec sh "$@"', 'sh', share, file, ...args], { encoding: 'utf8' });
+    return { share, image: path.join(share, 'c2-test.ext4'), file, withShare };
+  }
+
+  it('gives up on an unreachable share after the wait, saying what to check', async () => {
+    const { file } = await setup({ nfsWaitSeconds: 2 });
+    const started = Date.now();
+    const run = spawnSync('unshare', ['-rm', 'sh', file, 'start'], { encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(run.stderr).toMatch(
+      /NFS share 10\.0\.0\.1:\/srv\/c2-test unreachable after 2s \(.*usb0.*\): is the host exporting it \(see the host kit\) and is usb0 up\? Then: systemctl start docker\n$/,
+    );
+    expect(run.stderr).toContain('last mount error:');
+  });
+
+  it('creates a sparse ext4 image on first use, then only checks it', async () => {
+    const { image, withShare } = await setup();
+    const first = withShare('prepare');
+    expect(first.stderr).toBe('');
+    expect(first.status).toBe(0);
+    expect(first.stdout).toContain('creating c2-test.ext4 (64M, sparse) on the share');
+    const created = await stat(image);
+    expect(created.size).toBe(64 * 1024 * 1024);
+    expect(created.blocks * 512).toBeLessThan(created.size / 2);
+    await expect(stat(`${image}.new`)).rejects.toThrow();
+    const { stdout: header } = await execFile('dumpe2fs', ['-h', image]);
+    expect(header).toMatch(/^Filesystem volume name:\s+docker-data$/m);
+
+    const second = withShare('prepare');
+    expect(second.status).toBe(0);
+    expect(second.stdout).not.toContain('creating');
+    expect((await stat(image)).ino).toBe(created.ino);
+  });
+
+  it('escalates to e2fsck -fy with a log on the share when -p cannot repair the image', async () => {
+    const { image, share, withShare } = await setup();
+    expect(withShare('prepare').status).toBe(0);
+    // An inode that lost its directory entry, in a file system marked as having errors:
+    // e2fsck -p stops with "UNEXPECTED INCONSISTENCY" (exit 4); -fy reconnects it.
+    const payload = path.join(share, 'payload');
+    await writeFile(payload, randomBytes(10_000));
+    spawnSync('debugfs', ['-w', '-f', '-', image], { input: `write ${payload} f\nunlink f\nssv state 2\n` });
+    expect(spawnSync('e2fsck', ['-p', image]).status).toBe(4);
+    const run = withShare('prepare');
+    expect(run.stdout).toContain('e2fsck -p could not repair c2-test.ext4 (exit 4): running e2fsck -fy');
+    expect(run.stdout).toContain('e2fsck -fy repaired c2-test.ext4');
+    expect(run.status).toBe(0);
+    expect(await readFile(`${image}.fsck.log`, 'utf8')).toContain('Unattached inode');
+    expect(spawnSync('e2fsck', ['-fn', image]).status).toBe(0);
+  });
+
+  it('fails clearly when the image is beyond repair', async () => {
+    const { image, withShare } = await setup();
+    await writeFile(image, randomBytes(1024 * 1024));
+    const run = withShare('prepare');
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(
+      /10\.0\.0\.1:\/srv\/c2-test\/c2-test\.ext4 is damaged beyond automatic repair \(e2fsck -fy exit 8, see c2-test\.ext4\.fsck\.log beside it\); move it aside on the host/,
+    );
+  });
+
+  it('prepares only with the share mounted', async () => {
+    const { file } = await setup();
+    const run = spawnSync('unshare', ['-rm', 'sh', file, 'prepare'], { encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain('is not mounted: mount 10.0.0.1:/srv/c2-test there first');
+  });
+});
