@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ImageReport } from '../src/inspect.js';
 import { buildImage, runScript } from './cli.js';
+import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { debugfsCat, dumpe2fsHeader, partitionOffsets, ROOT_UUID, stockImage, tempDir } from './fixtures.js';
 
 const inspect = (args: string[]) => runScript('src/inspect-cli.ts', args);
@@ -76,7 +77,8 @@ describe('npm run inspect on the stock image', () => {
 describe('npm run inspect on other images', () => {
   it('on a built image: the build stamp and the steps it lists show as applied', async () => {
     const out = await tempDir();
-    const build = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'inspected']);
+    const config = await configWithFakeBundle(await tempDir());
+    const build = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'inspected', '--config', config]);
     expect(build.stderr).not.toMatch(/internal error/);
     expect(build.code).toBe(0);
     const img = join(out, 'inspected.img');
