@@ -1,17 +1,21 @@
 /**
- * npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--dry-run]
+ * npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--dry-run] [--release]
  *
  * Turns a stock ODROID-C2 image into a USB-tethered docker buildx builder image, offline
  * and without root. The build is the short sequence of stages below.
  */
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { sha256File } from './src/checksum.js';
 import { parseOptions, runMain } from './src/cli.js';
 import { loadConfig } from './src/config.js';
 import { openImage } from './src/disk/image.js';
 import { info } from './src/log.js';
 import { startOutput, prepareOutputDir } from './src/output.js';
 import { patchImage } from './src/patch.js';
+import { scanImage } from './src/release.js';
 import { pinClock, sourceDateEpoch } from './src/reproducible.js';
 import { resolveSource } from './src/source.js';
 import { STEPS } from './src/steps/index.js';
@@ -24,7 +28,8 @@ const USAGE = `usage: npm run build-image -- [--input PATH|URL] [--out DIR] [--c
   --out      output directory (default: out/)
   --config   JSON build config (keys: docs/config.md)
   --name     image name, <name>.img (default: the config's name, else odroid-c2-builder)
-  --dry-run  list the operations each step would perform, write nothing`;
+  --dry-run  list the operations each step would perform, write nothing
+  --release  also write <name>.img.xz, <name>.bmap and SHA256SUMS (reproducible with SOURCE_DATE_EPOCH)`;
 
 function parseCommandLine(argv: string[]) {
   return parseOptions(argv, {
@@ -33,6 +38,7 @@ function parseCommandLine(argv: string[]) {
     config: { type: 'string' },
     name: { type: 'string' },
     'dry-run': { type: 'boolean', default: false },
+    release: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   });
 }
@@ -63,12 +69,24 @@ async function main(argv: string[]): Promise<void> {
   const output = await stage('copy', () => startOutput(source.path, args.out, config.name));
   try {
     const patched = await stage('patch', () => patchImage({ ...layout, path: output.tempPath }, config, STEPS, { paths }));
-    const result = await stage('checksum', () => output.commit());
+    const image = basename(output.finalPath);
+    const release = args.release ? { xz: `${image}.xz`, bmap: `${config.name}.bmap` } : undefined;
+    const xzTemp = release && output.artifact(release.xz);
+    // One read of the image gives its checksum and, for a release, its bmap and xz.
+    const scan = await stage(release ? 'release' : 'checksum', () => scanImage(output.tempPath, { bmap: Boolean(release), xzTo: xzTemp }));
+    const sha256s: Record<string, string> = { [image]: scan.sha256 };
+    if (release && xzTemp && scan.bmap) {
+      await writeFile(output.artifact(release.bmap), scan.bmap);
+      sha256s[release.xz] = await sha256File(xzTemp);
+      sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
+    }
+    const result = await stage('commit', () => output.commit(sha256s));
     process.stdout.write(
       `built ${result.image}\n` +
         `  from     ${source.origin}\n` +
         `  steps    ${STEPS.map((s) => s.name).join(', ')} (${patched.operations} operations, ${patched.bytesWritten} bytes written)\n` +
-        `  sha256   ${result.sha256}  (${result.checksumFile})\n` +
+        `  sha256   ${scan.sha256}  (${result.checksumFiles.join(', ')})\n` +
+        (release ? `  release  ${release.xz}, ${release.bmap}: flash with bmaptool copy --bmap ${release.bmap} ${release.xz} /dev/sdX\n` : '') +
         `  flash    with Etcher, or: sudo dd if=${result.image} of=/dev/sdX bs=4M conv=fsync status=progress\n`,
     );
   } catch (error) {

@@ -1,7 +1,6 @@
 import { access, constants, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { $ } from 'zx';
-import { sha256File } from './checksum.js';
 import { UserError } from './errors.js';
 
 /**
@@ -13,7 +12,13 @@ export interface PendingOutput {
   tempPath: string;
   /** Where it will land. */
   finalPath: string;
-  commit(): Promise<{ image: string; checksumFile: string; sha256: string }>;
+  /** A temp path in --out for another artifact (e.g. `<name>.img.xz`), renamed by commit(). */
+  artifact(fileName: string): string;
+  /**
+   * Renames everything into place and writes `<name>.img.sha256`; with more artifacts
+   * than the image, also a SHA256SUMS covering all of them.
+   */
+  commit(sha256s: Record<string, string>): Promise<{ image: string; checksumFiles: string[] }>;
   discard(): Promise<void>;
 }
 
@@ -60,29 +65,39 @@ export async function startOutput(sourcePath: string, outDir: string, name: stri
     const detail = String((error as { stderr?: string }).stderr ?? error).trim().split('\n').pop();
     throw new UserError(`cannot copy ${sourcePath} to ${outDir}: ${detail}; check free space in the output directory`);
   }
+  const artifacts = new Map<string, string>([[basename(finalPath), tempPath]]);
   const discard = async () => {
-    pending.delete(tempPath);
-    await rm(tempPath, { force: true });
+    for (const temp of artifacts.values()) {
+      pending.delete(temp);
+      await rm(temp, { force: true });
+    }
   };
   return {
     tempPath,
     finalPath,
     discard,
-    async commit() {
-      const sha256 = await sha256File(tempPath);
-      const checksumFile = `${finalPath}.sha256`;
-      const checksumTemp = `${checksumFile}.${process.pid}.tmp`;
-      pending.add(checksumTemp);
-      try {
-        await writeFile(checksumTemp, `${sha256}  ${basename(finalPath)}\n`);
-        await rename(tempPath, finalPath);
-        await rename(checksumTemp, checksumFile);
-      } finally {
-        pending.delete(checksumTemp);
-        pending.delete(tempPath);
-        await rm(checksumTemp, { force: true });
+    artifact(fileName) {
+      const temp = join(outDir, `.${fileName}.${process.pid}.tmp`);
+      artifacts.set(fileName, temp);
+      pending.add(temp);
+      return temp;
+    },
+    async commit(sha256s) {
+      const sum = (file: string) => `${sha256s[file]}  ${file}\n`;
+      const image = basename(finalPath);
+      const checksums = new Map([[`${image}.sha256`, sum(image)]]);
+      if (artifacts.size > 1) checksums.set('SHA256SUMS', [...artifacts.keys()].sort().map(sum).join(''));
+      for (const [file, text] of checksums) {
+        const temp = join(outDir, `.${file}.${process.pid}.tmp`);
+        pending.add(temp);
+        await writeFile(temp, text);
+        artifacts.set(file, temp);
       }
-      return { image: finalPath, checksumFile, sha256 };
+      // The image last: a <name>.img present means the whole set is.
+      for (const [file, temp] of [...artifacts].filter(([file]) => file !== image)) await rename(temp, join(outDir, file));
+      await rename(tempPath, finalPath);
+      for (const temp of artifacts.values()) pending.delete(temp);
+      return { image: finalPath, checksumFiles: [...checksums.keys()].map((file) => join(outDir, file)) };
     },
   };
 }
