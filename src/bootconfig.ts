@@ -254,6 +254,23 @@ export function getBootArgs(text: string): string[] {
   return (getEnv(text, 'bootargs') ?? '').split(/\s+/).filter(Boolean);
 }
 
+const BOOT_COMMANDS = new Set(['booti', 'bootm', 'bootz']);
+
+/**
+ * Inserts whole lines just above the script's boot command (the first booti/bootm/bootz outside
+ * any if-block). There the kernel and its device tree are loaded, so `fdt rm` lines edit the tree
+ * the kernel gets, as the stock `nographics` lines do. Refuses a script that boots nothing, or
+ * whose `fdt addr` does not come before the boot command (every fdt command would fail).
+ */
+export function insertBeforeBoot(text: string, lines: string[]): string {
+  const statements = parseScript(text);
+  const boot = statements.findIndex((s) => s.depth === 0 && BOOT_COMMANDS.has(literal(s.words[0])));
+  if (boot < 0) throw new UserError('boot.ini has no booti, bootm or bootz command to insert device-tree edits before');
+  const loadsTree = statements.slice(0, boot).some((s) => s.depth === 0 && literal(s.words[0]) === 'fdt' && s.words[1] && literal(s.words[1]) === 'addr');
+  if (!loadsTree) throw new UserError('boot.ini has no "fdt addr" before its boot command, so device-tree edits there would fail');
+  return insertLine(text, lineStart(text, statements[boot].words[0].start), lines.join(fileEol(text)));
+}
+
 /** `test a = b`, `test a != b`, `test -z a`, `test -n a`; anything else counts as false. */
 function evaluateTest(words: Word[], env: Map<string, string>): boolean {
   if (words.length === 0 || literal(words[0]) !== 'test') return false;

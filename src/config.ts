@@ -4,9 +4,14 @@ import { UserError } from './errors.js';
 
 export type UsbProtocol = 'ecm' | 'eem' | 'ncm';
 
+/** Named by the supply the board runs from; what each changes is in src/steps/power.ts and docs/power.md. */
+export const POWER_PROFILES = ['usb2-0.5A', 'usb3-0.9A', 'full'] as const;
+export type PowerProfile = (typeof POWER_PROFILES)[number];
+
 export interface BuildConfig {
   name: string;
   hostname: string;
+  power: { profile: PowerProfile };
   usb: { deviceMac: string; hostMac: string; protocol: UsbProtocol };
   /** `ip` and `prefix` are `address` split up, for templates that need them apart. */
   network: { address: string; prefix: number; ip: string; gateway: string; dns: string[] };
@@ -99,6 +104,12 @@ const SCHEMA: Setting<unknown>[] = [
     default: { doc: 'same as `name`', derive: (config) => config.name },
     check: checkHostname,
     doc: 'Host name of the device (/etc/hostname): one RFC 1123 label.',
+  }),
+  setting({
+    key: 'power.profile',
+    type: oneOf(POWER_PROFILES),
+    default: { value: 'full' },
+    doc: 'The supply the board runs from: `usb2-0.5A` and `usb3-0.9A` limit the CPU cores and switch the Ethernet off to stay within a USB port\'s current; `full` keeps HardKernel\'s CPU settings and the Ethernet. What each changes, and the figures behind them: [docs/power.md](power.md).',
   }),
   setting({
     key: 'usb.protocol',

@@ -31,6 +31,7 @@ describe('resolveConfig defaults', () => {
     expect(config).toEqual({
       name: 'odroid-c2-builder',
       hostname: 'odroid-c2-builder',
+      power: { profile: 'full' },
       usb: { protocol: 'ecm', deviceMac: expect.any(String), hostMac: expect.any(String) },
       network: { address: '10.0.0.2/24', ip: '10.0.0.2', prefix: 24, gateway: '10.0.0.1', dns: ['1.1.1.1'] },
       nfs: { server: '10.0.0.1', export: '/srv/odroid-c2-builder' },
@@ -95,6 +96,7 @@ describe('resolveConfig normalizes', () => {
 
   it('accepts every protocol and key type the schema names', () => {
     for (const protocol of ['ecm', 'eem', 'ncm']) expect(resolveConfig({ usb: { protocol } }).usb.protocol).toBe(protocol);
+    for (const profile of ['usb2-0.5A', 'usb3-0.9A', 'full']) expect(resolveConfig({ power: { profile } }).power.profile).toBe(profile);
     const keys = ['ssh-rsa', 'ecdsa-sha2-nistp256', 'sk-ssh-ed25519@openssh.com'].map((type) => `${type} ${KEY}`);
     expect(resolveConfig({ ssh: { authorizedKeys: keys } }).ssh.authorizedKeys).toEqual(keys);
     expect(resolveConfig({ docker: { bundle: './docker-27.3.1.tgz' } }).docker.bundle).toBe('./docker-27.3.1.tgz');
@@ -109,6 +111,9 @@ describe('resolveConfig rejects', () => {
     [{ name: '../x' }, /^config key name /],
     [{ hostname: 'box.local' }, /^config key hostname "box.local" is not a valid host name/],
     [{ usb: { protocol: 'rndis' } }, /^config key usb.protocol must be one of "ecm" \| "eem" \| "ncm", got "rndis"/],
+    [{ power: { profile: 'usb2' } }, /^config key power.profile must be one of "usb2-0.5A" \| "usb3-0.9A" \| "full", got "usb2"/],
+    [{ power: { profile: 'USB2-0.5A' } }, /^config key power.profile must be one of .*, got "USB2-0.5A"/],
+    [{ power: 'full' }, /^config key power must be an object with keys profile, got "full"/],
     [{ usb: { deviceMac: '02:00:00:00:00' } }, /^config key usb.deviceMac "02:00:00:00:00" is not a MAC address/],
     [{ usb: { deviceMac: '02:00-00:00:00:00' } }, /^config key usb.deviceMac .* is not a MAC address/],
     [{ usb: { deviceMac: '03:00:00:00:00:01' } }, /^config key usb.deviceMac "03:00:00:00:00:01" is a multicast MAC/],
@@ -149,7 +154,7 @@ describe('resolveConfig rejects', () => {
   });
 
   it('unknown keys at the top level, listing the known ones', () => {
-    expect(errorOf({ nmae: 'x' })).toBe('unknown config key nmae; known top-level keys: name, hostname, usb, network, nfs, docker, ssh');
+    expect(errorOf({ nmae: 'x' })).toBe('unknown config key nmae; known top-level keys: name, hostname, power, usb, network, nfs, docker, ssh');
   });
 
   it('unknown keys in a group, with the full dotted name', () => {
@@ -242,7 +247,7 @@ describe('renderConfigDoc', () => {
   it('has one table row per key, in resolution order', () => {
     const rows = renderConfigDoc().split('\n').filter((line) => /^\| `/.test(line));
     expect(rows.map((row) => row.split('`')[1])).toEqual([
-      'name', 'hostname', 'usb.protocol', 'usb.deviceMac', 'usb.hostMac', 'network.address', 'network.gateway',
+      'name', 'hostname', 'power.profile', 'usb.protocol', 'usb.deviceMac', 'usb.hostMac', 'network.address', 'network.gateway',
       'network.dns', 'nfs.server', 'nfs.export', 'docker.bundle', 'docker.sha256', 'ssh.authorizedKeys',
     ]);
   });

@@ -1,6 +1,6 @@
 /** Helpers several steps share: the kernel command line, systemd units, kernel modules and the network stack. */
 import { posix } from 'node:path';
-import { C2_BOOT_INI_HEADER, getEnv, setPersistentOverride, validateBootIni } from '../bootconfig.js';
+import { C2_BOOT_INI_HEADER, getEnv, setEnv, setPersistentOverride, validateBootIni } from '../bootconfig.js';
 import { UserError } from '../errors.js';
 import type { Operation } from '../operations.js';
 import type { ImageView } from './step.js';
@@ -41,6 +41,36 @@ export async function kernelArgsOperations(image: ImageView, what: string, edit:
       path: persistent,
       what: 'bootargs kept across bootini package upgrades',
       edit: (text) => setPersistentOverride(text, 'bootargs', bootargs),
+    });
+  }
+  return operations;
+}
+
+/**
+ * Operations that make each `setenv name "value"` active in a C2 boot.ini, and the same override
+ * active in boot.ini.default when the image has it (the bootini package rewrites boot.ini on
+ * upgrades and re-applies only what that file sets). The edited boot.ini is checked against
+ * U-Boot's limits now, so a file that cannot take the edit fails before anything is written.
+ */
+export async function bootIniSettingsOperations(image: ImageView, bootIni: string, settings: Record<string, string>): Promise<Operation[]> {
+  const entries = Object.entries(settings);
+  const edit = (text: string) => {
+    const edited = entries.reduce((current, [name, value]) => setEnv(current, name, value), text);
+    validateBootIni(edited);
+    return edited;
+  };
+  edit((await image.readText('boot', bootIni)) ?? '');
+  const operations: Operation[] = [
+    { op: 'edit', on: 'boot', path: bootIni, what: entries.map(([name, value]) => `setenv ${name} "${value}"`).join(', '), edit },
+  ];
+  const persistent = await bootFile(image, 'boot.ini.default');
+  if (persistent) {
+    operations.push({
+      op: 'edit',
+      on: 'boot',
+      path: persistent,
+      what: `${entries.map(([name, value]) => `${name}=${value}`).join(', ')} kept across bootini package upgrades`,
+      edit: (text) => entries.reduce((current, [name, value]) => setPersistentOverride(current, name, value), text),
     });
   }
   return operations;

@@ -1,0 +1,183 @@
+import { detectBootConfig, getEnv, getIniKey, insertBeforeBoot, setEnv, validateBootIni } from '../bootconfig.js';
+import type { PowerProfile } from '../config.js';
+import { UserError } from '../errors.js';
+import { deviceTreeNodes } from '../fdt.js';
+import type { Operation } from '../operations.js';
+import { bootFile, bootIniSettingsOperations } from './common.js';
+import type { ImageView, Step } from './step.js';
+
+export interface ProfileSettings {
+  /** `setenv maxcpus`: the cores the kernel brings up; the others stay powered off (PSCI). */
+  maxcpus: string;
+  /** `setenv max_freq` in MHz. */
+  maxFreq: string;
+  /** false: the Ethernet MAC leaves the device tree and eth0 is no longer waited for at boot. */
+  ethernet: boolean;
+}
+
+/**
+ * What each profile sets. Only values HardKernel's boot.ini lists are used. Its max_freq list
+ * starts at its default, 1536; the higher entries are overclocks, so every profile keeps 1536 and
+ * the cores are what the USB profiles cut. The core counts are judgement, not measurement: see
+ * docs/power.md for the figures they rest on.
+ */
+export const PROFILES: Record<PowerProfile, ProfileSettings> = {
+  'usb2-0.5A': { maxcpus: '2', maxFreq: '1536', ethernet: false },
+  'usb3-0.9A': { maxcpus: '3', maxFreq: '1536', ethernet: false },
+  full: { maxcpus: '4', maxFreq: '1536', ethernet: true },
+};
+
+/**
+ * The C2's Ethernet MAC in HardKernel's 3.16 device tree (meson64_odroidc2.dts: `ethmac:
+ * ethernet@0xc9410000`, a child of the root). The stmmac/dwmac-meson driver is built into the
+ * stock kernel (CONFIG_STMMAC_ETH=y, CONFIG_DWMAC_MESON=y), so a modprobe blacklist would do
+ * nothing; without the node the driver never probes and eth0 never exists.
+ */
+export const ETHERNET_NODE = '/ethernet@0xc9410000';
+export const ETHERNET_SWITCH = 'disable_ethernet';
+export const ETHERNET_GUARD = `if test "\${${ETHERNET_SWITCH}}" = "1"; then fdt rm ${ETHERNET_NODE}; fi`;
+const ETHERNET_BLOCK = [
+  '# Ethernet off (odroid-buildx-image power profile): "1" removes the MAC from the device tree',
+  `setenv ${ETHERNET_SWITCH} "1"`,
+  ETHERNET_GUARD,
+  '',
+];
+
+const INTERFACES = '/etc/network/interfaces';
+const ETHERNET_INTERFACE = 'eth0';
+
+const hasLine = (text: string, line: string) => text.split('\n').some((l) => l.trim() === line);
+
+/** The values boot.ini offers for a setting: its active and its commented-out `setenv name "..."` lines. */
+export function listedValues(bootIni: string, name: string): string[] {
+  const pattern = new RegExp(`^[ \\t]*#?[ \\t]*setenv[ \\t]+${name}[ \\t]+"([^"]*)"`, 'gm');
+  return [...new Set([...bootIni.matchAll(pattern)].map((match) => match[1]))];
+}
+
+function checkListed(bootIni: string, profile: PowerProfile, name: string, value: string): void {
+  const listed = listedValues(bootIni, name);
+  if (!listed.includes(value)) {
+    const offered = listed.length > 0 ? `it lists ${listed.join(', ')}` : `it has no setenv ${name} lines`;
+    throw new UserError(`power.profile "${profile}" sets ${name} "${value}" but this boot.ini does not offer it (${offered}); use HardKernel's C2 boot.ini or power.profile "full"`);
+  }
+}
+
+/** Switches the Ethernet off in boot.ini: the guarded `fdt rm` before the boot command, switch on. */
+function ethernetOff(bootIni: string): string {
+  const withGuard = hasLine(bootIni, ETHERNET_GUARD) ? bootIni : insertBeforeBoot(bootIni, ETHERNET_BLOCK);
+  const edited = setEnv(withGuard, ETHERNET_SWITCH, '1');
+  validateBootIni(edited);
+  return edited;
+}
+
+/**
+ * ifupdown brings `auto` interfaces up at boot and holds the network target until DHCP answers
+ * or gives up; `allow-hotplug` ones only when the kernel announces them. With the MAC out of the
+ * device tree eth0 never appears, and if boot.ini switches it back on, it still gets its DHCP
+ * lease, without the boot waiting for a cable a USB-tethered builder does not have.
+ */
+export function hotplugOnly(interfaces: string, name: string): string {
+  const eol = /\r\n/.test(interfaces) ? '\r\n' : '\n';
+  const lines = interfaces.split(/\r?\n/);
+  const hotplugLine = `allow-hotplug ${name}`;
+  let hotplug = lines.some((line) => /^\s*allow-hotplug\s/.test(line) && line.trim().split(/\s+/).includes(name));
+  let changed = false;
+  const edited = lines.flatMap((line) => {
+    const match = /^(\s*)(auto|allow-auto)\s+(.*?)\s*$/.exec(line);
+    const names = match ? match[3].split(/\s+/) : [];
+    if (!match || !names.includes(name)) return [line];
+    changed = true;
+    const rest = names.filter((n) => n !== name);
+    const replacement = hotplug ? [] : [`${match[1]}${hotplugLine}`];
+    hotplug = true;
+    return rest.length > 0 ? [`${match[1]}${match[2]} ${rest.join(' ')}`, ...replacement] : replacement;
+  });
+  return changed ? edited.join(eol) : interfaces;
+}
+
+/**
+ * Refuses the Ethernet edit unless the device tree boot.ini loads has the node: a missing node
+ * would make `fdt rm` fail quietly at boot and leave the Ethernet on.
+ */
+async function checkEthernetNode(image: ImageView, bootIni: string): Promise<void> {
+  const load = /^[ \t]*(?:fatload|load)[ \t]+\S+[ \t]+\S+[ \t]+\$\{dtb_loadaddr\}[ \t]+(\S+)/m.exec(bootIni);
+  if (!load) throw new UserError('boot.ini loads no device tree to ${dtb_loadaddr}, so the Ethernet cannot be removed from it; use power.profile "full"');
+  const name = load[1].replace(/^\/+/, '');
+  const blob = await image.read('boot', `/${name}`);
+  if (!blob) throw new UserError(`boot.ini loads the device tree ${name} but the boot partition has no such file`);
+  if (!deviceTreeNodes(blob, name).includes(ETHERNET_NODE)) {
+    throw new UserError(`${name} has no ${ETHERNET_NODE} node (HardKernel's 3.16 C2 tree has it), so boot.ini cannot switch the Ethernet off; use power.profile "full"`);
+  }
+}
+
+async function ethernetOperations(image: ImageView, bootIni: string, settings: ProfileSettings): Promise<Operation[]> {
+  const text = (await image.readText('boot', bootIni)) ?? '';
+  if (settings.ethernet) {
+    // Only an image an earlier build switched off has the switch; a stock one needs nothing.
+    if (getEnv(text, ETHERNET_SWITCH) === undefined) return [];
+    return [{ op: 'edit', on: 'boot', path: bootIni, what: `setenv ${ETHERNET_SWITCH} "0"`, edit: (t) => setEnv(t, ETHERNET_SWITCH, '0') }];
+  }
+  await checkEthernetNode(image, text);
+  ethernetOff(text); // fails here, before anything is written, if boot.ini cannot take it
+  const operations: Operation[] = [{ op: 'edit', on: 'boot', path: bootIni, what: `fdt rm ${ETHERNET_NODE} when ${ETHERNET_SWITCH} is "1", and set it`, edit: ethernetOff }];
+  const interfaces = await image.readText('rootfs', INTERFACES);
+  if (interfaces !== undefined && hotplugOnly(interfaces, ETHERNET_INTERFACE) !== interfaces) {
+    operations.push({
+      op: 'edit',
+      on: 'rootfs',
+      path: INTERFACES,
+      what: `allow-hotplug ${ETHERNET_INTERFACE} instead of auto: boot does not wait for a cable`,
+      edit: (t) => hotplugOnly(t, ETHERNET_INTERFACE),
+    });
+  }
+  return operations;
+}
+
+/** Which profile boot.ini's CPU settings and Ethernet switch match, if any. */
+export function profileOf(bootIni: string): PowerProfile | undefined {
+  const ethernetOn = !(getEnv(bootIni, ETHERNET_SWITCH) === '1' && hasLine(bootIni, ETHERNET_GUARD));
+  const matches = (Object.keys(PROFILES) as PowerProfile[]).filter((name) => {
+    const settings = PROFILES[name];
+    return getEnv(bootIni, 'maxcpus') === settings.maxcpus && getEnv(bootIni, 'max_freq') === settings.maxFreq && settings.ethernet === ethernetOn;
+  });
+  return matches[0];
+}
+
+/**
+ * Keeps the board within what its supply can deliver: CPU cores and top frequency from
+ * HardKernel's own list in boot.ini, and for the USB profiles no Ethernet (docs/power.md).
+ */
+export const power: Step = {
+  name: 'power',
+  summary: 'power profile: CPU cores and frequency in boot.ini; Ethernet off for USB power',
+  async plan({ config, image }) {
+    const { profile } = config.power;
+    const settings = PROFILES[profile];
+    const kind = detectBootConfig(await image.readdir('boot', '/'));
+    if (kind !== 'c2-boot.ini') {
+      // config.ini boards (C4/N2) name their CPU settings differently and have another device tree.
+      if (profile === 'full') return [];
+      const found = kind === 'config.ini' ? 'config.ini (a C4/N2 image)' : 'no boot.ini';
+      throw new UserError(`power.profile "${profile}" sets the ODROID-C2's boot.ini but this image has ${found}; use power.profile "full"`);
+    }
+    const bootIni = (await bootFile(image, 'boot.ini'))!;
+    const text = (await image.readText('boot', bootIni)) ?? '';
+    checkListed(text, profile, 'maxcpus', settings.maxcpus);
+    checkListed(text, profile, 'max_freq', settings.maxFreq);
+    return [
+      ...(await bootIniSettingsOperations(image, bootIni, { maxcpus: settings.maxcpus, max_freq: settings.maxFreq })),
+      ...(await ethernetOperations(image, bootIni, settings)),
+    ];
+  },
+  async applied(image) {
+    const bootIni = await bootFile(image, 'boot.ini');
+    if (!bootIni || detectBootConfig(await image.readdir('boot', '/')) !== 'c2-boot.ini') return false;
+    const profile = profileOf((await image.readText('boot', bootIni)) ?? '');
+    if (!profile) return false;
+    // A stock image matches `full` by its CPU lines alone; the step also makes them persistent.
+    const persistent = await bootFile(image, 'boot.ini.default');
+    if (!persistent) return true;
+    const overrides = (await image.readText('boot', persistent)) ?? '';
+    return getIniKey(overrides, 'general', 'maxcpus') === PROFILES[profile].maxcpus && getIniKey(overrides, 'general', 'max_freq') === PROFILES[profile].maxFreq;
+  },
+};
