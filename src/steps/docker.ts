@@ -4,6 +4,7 @@ import { warn } from '../log.js';
 import type { Operation } from '../operations.js';
 import { renderTemplate } from '../templates.js';
 import { enableUnitOperation, rootfsFile, unitEnabled } from './common.js';
+import { dockerHosts, dockerTlsOperations, dockerTlsView } from './docker-tls.js';
 import type { ImageView, Step } from './step.js';
 
 const BIN_DIR = '/usr/local/bin';
@@ -32,8 +33,6 @@ export const DATA_IMAGE_SIZE = '32G';
 export const DATA_ROOT = '/var/lib/docker';
 /** Where dockerd puts containerd's root when it runs containerd itself. */
 export const CONTAINERD_ROOT = `${DATA_ROOT}/containerd/daemon`;
-/** The sockets dockerd listens on, as daemon.json `hosts` (never -H, which would conflict). */
-export const DOCKER_HOSTS = ['unix:///var/run/docker.sock'];
 /** The USB link to the host (usb-gadget step), named in the storage script's diagnostics. */
 const LINK_INTERFACE = 'usb0';
 
@@ -52,7 +51,8 @@ export function dockerView(config: BuildConfig) {
     containerdRoot: CONTAINERD_ROOT,
     envFile: '/run/builder-storage/dockerd.env',
     storageScript: STORAGE_SCRIPT,
-    hostsJson: JSON.stringify(DOCKER_HOSTS),
+    hostsJson: JSON.stringify(dockerHosts(config)),
+    ...dockerTlsView,
     // Container logs live on the data image: bounded so one chatty build cannot fill it.
     logMaxSize: '10m',
     logMaxFile: '3',
@@ -109,11 +109,12 @@ async function hasIptables(image: ImageView): Promise<boolean> {
 
 /**
  * Docker from its static bundle, with its data on the host's NFS share: an ext4 image file there,
- * checked and loop-mounted at boot by builder-storage before containerd and dockerd start.
+ * checked and loop-mounted at boot by builder-storage before containerd and dockerd start. The
+ * host reaches its API on tcp://<device>:2376 with a client certificate (docker-tls.ts).
  */
 export const docker: Step = {
   name: 'docker',
-  summary: `Docker's static bundle in ${BIN_DIR}, its data on the host's NFS share`,
+  summary: `Docker's static bundle in ${BIN_DIR}, its data on the host's NFS share, its API on the USB link with mutual TLS`,
   async plan({ config, image, paths }) {
     const bundle = await resolveBundle(config.docker, paths.cache);
     if (!(await hasIptables(image))) {
@@ -123,6 +124,7 @@ export const docker: Step = {
     const render = (path: string) => renderTemplate(`docker${path}.mustache`, view);
     const operations = await installOperations(image, bundle);
     operations.push(...rootfsFile(STORAGE_SCRIPT, await render(STORAGE_SCRIPT), 0o755));
+    operations.push(...dockerTlsOperations(paths.secrets, config));
     operations.push(...rootfsFile('/etc/docker/daemon.json', await render('/etc/docker/daemon.json')));
     for (const unit of UNITS) operations.push(...rootfsFile(`/etc/systemd/system/${unit}`, await render(`/etc/systemd/system/${unit}`)));
     operations.push(...ENABLED_UNITS.map((unit) => enableUnitOperation(unit)));

@@ -73,7 +73,7 @@ describe('docker step: the binaries', () => {
     for (const absent of ['/etc/evil', '/usr/etc/evil', '/usr/local/etc/evil']) {
       expect(await debugfsStat(img, absent), absent).toBeUndefined();
     }
-    expect(operationsOf(patched).filter((line) => line.startsWith('stream'))).toEqual([
+    expect(operationsOf(patched).filter((line) => line.startsWith('stream  rootfs:/usr/local/bin'))).toEqual([
       `stream  rootfs:/usr/local/bin: ${Object.keys(files).join(', ')} from ${bundle}`,
     ]);
     expect(await e2fsckClean(img)).toMatchObject({ ok: true });
@@ -90,7 +90,8 @@ describe('docker step: the binaries', () => {
     const configFiles = ['/etc/docker/daemon.json', '/etc/systemd/system/docker.service', '/etc/systemd/system/builder-storage.service'];
     const before = { local: await debugfsDumpDir(first.img, '/usr/local'), config: await Promise.all(configFiles.map((file) => debugfsStat(first.img, file).then(async (s) => [s, await debugfsCat(first.img, file)]))) };
     const again = await patchFixture([docker], { docker: { bundle } }, { img: first.img, dir: first.dir });
-    expect(operationsOf(again).filter((line) => line.startsWith('stream') || line.startsWith('remove'))).toEqual([]);
+    // Only the binaries' stream counts: the TLS files are streamed from the secrets at every build.
+    expect(operationsOf(again).filter((line) => line.startsWith('stream  rootfs:/usr/local/bin') || line.startsWith('remove'))).toEqual([]);
     const after = { local: await debugfsDumpDir(first.img, '/usr/local'), config: await Promise.all(configFiles.map((file) => debugfsStat(first.img, file).then(async (s) => [s, await debugfsCat(first.img, file)]))) };
     const diff = spawnSync('diff', ['-r', before.local, after.local], { encoding: 'utf8' });
     expect(diff.stdout + diff.stderr).toBe('');
@@ -170,7 +171,12 @@ describe('docker step: units, daemon.json and the storage script', () => {
     const { img } = patched;
     expect(await debugfsStat(img, '/etc/docker/daemon.json')).toMatchObject({ type: 'regular', mode: 0o644, uid: 0, gid: 0 });
     const daemon = JSON.parse(await debugfsCat(img, '/etc/docker/daemon.json'));
-    expect(daemon.hosts).toEqual(['unix:///var/run/docker.sock']);
+    // The TLS API on the device's address only, and only with client certificates (docs/host-kit.md).
+    expect(daemon.hosts).toEqual(['unix:///var/run/docker.sock', 'tcp://10.0.0.2:2376']);
+    expect(daemon).toMatchObject({ tlsverify: true, tlscacert: '/etc/docker/tls/ca.pem', tlscert: '/etc/docker/tls/server-cert.pem', tlskey: '/etc/docker/tls/server-key.pem' });
+    for (const [file, mode] of [['ca.pem', 0o644], ['server-cert.pem', 0o644], ['server-key.pem', 0o600]] as const) {
+      expect(await debugfsStat(img, `/etc/docker/tls/${file}`), file).toMatchObject({ type: 'regular', mode, uid: 0, gid: 0 });
+    }
     expect(daemon['data-root']).toBe('/var/lib/docker');
     expect(daemon['log-opts']).toEqual({ 'max-size': '10m', 'max-file': '3' });
     expect(daemon.features).toEqual({ 'containerd-snapshotter': false });
