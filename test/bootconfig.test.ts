@@ -9,6 +9,7 @@ import {
   getBootArgs,
   getEnv,
   getIniKey,
+  insertBeforeBoot,
   nographicsForConfigIni,
   removeBootArg,
   setEnv,
@@ -215,5 +216,29 @@ describe('detectBootConfig', () => {
     expect(detectBootConfig(['BOOT.INI'])).toBe('c2-boot.ini');
     expect(detectBootConfig(['boot.ini', 'config.ini', 'Image.gz'])).toBe('config.ini');
     expect(detectBootConfig(['Image'])).toBeUndefined();
+  });
+});
+
+describe('insertBeforeBoot', () => {
+  const lines = (text: string) => text.split('\n');
+
+  it('puts the lines directly above booti, after the device tree is loaded, CRLF kept', () => {
+    const edited = insertBeforeBoot(bootIni, ['# x', 'fdt rm /x']);
+    const at = lines(edited).indexOf('fdt rm /x');
+    expect(lines(edited)[at + 1]).toMatch(/^booti /);
+    expect(lines(edited).findIndex((line) => line.startsWith('fdt addr '))).toBeLessThan(at);
+    expect(edited.replace('# x\nfdt rm /x\n', '')).toBe(bootIni);
+    const crlf = bootIni.replaceAll('\n', '\r\n');
+    expect(insertBeforeBoot(crlf, ['fdt rm /x'])).toBe(insertBeforeBoot(bootIni, ['fdt rm /x']).replaceAll('\n', '\r\n'));
+  });
+
+  it('ignores a boot command inside an if-block', () => {
+    const script = 'fdt addr 1\nif test a = b; then booti 1 2 3; fi\nbootm 4\n';
+    expect(insertBeforeBoot(script, ['fdt rm /x'])).toBe('fdt addr 1\nif test a = b; then booti 1 2 3; fi\nfdt rm /x\nbootm 4\n');
+  });
+
+  it('refuses a script that boots nothing or edits the tree before loading it', () => {
+    expect(() => insertBeforeBoot('fdt addr 1\n', ['fdt rm /x'])).toThrow(UserError);
+    expect(() => insertBeforeBoot('booti 1 2 3\nfdt addr 1\n', ['fdt rm /x'])).toThrow(/no "fdt addr" before its boot command/);
   });
 });

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../src/errors.js';
+import { deviceTreeNodes } from '../src/fdt.js';
+import { C2_TREE, compileDeviceTree, fdtgetPaths } from './device-tree.js';
+
+const TREE = `/dts-v1/;
+/ {
+  model = "ODROID-C2";
+  #address-cells = <2>;
+  #size-cells = <2>;
+  memory@00000000 { device_type = "memory"; };
+  ethmac: ethernet@0xc9410000 {
+    compatible = "amlogic, gxbb-rgmii-dwmac";
+    reg = <0x0 0xc9410000 0x0 0x10000 0x0 0xc8834540 0x0 0x8>;
+    phy-mode = "rgmii";
+  };
+  cpus {
+    #address-cells = <2>;
+    #size-cells = <0>;
+    cpu@0 { reg = <0x0 0x0>; };
+    cpu@1 { reg = <0x0 0x1>; };
+  };
+  empty {};
+  meson-fb { status = "okay"; mem_size = <0x06000000 0x00100000>; };
+};
+`;
+
+describe('deviceTreeNodes', () => {
+  it('lists the same node paths as fdtget, in order', async () => {
+    const blob = await compileDeviceTree(TREE);
+    const nodes = deviceTreeNodes(blob);
+    expect(nodes).toEqual(await fdtgetPaths(blob));
+    expect(nodes).toContain('/ethernet@0xc9410000');
+    expect(nodes).toContain('/cpus/cpu@1');
+    expect(deviceTreeNodes(await compileDeviceTree(C2_TREE))).toEqual(await fdtgetPaths(await compileDeviceTree(C2_TREE)));
+  });
+
+  it('refuses what is not a device tree, naming the file', () => {
+    const attempt = () => deviceTreeNodes(Buffer.alloc(4096, 0x5a), 'meson64_odroidc2.dtb');
+    expect(attempt).toThrow(UserError);
+    expect(attempt).toThrow(/^meson64_odroidc2\.dtb is not a valid device tree blob \(no FDT header\)$/);
+  });
+
+  it('refuses a truncated blob', async () => {
+    const blob = await compileDeviceTree(TREE);
+    expect(() => deviceTreeNodes(blob.subarray(0, blob.length - 16))).toThrow(/truncated/);
+  });
+});
