@@ -5,8 +5,9 @@ import { nographics } from './nographics.js';
 import { OVERLAYS_DIR, overlaysStep } from './overlays.js';
 import { power } from './power.js';
 import { readonlyRoot } from './readonly-root.js';
+import { remoteAccess } from './remote-access.js';
 import type { Step } from './step.js';
 import { usbGadget } from './usb-gadget.js';
 
 /** The device features, applied in this order. */
-export const STEPS: Step[] = [nographics, power, usbGadget, readonlyRoot, docker, hostname, overlaysStep(OVERLAYS_DIR), buildStamp];
+export const STEPS: Step[] = [nographics, power, usbGadget, readonlyRoot, docker, remoteAccess, hostname, overlaysStep(OVERLAYS_DIR), buildStamp];

@@ -1,0 +1,83 @@
+import type { BuildConfig } from '../config.js';
+import { UserError } from '../errors.js';
+import type { Operation } from '../operations.js';
+import { renderTemplate } from '../templates.js';
+import type { Step } from './step.js';
+
+const SHADOW = '/etc/shadow';
+const SSHD_CONFIG = '/etc/ssh/sshd_config';
+const SSH_DIR = '/root/.ssh';
+const AUTHORIZED_KEYS = `${SSH_DIR}/authorized_keys`;
+const BEGIN = '# BEGIN odroid-buildx-image (remote-access step, docs/host-kit.md): SSH takes keys only. A rebuild replaces this block.';
+const END = '# END odroid-buildx-image';
+/** `*` is no hash at all, so no password opens it; unlike a `!` lock, sshd without PAM still takes root's keys. */
+const NO_PASSWORD = '*';
+
+/** Sets root's password field in /etc/shadow to `*`: the stock root/odroid login is gone, other fields stay. */
+export function lockRootPassword(shadow: string): string {
+  const lines = shadow.split('\n');
+  const root = lines.findIndex((line) => line.startsWith('root:'));
+  if (root < 0) throw new UserError(`${SHADOW} has no root entry; use HardKernel's Ubuntu image`);
+  const fields = lines[root].split(':');
+  fields[1] = NO_PASSWORD;
+  lines[root] = fields.join(':');
+  return lines.join('\n');
+}
+
+const keywordOf = (line: string) => /^\s*([A-Za-z]+)(?:\s|=)/.exec(line)?.[1].toLowerCase();
+
+/**
+ * Puts `block` (BEGIN..END) first in sshd_config, replacing an earlier copy, and comments out the
+ * file's own settings of the block's keywords up to the first Match (sshd keywords are
+ * case-insensitive; lines inside Match blocks are conditional and left alone).
+ */
+export function setSshdBlock(config: string, block: string): string {
+  const lines = config.split('\n');
+  const begin = lines.findIndex((line) => line.startsWith(BEGIN.slice(0, BEGIN.indexOf(' ('))));
+  const end = begin < 0 ? -1 : lines.findIndex((line, index) => index > begin && line === END);
+  if (begin >= 0 && end >= 0) lines.splice(begin, end - begin + 1);
+  const keywords = new Set(block.split('\n').filter((line) => !line.startsWith('#')).map(keywordOf).filter(Boolean));
+  let inMatch = false;
+  const edited = lines.map((line) => {
+    const keyword = keywordOf(line);
+    if (keyword === 'match') inMatch = true;
+    return !inMatch && keyword !== undefined && keywords.has(keyword) ? `#${line}` : line;
+  });
+  return `${block.replace(/\n*$/, '\n')}${edited.join('\n')}`;
+}
+
+/** What the build summary says when the device will have no way in over the network. */
+export function remoteLoginWarning(config: BuildConfig): string | undefined {
+  if (config.ssh.authorizedKeys.length > 0) return undefined;
+  return `no ssh.authorizedKeys: the device will have no remote login (root's password is locked and SSH takes keys only); add your public key to the config and build again`;
+}
+
+/**
+ * The stock image's root/odroid login must not reach the network: root's password is locked,
+ * SSH takes public keys only, and root's keys are ssh.authorizedKeys.
+ */
+export const remoteAccess: Step = {
+  name: 'remote-access',
+  summary: 'root password locked, SSH with ssh.authorizedKeys only',
+  async plan({ config, image }) {
+    const render = (path: string, view: object) => renderTemplate(`remote-access${path}.mustache`, view);
+    if ((await image.lstat('rootfs', SHADOW))?.type !== 'file') {
+      throw new UserError(`the root file system has no ${SHADOW} to lock root's password in; use HardKernel's Ubuntu image`);
+    }
+    const operations: Operation[] = [
+      { op: 'edit', on: 'rootfs', path: SHADOW, what: `root's password locked (${NO_PASSWORD})`, edit: lockRootPassword },
+      { op: 'mkdir', on: 'rootfs', path: SSH_DIR, mode: 0o700, uid: 0, gid: 0 },
+      { op: 'write', on: 'rootfs', path: AUTHORIZED_KEYS, content: await render(AUTHORIZED_KEYS, { keys: config.ssh.authorizedKeys }), mode: 0o600, uid: 0, gid: 0 },
+    ];
+    // Without sshd there is nothing to harden; the locked password still closes the console login.
+    if ((await image.lstat('rootfs', SSHD_CONFIG))?.type === 'file') {
+      const block = await render(SSHD_CONFIG, { begin: BEGIN, end: END });
+      operations.push({ op: 'edit', on: 'rootfs', path: SSHD_CONFIG, what: 'keys only, root by key', edit: (text) => setSshdBlock(text, block) });
+    }
+    return operations;
+  },
+  async applied(image) {
+    const root = (await image.readText('rootfs', SHADOW))?.split('\n').find((line) => line.startsWith('root:'));
+    return root?.split(':')[1] === NO_PASSWORD && ((await image.readText('rootfs', SSHD_CONFIG))?.includes(END) ?? false);
+  },
+};

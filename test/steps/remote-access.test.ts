@@ -1,0 +1,137 @@
+import { spawnSync } from 'node:child_process';
+import { chmod, chown, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../src/config.js';
+import { UserError } from '../../src/errors.js';
+import { lockRootPassword, remoteAccess, remoteLoginWarning, setSshdBlock } from '../../src/steps/remote-access.js';
+import { copyOfStockImage, debugfsCat, debugfsStat, e2fsckClean, stockImage, tempDir } from '../fixtures.js';
+import { patchFixture, type PatchedFixture } from './patch-fixture.js';
+import { probeStep } from './probe.js';
+
+const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYx3PbR1b0wE4y8R2e6u3W5iK0Jw8rC3yY4z1Qk2aB me@laptop';
+const KEY2 = 'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY= other@laptop';
+const BLOCK = '# BEGIN odroid-buildx-image (x)\nPasswordAuthentication no\nPermitRootLogin prohibit-password\n# END odroid-buildx-image\n';
+
+/**
+ * sshd's effective settings for a config file (`sshd -T`), the way the daemon itself reads it.
+ * As root, sshd insists on its privilege-separation directory even in test mode, so it runs as
+ * nobody on files nobody can read.
+ */
+async function sshdEffective(config: string): Promise<Record<string, string>> {
+  const dir = await tempDir();
+  const configFile = join(dir, 'sshd_config');
+  const hostKey = join(dir, 'host_key');
+  await writeFile(configFile, config);
+  expect(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]).status).toBe(0);
+  const root = process.getuid?.() === 0;
+  if (root) {
+    await chmod(dir, 0o755);
+    for (const file of [configFile, hostKey]) await chown(file, 65534, 65534);
+  }
+  const sshd = ['/usr/sbin/sshd', '-T', '-f', configFile, '-h', hostKey];
+  const run = root
+    ? spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...sshd], { encoding: 'utf8' })
+    : spawnSync(sshd[0], sshd.slice(1), { encoding: 'utf8' });
+  expect(run.error, 'sshd (openssh-server) must be installed').toBeUndefined();
+  expect(run.status, run.stderr).toBe(0);
+  return Object.fromEntries(run.stdout.split('\n').filter(Boolean).map((line) => [line.split(' ')[0], line.slice(line.indexOf(' ') + 1)]));
+}
+
+async function appliedOn(img: string): Promise<boolean> {
+  const probe = probeStep((image) => remoteAccess.applied(image));
+  await patchFixture([probe.step], {}, { img });
+  return probe.result();
+}
+
+const FILES = ['/etc/shadow', '/etc/ssh/sshd_config', '/root/.ssh/authorized_keys'];
+const snapshot = (img: string) => Promise.all(FILES.map(async (file) => [await debugfsStat(img, file), await debugfsCat(img, file)]));
+
+let patched: PatchedFixture;
+let stockShadow: string;
+beforeAll(async () => {
+  patched = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [KEY, `${KEY2}\n`] } });
+  stockShadow = await debugfsCat(await stockImage('stock'), '/etc/shadow');
+});
+
+describe('remote-access step on a stock-like image', () => {
+  it('replaces the stock root password with no password at all, leaving the rest of /etc/shadow', async () => {
+    const shadow = await debugfsCat(patched.img, '/etc/shadow');
+    expect(stockShadow).toMatch(/^root:\$6\$/m);
+    expect(shadow).toMatch(/^root:\*:18122:0:99999:7:::$/m);
+    expect(shadow.split('\n').filter((line) => !line.startsWith('root:'))).toEqual(stockShadow.split('\n').filter((line) => !line.startsWith('root:')));
+    // Still readable by group shadow only, as passwd and PAM expect.
+    expect(await debugfsStat(patched.img, '/etc/shadow')).toMatchObject({ type: 'regular', mode: 0o640, uid: 0, gid: 42 });
+  });
+
+  it('installs ssh.authorizedKeys for root: 0700 directory, 0600 file, one key a line', async () => {
+    expect(await debugfsStat(patched.img, '/root/.ssh')).toMatchObject({ type: 'directory', mode: 0o700, uid: 0, gid: 0 });
+    expect(await debugfsStat(patched.img, '/root/.ssh/authorized_keys')).toMatchObject({ type: 'regular', mode: 0o600, uid: 0, gid: 0 });
+    const keys = (await debugfsCat(patched.img, '/root/.ssh/authorized_keys')).split('\n').filter((line) => line && !line.startsWith('#'));
+    expect(keys).toEqual([KEY, KEY2]);
+  });
+
+  it('makes sshd take keys only and root only by key, whatever the stock file said later', async () => {
+    const config = await debugfsCat(patched.img, '/etc/ssh/sshd_config');
+    expect(config).toMatch(/^# BEGIN odroid-buildx-image/);
+    expect(config).toMatch(/^#PermitRootLogin yes$/m);
+    expect(config).not.toMatch(/^PermitRootLogin yes$/m);
+    const effective = await sshdEffective(config);
+    expect(effective).toMatchObject({
+      passwordauthentication: 'no',
+      // sshd -T prints prohibit-password by its older name.
+      permitrootlogin: 'without-password',
+      kbdinteractiveauthentication: 'no',
+      pubkeyauthentication: 'yes',
+    });
+    expect(await e2fsckClean(patched.img)).toMatchObject({ ok: true });
+  });
+
+  it('is idempotent: a second run changes nothing', async () => {
+    const fixture = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [KEY] } });
+    const before = await snapshot(fixture.img);
+    const again = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [KEY] } }, { img: fixture.img, dir: fixture.dir });
+    expect(again.result.bytesWritten).toBe(Buffer.byteLength(before[2][1] as string));
+    expect(await snapshot(fixture.img)).toEqual(before);
+    expect((await debugfsCat(fixture.img, '/etc/ssh/sshd_config')).match(/# BEGIN odroid-buildx-image/g)).toHaveLength(1);
+  });
+
+  it('without keys leaves root no way in and says so', async () => {
+    const fixture = await patchFixture([remoteAccess], {});
+    const keys = (await debugfsCat(fixture.img, '/root/.ssh/authorized_keys')).split('\n').filter((line) => line && !line.startsWith('#'));
+    expect(keys).toEqual([]);
+    expect(await debugfsCat(fixture.img, '/etc/shadow')).toMatch(/^root:\*:/m);
+    expect(remoteLoginWarning(resolveConfig({}))).toMatch(/no ssh\.authorizedKeys: the device will have no remote login/);
+    expect(remoteLoginWarning(resolveConfig({ ssh: { authorizedKeys: [KEY] } }))).toBeUndefined();
+  });
+
+  it('reports itself applied on the patched image and not on the stock one', async () => {
+    expect(await appliedOn(patched.img)).toBe(true);
+    expect(await appliedOn(await copyOfStockImage('stock', await tempDir()))).toBe(false);
+  });
+});
+
+describe('lockRootPassword', () => {
+  it('sets only the password field of root', () => {
+    expect(lockRootPassword('daemon:*:1:0:99999:7:::\nroot:$6$x$y:18122:0:99999:7:::\n')).toBe('daemon:*:1:0:99999:7:::\nroot:*:18122:0:99999:7:::\n');
+    expect(lockRootPassword('root:!:1::::::\n')).toBe('root:*:1::::::\n');
+  });
+
+  it('refuses a shadow file without root', () => {
+    expect(() => lockRootPassword('daemon:*:1:0:99999:7:::\n')).toThrow(UserError);
+  });
+});
+
+describe('setSshdBlock', () => {
+  it('leads with the block and comments out the same keywords in any case or = form before the first Match', () => {
+    const config = 'Port 22\npasswordauthentication yes\nPermitRootLogin=yes\nMatch User git\n  PasswordAuthentication yes\n';
+    expect(setSshdBlock(config, BLOCK)).toBe(`${BLOCK}Port 22\n#passwordauthentication yes\n#PermitRootLogin=yes\nMatch User git\n  PasswordAuthentication yes\n`);
+  });
+
+  it('replaces its own earlier block instead of adding another', () => {
+    const once = setSshdBlock('Port 22\n', BLOCK);
+    expect(setSshdBlock(once, BLOCK)).toBe(once);
+    const changed = BLOCK.replace('PermitRootLogin prohibit-password', 'PermitRootLogin no');
+    expect(setSshdBlock(once, changed)).toBe(`${changed}Port 22\n`);
+  });
+});
