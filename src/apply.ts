@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import type { PartitionFs } from './disk/partition-fs.js';
+import { progressBar } from './log.js';
 import type { Operation, Partition } from './operations.js';
 
 export type Partitions = Record<Partition, PartitionFs>;
@@ -7,6 +8,13 @@ export type Partitions = Record<Partition, PartitionFs>;
 export interface ApplyStats {
   operations: number;
   bytesWritten: number;
+}
+
+async function* counted(data: AsyncIterable<Uint8Array>, bar?: { advance(bytes: number): void }): AsyncGenerator<Uint8Array> {
+  for await (const chunk of data) {
+    bar?.advance(chunk.length);
+    yield chunk;
+  }
 }
 
 /** Refuses paths that are not absolute or that climb out with "..". */
@@ -63,6 +71,7 @@ export async function applyOperations(parts: Partitions, operations: Operation[]
         // At the partition root the prefix is "/" itself, not "//".
         const inside = dir === '/' ? '/' : `${dir}/`;
         await fs.mkdirp(dir);
+        const bar = op.bytes ? progressBar(`install ${op.on}:${dir}`, op.bytes) : undefined;
         for await (const entry of op.entries()) {
           const path = checkPath(posix.join(dir, entry.path));
           if (!path.startsWith(inside)) throw new Error(`archive entry escapes ${dir}: ${entry.path}`);
@@ -73,9 +82,10 @@ export async function applyOperations(parts: Partitions, operations: Operation[]
             await fs.symlink(entry.target, path, entry);
           } else {
             await fs.mkdirp(posix.dirname(path));
-            stats.bytesWritten += await fs.writeStream(path, entry.data, entry);
+            stats.bytesWritten += await fs.writeStream(path, counted(entry.data, bar), entry);
           }
         }
+        bar?.finish();
         break;
       }
     }

@@ -205,8 +205,9 @@ function elfMachine(head: Buffer): number | undefined {
  * The binaries a bundle installs, checked before anything is written: it must be a readable
  * .tgz, hold the required binaries, and be built for aarch64. Left-out entries are reported.
  */
-export async function listBundle(bundle: DockerBundle): Promise<string[]> {
+export async function listBundle(bundle: DockerBundle): Promise<{ binaries: string[]; bytes: number }> {
   const binaries: string[] = [];
+  let bytes = 0;
   try {
     for await (const entry of tarEntries(bundle.path)) {
       const fate = entryFate(entry.header);
@@ -227,6 +228,7 @@ export async function listBundle(bundle: DockerBundle): Promise<string[]> {
         throw new UserError(`docker.bundle ${bundle.origin} holds ${arch} binaries (${entry.header.name}), the ODROID-C2 needs aarch64: use ${BUNDLE_URL_PATTERN}`);
       }
       if (!binaries.includes(fate.install)) binaries.push(fate.install);
+      bytes += length;
     }
   } catch (error) {
     if (error instanceof UserError) throw error;
@@ -236,7 +238,7 @@ export async function listBundle(bundle: DockerBundle): Promise<string[]> {
   if (missing.length > 0) {
     throw new UserError(`docker.bundle ${bundle.origin} has no ${missing.map((name) => `docker/${name}`).join(', ')}; give Docker's static docker-<version>.tgz (${BUNDLE_URL_PATTERN})`);
   }
-  return binaries;
+  return { binaries, bytes };
 }
 
 /** The bundle's binaries as stream entries (root:root 0755), decompressed as the applier writes them. */

@@ -18,6 +18,8 @@ export type Operation =
       /** Where the files land; `entries` yields paths relative to it. */
       dir: string;
       what: string;
+      /** The files' total size when known: the applier shows a progress bar. */
+      bytes?: number;
       entries: () => AsyncIterable<StreamEntry>;
     };
 

@@ -87,14 +87,14 @@ async function alreadyInstalled(image: ImageView, bundle: DockerBundle, record: 
 async function installOperations(image: ImageView, bundle: DockerBundle): Promise<Operation[]> {
   const record = await readRecord(image);
   if (await alreadyInstalled(image, bundle, record)) return [];
-  const binaries = await listBundle(bundle);
+  const { binaries, bytes } = await listBundle(bundle);
   // The record is read from the image: only plain names in BIN_DIR are ever removed.
   const stale = (record?.binaries ?? []).filter((name) => !binaries.includes(name) && /^(?!\.\.?$)[^/]+$/.test(name));
   const newRecord: InstallRecord = { sha256: bundle.sha256, origin: bundle.origin, binaries };
   return [
     ...stale.map((name): Operation => ({ op: 'remove', on: 'rootfs', path: `${BIN_DIR}/${name}` })),
     { op: 'mkdir', on: 'rootfs', path: BIN_DIR, mode: 0o755, uid: 0, gid: 0 },
-    { op: 'stream', on: 'rootfs', dir: BIN_DIR, what: `${binaries.join(', ')} from ${bundle.origin}`, entries: () => bundleEntries(bundle) },
+    { op: 'stream', on: 'rootfs', dir: BIN_DIR, what: `${binaries.join(', ')} from ${bundle.origin}`, bytes, entries: () => bundleEntries(bundle) },
     // Written last: an interrupted install leaves no record, so the next build installs again.
     ...rootfsFile(INSTALL_RECORD, `${JSON.stringify(newRecord, null, 2)}\n`),
   ];
