@@ -6,8 +6,8 @@ import type { Operation } from '../operations.js';
 import { bootFile, bootIniSettingsOperations } from './common.js';
 import type { ImageView, Step } from './step.js';
 
-export interface ProfileSettings {
-  /** `setenv maxcpus`: the cores the kernel brings up; the others stay powered off (PSCI). */
+interface ProfileSettings {
+  /** `setenv maxcpus`: the cores the kernel starts; the others are never powered up. */
   maxcpus: string;
   /** `setenv max_freq` in MHz. */
   maxFreq: string;
@@ -22,7 +22,7 @@ export interface ProfileSettings {
  * profile keeps 1536 and the cores are what the USB profiles cut. The core counts are judgement,
  * not measurement: docs/power.md has the figures they rest on.
  */
-export const PROFILES: Record<PowerProfile, ProfileSettings> = {
+const PROFILES: Record<PowerProfile, ProfileSettings> = {
   'usb2-0.5A': { maxcpus: '2', maxFreq: '1536', ethernet: false },
   'usb3-0.9A': { maxcpus: '3', maxFreq: '1536', ethernet: false },
   full: { maxcpus: '4', maxFreq: '1536', ethernet: true },
@@ -34,9 +34,9 @@ export const PROFILES: Record<PowerProfile, ProfileSettings> = {
  * stock kernel (CONFIG_STMMAC_ETH=y, CONFIG_DWMAC_MESON=y), so a modprobe blacklist would do
  * nothing; without the node the driver never probes and eth0 never exists.
  */
-export const ETHERNET_NODE = '/ethernet@0xc9410000';
-export const ETHERNET_SWITCH = 'disable_ethernet';
-export const ETHERNET_GUARD = `if test "\${${ETHERNET_SWITCH}}" = "1"; then fdt rm ${ETHERNET_NODE}; fi`;
+const ETHERNET_NODE = '/ethernet@0xc9410000';
+const ETHERNET_SWITCH = 'disable_ethernet';
+const ETHERNET_GUARD = `if test "\${${ETHERNET_SWITCH}}" = "1"; then fdt rm ${ETHERNET_NODE}; fi`;
 const ETHERNET_BLOCK = [
   '# Ethernet off (odroid-buildx-image power profile): "1" removes the MAC from the device tree',
   `setenv ${ETHERNET_SWITCH} "1"`,
@@ -51,10 +51,12 @@ const hasLine = (text: string, line: string) => text.split('\n').some((l) => l.t
 
 /** The settings work through `maxcpus=${maxcpus} max_freq=${max_freq}` in bootargs; refuses a boot.ini without them. */
 function checkReachesKernel(bootIni: string, profile: PowerProfile, settings: ProfileSettings): void {
-  const args = expandBootArgs(setEnv(setEnv(bootIni, 'maxcpus', settings.maxcpus), 'max_freq', settings.maxFreq)).split(' ');
-  for (const arg of [`maxcpus=${settings.maxcpus}`, `max_freq=${settings.maxFreq}`]) {
-    if (!args.includes(arg)) {
-      throw new UserError(`power.profile "${profile}" needs boot.ini's bootargs to pass ${arg.split('=')[0]}=\${${arg.split('=')[0]}} to the kernel, and this one does not; use HardKernel's C2 boot.ini or power.profile "full"`);
+  const wanted: [string, string][] = [['maxcpus', settings.maxcpus], ['max_freq', settings.maxFreq]];
+  const edited = wanted.reduce((text, [name, value]) => setEnv(text, name, value), bootIni);
+  const args = expandBootArgs(edited).split(' ');
+  for (const [name, value] of wanted) {
+    if (!args.includes(`${name}=${value}`)) {
+      throw new UserError(`power.profile "${profile}" needs boot.ini's bootargs to pass ${name}=\${${name}} to the kernel, and this one does not; use HardKernel's C2 boot.ini or power.profile "full"`);
     }
   }
 }
@@ -131,13 +133,12 @@ async function ethernetOperations(image: ImageView, bootIni: string, settings: P
 }
 
 /** Which profile boot.ini's CPU settings and Ethernet switch match, if any. */
-export function profileOf(bootIni: string): PowerProfile | undefined {
+function profileOf(bootIni: string): PowerProfile | undefined {
   const ethernetOn = !(getEnv(bootIni, ETHERNET_SWITCH) === '1' && hasLine(bootIni, ETHERNET_GUARD));
-  const matches = (Object.keys(PROFILES) as PowerProfile[]).filter((name) => {
+  return (Object.keys(PROFILES) as PowerProfile[]).find((name) => {
     const settings = PROFILES[name];
     return getEnv(bootIni, 'maxcpus') === settings.maxcpus && getEnv(bootIni, 'max_freq') === settings.maxFreq && settings.ethernet === ethernetOn;
   });
-  return matches[0];
 }
 
 /**
