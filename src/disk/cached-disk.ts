@@ -1,4 +1,4 @@
-import { fdatasyncSync, fstatSync, readSync, writeSync } from 'node:fs';
+import { fdatasyncSync, fstatSync, readSync, writevSync } from 'node:fs';
 import { Disk, type ReadResult, type WriteResult } from 'file-disk';
 
 /**
@@ -23,7 +23,7 @@ export class CachedFileDisk extends Disk {
   constructor(
     private readonly fd: number,
     private readonly keepInMemory: boolean,
-    private readonly maxDirtyBytes = 64 * 1024 * 1024,
+    private readonly maxDirtyBytes = 32 * 1024 * 1024,
   ) {
     // file-disk's own read-only mode drops writes, so libext2fs would read back stale
     // metadata; read-only here means the dirty pages simply never leave memory.
@@ -74,9 +74,9 @@ export class CachedFileDisk extends Disk {
       const take = Math.min(PAGE - inPage, length - done);
       let cached = this.dirty.get(page);
       if (!cached) {
-        cached = Buffer.alloc(PAGE);
-        // A partial page keeps the bytes around it.
-        if (take < PAGE) readSync(this.fd, cached, 0, PAGE, page * PAGE);
+        cached = Buffer.allocUnsafe(PAGE);
+        // A partial page keeps the bytes around it (past the end of the file they are zeros).
+        if (take < PAGE) cached.fill(0, readSync(this.fd, cached, 0, PAGE, page * PAGE));
         this.dirty.set(page, cached);
       }
       buffer.copy(cached, inPage, bufferOffset + done, bufferOffset + done + take);
@@ -98,10 +98,12 @@ export class CachedFileDisk extends Disk {
     for (let i = 0; i < pages.length; ) {
       let j = i + 1;
       while (j < pages.length && pages[j] === pages[j - 1] + 1 && (j - i) * PAGE < MAX_RUN) j += 1;
-      const run = Buffer.concat(pages.slice(i, j).map((p) => this.dirty.get(p)!));
-      writeSync(this.fd, run, 0, run.length, pages[i] * PAGE);
+      // writev takes the pages as they are: no copy into one run buffer.
+      const run = pages.slice(i, j).map((p) => this.dirty.get(p)!);
+      const written = writevSync(this.fd, run, pages[i] * PAGE);
+      if (written !== run.length * PAGE) throw new Error(`short write-back at page ${pages[i]}`);
       this.stats.flushedRuns += 1;
-      this.stats.flushedBytes += run.length;
+      this.stats.flushedBytes += written;
       i = j;
     }
     this.dirty.clear();
