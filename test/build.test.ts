@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildImage } from './cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { copyOfStockImage, debugfsCat, e2fsckClean, fsckFatClean, stockImage, tempDir } from './fixtures.js';
+import { copyOfStockImage, debugfsCat, e2fsckClean, fsckFatClean, partitionOffsets, stockImage, tempDir } from './fixtures.js';
 
 async function sha256(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -28,8 +28,8 @@ describe('npm run build-image', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`built ${join(out, 'test-builder.img')}`);
     const img = join(out, 'test-builder.img');
-    // secrets/: the device's keys, made by the first build and reused by the next (readonly-root).
-    expect((await readdir(out)).sort()).toEqual(['secrets', 'test-builder.img', 'test-builder.img.sha256']);
+    // secrets/: the device's keys, made by the first build and reused by the next; host/: the host kit.
+    expect((await readdir(out)).sort()).toEqual(['host', 'secrets', 'test-builder.img', 'test-builder.img.sha256']);
     execFileSync('sha256sum', ['-c', 'test-builder.img.sha256'], { cwd: out });
     expect(await sha256(input)).toBe(inputSha);
     // bl1, the partition table and u-boot: the whole first MiB is untouched.
@@ -43,6 +43,31 @@ describe('npm run build-image', () => {
     const allocated = async (p: string) => (await stat(p)).blocks * 512;
     expect(await allocated(img)).toBeLessThan((await allocated(input)) + 16 * 1024 * 1024);
     expect(await allocated(img)).toBeLessThan((await stat(img)).size / 4);
+  });
+
+  it('is idempotent: building again from its own output changes no file in either partition', async () => {
+    const out = await tempDir();
+    const config = await configWithFakeBundle(await tempDir());
+    const first = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'twice', '--config', config]);
+    expect(first.code).toBe(0);
+    const once = join(await tempDir(), 'once.img');
+    execFileSync('cp', ['--sparse=always', join(out, 'twice.img'), once]);
+    // Same --out, so the same secrets: a rebuild must not change keys or anything else.
+    const second = await buildImage(['--input', once, '--out', out, '--name', 'twice', '--config', config]);
+    expect(second.code).toBe(0);
+    const dump = async (img: string) => {
+      const dir = await tempDir();
+      const { rootfs, boot } = await partitionOffsets(img).then((t) => ({ boot: t.partitions[0], rootfs: t.partitions[1] }));
+      execFileSync('debugfs', ['-R', `rdump / ${dir}`, `${img}?offset=${rootfs.offset}`], { stdio: 'ignore' });
+      execFileSync('mkdir', [join(dir, 'BOOT')]);
+      execFileSync('mcopy', ['-s', '-n', '-i', `${img}@@${boot.offset}`, '::/*', join(dir, 'BOOT')]);
+      return dir;
+    };
+    const [a, b] = [await dump(once), await dump(join(out, 'twice.img'))];
+    // diff -r compares content, file types and link targets; rdump keeps modes and owners, checked by find.
+    execFileSync('diff', ['-r', '--no-dereference', a, b]);
+    const listing = (dir: string) => execFileSync('find', ['.', '-printf', '%p %m %U:%G %y\n'], { cwd: dir }).toString().split('\n').sort();
+    expect(listing(b)).toEqual(listing(a));
   });
 
   it('--dry-run lists the operations and writes nothing', async () => {
