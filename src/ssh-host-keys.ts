@@ -35,6 +35,9 @@ const exists = (path: string) =>
     },
   );
 
+/** Where the host keys live in the build's secrets directory. */
+export const hostKeysDir = (secrets: string) => join(secrets, 'ssh');
+
 /** Creates the directory if needed and makes it private (0700) even if it existed. */
 export async function privateDir(path: string): Promise<void> {
   await mkdir(path, { recursive: true, mode: 0o700 });

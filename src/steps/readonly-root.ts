@@ -3,7 +3,7 @@ import { addBootArg, getBootArgs, removeBootArg } from '../bootconfig.js';
 import { UserError } from '../errors.js';
 import { editFstab, readOnlyOptions } from '../fstab.js';
 import type { Operation, StreamEntry } from '../operations.js';
-import { HOST_KEY_TYPES, hostKeys, privateDir } from '../ssh-host-keys.js';
+import { HOST_KEY_TYPES, hostKeys, hostKeysDir, privateDir } from '../ssh-host-keys.js';
 import { renderTemplate } from '../templates.js';
 import { kernelArgsOperations, maskUnitsOperations } from './common.js';
 import type { ImageView, Step } from './step.js';
@@ -69,7 +69,7 @@ async function* bytes(data: Buffer): AsyncIterable<Uint8Array> {
 /** Made (first build) or read (later builds) only when the image is written: a dry run makes no keys. */
 async function* hostKeyEntries(secrets: string, comment: string): AsyncIterable<StreamEntry> {
   await privateDir(secrets);
-  for (const { name, privateKey, publicKey } of await hostKeys(join(secrets, 'ssh'), comment)) {
+  for (const { name, privateKey, publicKey } of await hostKeys(hostKeysDir(secrets), comment)) {
     yield { type: 'file', path: name, data: bytes(privateKey), ...ROOT_FILE, mode: 0o600 };
     yield { type: 'file', path: `${name}.pub`, data: bytes(publicKey), ...ROOT_FILE };
   }
@@ -87,7 +87,7 @@ async function sshHostKeyOperations(image: ImageView, secrets: string, hostname:
       op: 'stream',
       on: 'rootfs',
       dir: '/etc/ssh',
-      what: `SSH host keys (${HOST_KEY_TYPES.map(({ type }) => type).join(', ')}) from ${join(secrets, 'ssh')}, made there by the first build`,
+      what: `SSH host keys (${HOST_KEY_TYPES.map(({ type }) => type).join(', ')}) from ${hostKeysDir(secrets)}, made there by the first build`,
       entries: () => hostKeyEntries(secrets, `root@${hostname}`),
     },
   ];

@@ -1,0 +1,293 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig, type BuildConfig } from '../src/config.js';
+import { hostKitDirOf, writeHostKit } from '../src/host-kit.js';
+import { tempDir } from './fixtures.js';
+
+const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: '02:aa:bb:cc:dd:06', deviceMac: '02:aa:bb:cc:dd:02' } });
+
+/** A GLib key file (NetworkManager's keyfile format) as { section: { key: value } }. */
+function parseKeyFile(text: string): Record<string, Record<string, string>> {
+  const sections: Record<string, Record<string, string>> = {};
+  let current: Record<string, string> | undefined;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '' || line.startsWith('#')) continue;
+    const section = /^\[([^\]]+)\]$/.exec(line);
+    if (section) {
+      if (sections[section[1]]) throw new Error(`section [${section[1]}] twice`);
+      current = sections[section[1]] = {};
+      continue;
+    }
+    const entry = /^([A-Za-z0-9-]+)=(.*)$/.exec(line);
+    if (!entry || !current) throw new Error(`not a key file line: ${line}`);
+    current[entry[1]] = entry[2];
+  }
+  return sections;
+}
+
+const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
+
+async function writeKit(out: string, secrets: string, boards: BuildConfig[] = [CONFIG]): Promise<string> {
+  const kit = await writeHostKit(out, boards, secrets);
+  await kit.commit();
+  return hostKitDirOf(out);
+}
+
+let out: string;
+let secrets: string;
+let kit: string;
+beforeAll(async () => {
+  out = await tempDir();
+  secrets = join(out, 'secrets');
+  kit = await writeKit(out, secrets);
+});
+
+describe('host kit: files', () => {
+  it('holds exactly the kit, scripts 0755, private keys and the NM profile 0600, the rest 0644', async () => {
+    const expected: Record<string, number> = {
+      '.': 0o755,
+      'c2-test.nmconnection': 0o600,
+      'nat.sh': 0o755,
+      exports: 0o644,
+      known_hosts: 0o644,
+      'setup-buildx.sh': 0o755,
+      'README.md': 0o644,
+      tls: 0o700,
+      'tls/ca.pem': 0o644,
+      'tls/cert.pem': 0o644,
+      'tls/key.pem': 0o600,
+    };
+    const found = (await readdir(kit, { recursive: true })).sort();
+    expect(found).toEqual(Object.keys(expected).filter((path) => path !== '.').sort());
+    for (const [path, mode] of Object.entries(expected)) expect((await modeOf(join(kit, path))).toString(8), path).toBe(mode.toString(8));
+  });
+
+  it('writes a NetworkManager keyfile that matches the gadget by the host MAC and shares the connection', async () => {
+    const profile = parseKeyFile(await readFile(join(kit, 'c2-test.nmconnection'), 'utf8'));
+    expect(profile.connection).toMatchObject({ id: 'c2-test', type: 'ethernet', autoconnect: 'true' });
+    expect(profile.connection.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    // No interface-name: the MAC alone picks the interface, whatever the kernel called it.
+    expect(profile.connection['interface-name']).toBeUndefined();
+    expect(profile.ethernet['mac-address']).toBe(CONFIG.usb.hostMac);
+    expect(profile.ipv4).toEqual({ method: 'shared', address1: `${CONFIG.network.gateway}/${CONFIG.network.prefix}` });
+    expect(profile.ipv4.address1).toBe('10.0.0.1/24');
+  });
+
+  it('keeps the profile UUID across rebuilds and gives another device another one', async () => {
+    const again = await writeKit(await tempDir(), secrets);
+    const other = await writeKit(await tempDir(), join(await tempDir(), 'secrets'), [resolveConfig({ name: 'c2-other' })]);
+    const uuid = async (file: string) => parseKeyFile(await readFile(file, 'utf8')).connection.uuid;
+    expect(await uuid(join(again, 'c2-test.nmconnection'))).toBe(await uuid(join(kit, 'c2-test.nmconnection')));
+    expect(await uuid(join(other, 'c2-other.nmconnection'))).not.toBe(await uuid(join(kit, 'c2-test.nmconnection')));
+  });
+
+  it('exports the share to the device address only, with the options the storage needs', async () => {
+    const lines = (await readFile(join(kit, 'exports'), 'utf8')).split('\n').filter((line) => line && !line.startsWith('#'));
+    expect(lines).toEqual(['/srv/c2-test 10.0.0.2(rw,sync,no_subtree_check,no_root_squash)']);
+    expect(lines.join('\n')).not.toMatch(/\*/);
+    expect(await readFile(join(kit, 'exports'), 'utf8')).toMatch(/^# +sudo mkdir -p \/srv\/c2-test$/m);
+  });
+
+  it('lists the SSH host keys in known_hosts, as ssh-keygen finds them', async () => {
+    const found = execFileSync('ssh-keygen', ['-F', '10.0.0.2', '-f', join(kit, 'known_hosts')], { encoding: 'utf8' });
+    for (const type of ['ed25519', 'ecdsa', 'rsa']) {
+      const publicKey = (await readFile(join(secrets, 'ssh', `ssh_host_${type}_key.pub`), 'utf8')).split(' ').slice(0, 2).join(' ');
+      expect(found).toContain(publicKey);
+    }
+    expect(spawnSync('ssh-keygen', ['-F', 'c2-test', '-f', join(kit, 'known_hosts')]).status).toBe(0);
+  });
+
+  it('carries the client side of mutual TLS: the CA of the secrets, a client certificate it verifies, its key', async () => {
+    expect(await readFile(join(kit, 'tls/ca.pem'), 'utf8')).toBe(await readFile(join(secrets, 'tls/ca/cert.pem'), 'utf8'));
+    const verify = spawnSync('openssl', ['verify', '-CAfile', join(kit, 'tls/ca.pem'), '-purpose', 'sslclient', join(kit, 'tls/cert.pem')], { encoding: 'utf8' });
+    expect(verify.stdout).toContain(': OK');
+    const publicKey = (args: string[]) => execFileSync('openssl', args, { encoding: 'utf8' });
+    expect(publicKey(['pkey', '-pubout', '-in', join(kit, 'tls/key.pem')])).toBe(publicKey(['x509', '-noout', '-pubkey', '-in', join(kit, 'tls/cert.pem')]));
+  });
+
+  it('writes scripts that pass bash -n and shellcheck', () => {
+    for (const script of ['nat.sh', 'setup-buildx.sh']) {
+      const syntax = spawnSync('bash', ['-n', join(kit, script)], { encoding: 'utf8' });
+      expect(syntax.stderr, script).toBe('');
+      expect(syntax.status, script).toBe(0);
+      const check = spawnSync('shellcheck', [join(kit, script)], { encoding: 'utf8' });
+      expect(check.error).toBeUndefined();
+      expect(check.stdout + check.stderr, script).toBe('');
+      expect(check.status, script).toBe(0);
+    }
+  });
+});
+
+describe('host kit: replaced whole', () => {
+  it('replaces the previous kit, leaving no stale file and no temp directory', async () => {
+    const dir = await tempDir();
+    const first = await writeKit(dir, join(dir, 'secrets'));
+    await writeFile(join(first, 'stale'), 'from an older kit\n');
+    await writeKit(dir, join(dir, 'secrets'));
+    expect(await readdir(join(dir, 'host'))).not.toContain('stale');
+    expect((await readdir(dir)).sort()).toEqual(['host', 'secrets']);
+  });
+
+  it('leaves the old kit untouched when writing the new one fails', async () => {
+    const dir = await tempDir();
+    const host = await writeKit(dir, join(dir, 'secrets'));
+    const before = await readFile(join(host, 'README.md'), 'utf8');
+    await writeFile(join(dir, 'secrets/tls/client/key.pem'), 'broken\n');
+    await expect(writeHostKit(dir, [CONFIG], join(dir, 'secrets'))).rejects.toThrow(/client\/key\.pem/);
+    expect(await readFile(join(host, 'README.md'), 'utf8')).toBe(before);
+    expect((await readdir(dir)).sort()).toEqual(['host', 'secrets']);
+  });
+});
+
+// --- the scripts, run against stand-ins for the system tools --------------------------------
+
+const BASH = execFileSync('bash', ['-c', 'command -v bash'], { encoding: 'utf8' }).trim();
+
+/**
+ * A bin directory holding only stand-ins (shell scripts given as text) and links to the real
+ * tools the kit's scripts may use, so nothing on this machine is touched or consulted.
+ */
+async function fakeBin(stubs: Record<string, string>): Promise<string> {
+  const bin = await tempDir();
+  for (const tool of ['tr', 'basename', 'dirname', 'cat', 'grep']) {
+    await symlink(execFileSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+  }
+  for (const [name, body] of Object.entries(stubs)) {
+    await writeFile(join(bin, name), `#!${BASH}\n${body}\n`);
+    await chmod(join(bin, name), 0o755);
+  }
+  return bin;
+}
+
+function runScript(script: string, bin: string, env: Record<string, string> = {}) {
+  return spawnSync(BASH, [script], { encoding: 'utf8', env: { PATH: bin, ...env } });
+}
+
+describe('nat.sh', () => {
+  let sysfs: string;
+  let log: string;
+  beforeAll(async () => {
+    sysfs = await tempDir();
+    // The kernel writes MACs in lower case; an upper-case one checks the comparison anyway.
+    for (const [name, mac] of [['wlan0', '3c:22:fb:00:00:01'], ['enx02aabbccdd06', '02:AA:BB:CC:DD:06'], ['lo', '00:00:00:00:00:00']]) {
+      await mkdir(join(sysfs, name));
+      await writeFile(join(sysfs, name, 'address'), `${mac}\n`);
+    }
+  });
+
+  /** iptables that keeps its rules in a file: -C looks there, -A/-I add. */
+  const IPTABLES = `
+rules=$STATE/rules; : >>"$rules"
+echo "iptables $*" >>"$STATE/log"
+table=$2 op=$3 chain=$4; shift 4
+[ "$op" = -I ] && shift
+line="$table $chain $*"
+case $op in
+  -C) grep -qxF -- "$line" "$rules" ;;
+  -A|-I) echo "$line" >>"$rules" ;;
+esac`;
+  const COMMON = { id: 'echo 0', ip: 'echo "ip $*" >>"$STATE/log"', sysctl: 'echo "sysctl $*" >>"$STATE/log"' };
+
+  it('with iptables: sets the address on the interface with the host MAC and adds each rule once, however often it runs', async () => {
+    const state = await tempDir();
+    log = join(state, 'log');
+    const bin = await fakeBin({ ...COMMON, iptables: IPTABLES });
+    for (let run = 0; run < 2; run += 1) {
+      const result = runScript(join(kit, 'nat.sh'), bin, { STATE: state, SYSFS_NET: sysfs });
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      expect(result.stdout).toContain('enx02aabbccdd06 has 10.0.0.1/24');
+    }
+    const rules = (await readFile(join(state, 'rules'), 'utf8')).trim().split('\n');
+    expect(rules).toEqual([
+      'nat POSTROUTING -s 10.0.0.2 ! -o enx02aabbccdd06 -m comment --comment odroid-buildx-image -j MASQUERADE',
+      'filter FORWARD -i enx02aabbccdd06 -s 10.0.0.2 -m comment --comment odroid-buildx-image -j ACCEPT',
+      'filter FORWARD -o enx02aabbccdd06 -d 10.0.0.2 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment odroid-buildx-image -j ACCEPT',
+    ]);
+    const calls = (await readFile(log, 'utf8')).trim().split('\n');
+    expect(calls.filter((call) => call.startsWith('ip '))).toEqual([
+      'ip link set dev enx02aabbccdd06 up',
+      'ip address replace 10.0.0.1/24 dev enx02aabbccdd06',
+      'ip link set dev enx02aabbccdd06 up',
+      'ip address replace 10.0.0.1/24 dev enx02aabbccdd06',
+    ]);
+    // Accepts go ahead of whatever drops forwarded traffic (Docker's policy, ufw, firewalld).
+    expect(calls.filter((call) => / -I /.test(call))).toHaveLength(2);
+    expect(calls.filter((call) => / -I /.test(call)).every((call) => call.includes('-I FORWARD 1'))).toBe(true);
+    expect(calls.at(-1)).toBe('sysctl -q -w net.ipv4.ip_forward=1');
+  });
+
+  it('without iptables: replaces its own nftables table whole each time', async () => {
+    const state = await tempDir();
+    const bin = await fakeBin({ ...COMMON, nft: 'echo "nft $*" >>"$STATE/log"; cat >>"$STATE/nft"; echo "-- end" >>"$STATE/nft"' });
+    for (let run = 0; run < 2; run += 1) {
+      const result = runScript(join(kit, 'nat.sh'), bin, { STATE: state, SYSFS_NET: sysfs });
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      expect(result.stdout).toContain('(nft)');
+    }
+    const transactions = (await readFile(join(state, 'nft'), 'utf8')).split('-- end\n').filter(Boolean);
+    expect(transactions).toHaveLength(2);
+    expect(transactions[1]).toBe(transactions[0]);
+    const lines = transactions[0].split('\n').map((line) => line.trim());
+    expect(lines.slice(0, 3)).toEqual(['table ip odroid_buildx_image', 'delete table ip odroid_buildx_image', 'table ip odroid_buildx_image {']);
+    expect(lines).toContain('ip saddr 10.0.0.2 oifname != "enx02aabbccdd06" masquerade');
+    expect(lines.filter((line) => line.endsWith('masquerade'))).toHaveLength(1);
+  });
+
+  it('says what is wrong: not root, no firewall tool, device not attached', async () => {
+    const notRoot = runScript(join(kit, 'nat.sh'), await fakeBin({ ...COMMON, id: 'echo 1000' }), { SYSFS_NET: sysfs });
+    expect(notRoot.status).not.toBe(0);
+    expect(notRoot.stderr).toMatch(/^nat\.sh: run as root/);
+    const noFirewall = runScript(join(kit, 'nat.sh'), await fakeBin(COMMON), { SYSFS_NET: sysfs, STATE: await tempDir() });
+    expect(noFirewall.stderr).toMatch(/neither iptables nor nft/);
+    const empty = await tempDir();
+    const detached = runScript(join(kit, 'nat.sh'), await fakeBin({ ...COMMON, iptables: IPTABLES }), { SYSFS_NET: empty, STATE: await tempDir() });
+    expect(detached.status).not.toBe(0);
+    expect(detached.stderr).toMatch(/no network interface has MAC 02:aa:bb:cc:dd:06: is the device plugged in/);
+  });
+});
+
+describe('setup-buildx.sh', () => {
+  /** A docker CLI that remembers contexts and builders in files and logs every call. */
+  const DOCKER = `
+echo "docker $*" >>"$STATE/log"
+case "$1 $2" in
+  "buildx version") exit 0 ;;
+  "context inspect") [ -e "$STATE/context-$3" ] ;;
+  "context create") for name; do :; done; : >"$STATE/context-$name" ;;
+  "context update") exit 0 ;;
+  "buildx inspect") if [ "$3" = --bootstrap ]; then echo "Name: $4"; else [ -e "$STATE/builder-$3" ]; fi ;;
+  "buildx create") : >"$STATE/builder-$4" ;;
+  *) echo "unexpected: docker $*" >&2; exit 2 ;;
+esac`;
+
+  it('creates the context with the kit\'s client certificate and an arm64 node, then updates both in place', async () => {
+    const state = await tempDir();
+    const bin = await fakeBin({ docker: DOCKER });
+    for (let run = 0; run < 2; run += 1) {
+      const result = runScript(join(kit, 'setup-buildx.sh'), bin, { STATE: state });
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      expect(result.stdout).toContain('docker buildx build --builder c2-test --platform linux/arm64');
+    }
+    const calls = (await readFile(join(state, 'log'), 'utf8')).trim().split('\n').filter((call) => !call.includes(' inspect ') && call !== 'docker buildx version');
+    const endpoint = `host=tcp://10.0.0.2:2376,ca=${kit}/tls/ca.pem,cert=${kit}/tls/cert.pem,key=${kit}/tls/key.pem`;
+    expect(calls).toEqual([
+      `docker context create --description odroid-buildx-image device c2-test --docker ${endpoint} c2-test`,
+      'docker buildx create --name c2-test --node c2-test --driver docker-container --platform linux/arm64 c2-test',
+      `docker context update --docker ${endpoint} c2-test`,
+      'docker buildx create --name c2-test --node c2-test --driver docker-container --platform linux/arm64 --append c2-test',
+    ]);
+    const bootstraps = (await readFile(join(state, 'log'), 'utf8')).split('\n').filter((call) => call === 'docker buildx inspect --bootstrap c2-test');
+    expect(bootstraps).toHaveLength(2);
+  });
+
+  it('stops with a clear message without docker buildx', async () => {
+    const result = runScript(join(kit, 'setup-buildx.sh'), await fakeBin({ docker: 'exit 1' }), {});
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/^setup-buildx\.sh: docker buildx not found/);
+  });
+});
