@@ -4,7 +4,7 @@
  * SSH only with keys). Three builds in a row, each checked with the real tools.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, type RunResult } from './cli.js';
@@ -164,6 +164,19 @@ describe('after two builds', () => {
     expect(await debugfsCat(img, '/etc/shadow')).toMatch(/^root:\*:/m);
     expect((await debugfsCat(img, '/root/.ssh/authorized_keys')).split('\n')).toContain(KEY);
     expect(await debugfsStat(img, '/root/.ssh/authorized_keys')).toMatchObject({ mode: 0o600, uid: 0, gid: 0 });
+  });
+
+  it('a failed --rotate-secrets build keeps the old secrets and host kit, and leaves no temp directory', async () => {
+    const before = { secrets: await modes(join(out, 'secrets')), ca: fingerprint(join(out, 'secrets/tls/ca/cert.pem')), kit: await readFile(join(out, 'host/tls/cert.pem'), 'utf8') };
+    // A bundle checksum that cannot match stops the build in the docker step, after the rotation began.
+    const config = JSON.parse(await readFile(keysConfig, 'utf8'));
+    const failing = join(await tempDir(), 'failing.json');
+    await writeFile(failing, JSON.stringify({ ...config, docker: { ...config.docker, sha256: 'ab'.repeat(32) } }));
+    const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', NAME, '--config', failing, '--rotate-secrets']);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/^error: .*docker\.sha256/m);
+    expect({ secrets: await modes(join(out, 'secrets')), ca: fingerprint(join(out, 'secrets/tls/ca/cert.pem')), kit: await readFile(join(out, 'host/tls/cert.pem'), 'utf8') }).toEqual(before);
+    expect((await readdir(out)).sort()).toEqual(['c2-test.img', 'c2-test.img.sha256', 'host', 'secrets']);
   });
 
   it('a dry run with --rotate-secrets changes nothing', async () => {
