@@ -10,7 +10,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { randomBytes, webcrypto } from 'node:crypto';
 import { lstat, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { UserError } from './errors.js';
 import { privateDir } from './ssh-host-keys.js';
 
@@ -109,7 +109,7 @@ async function load(dir: string): Promise<Loaded | undefined> {
  * always a matching pair. Returns false when another build placed one first (then use that).
  */
 async function store(dir: string, pem: TlsIdentity, replace: boolean): Promise<boolean> {
-  const parent = join(dir, '..');
+  const parent = dirname(dir);
   const scratch = await mkdtemp(join(parent, '.new-'));
   try {
     await writeFile(join(scratch, KEY_FILE), pem.key, { mode: 0o600 });

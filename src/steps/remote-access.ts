@@ -8,7 +8,9 @@ const SHADOW = '/etc/shadow';
 const SSHD_CONFIG = '/etc/ssh/sshd_config';
 const SSH_DIR = '/root/.ssh';
 const AUTHORIZED_KEYS = `${SSH_DIR}/authorized_keys`;
-const BEGIN = '# BEGIN odroid-buildx-image (remote-access step, docs/host-kit.md): SSH takes keys only. A rebuild replaces this block.';
+/** How the block is found again: its first line starts with this, its last line is END. */
+const BEGIN_MARKER = '# BEGIN odroid-buildx-image';
+const BEGIN = `${BEGIN_MARKER} (remote-access step, docs/host-kit.md): SSH takes keys only. A rebuild replaces this block.`;
 const END = '# END odroid-buildx-image';
 /** `*` is no hash at all, so no password opens it; unlike a `!` lock, sshd without PAM still takes root's keys. */
 const NO_PASSWORD = '*';
@@ -33,7 +35,7 @@ const keywordOf = (line: string) => /^\s*([A-Za-z]+)(?:\s|=)/.exec(line)?.[1].to
  */
 export function setSshdBlock(config: string, block: string): string {
   const lines = config.split('\n');
-  const begin = lines.findIndex((line) => line.startsWith(BEGIN.slice(0, BEGIN.indexOf(' ('))));
+  const begin = lines.findIndex((line) => line.startsWith(BEGIN_MARKER));
   const end = begin < 0 ? -1 : lines.findIndex((line, index) => index > begin && line === END);
   if (begin >= 0 && end >= 0) lines.splice(begin, end - begin + 1);
   const keywords = new Set(block.split('\n').filter((line) => !line.startsWith('#')).map(keywordOf).filter(Boolean));
