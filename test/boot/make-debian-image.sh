@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Builds a stock-like ODROID-C2 image whose root file system is a real Debian arm64 system, for
+# the boot test (issue 4): HardKernel's layout (MBR, FAT32 p1 at 2048 with the real boot.ini,
+# ext4 p2 at 264192 with the stock root UUID), without loop mounts. The rootfs comes from
+# mmdebstrap (arm64 maintainer scripts run under qemu-user through binfmt_misc) and its tarball
+# is cached, keyed by the suite, mirror and package list, so a rerun only assembles the image.
+#
+# usage: make-debian-image.sh OUTPUT.img [EXTRA_TREE]
+#   EXTRA_TREE  a directory copied over the rootfs before the filesystem is made: the test's
+#               own additions to the image under test (check service, dummy_hcd, eth0)
+# Env: BOOT_CACHE (default <repo>/.cache/boot), DEBIAN_MIRROR, DISK_SIZE_MIB (default 3072).
+# Needs root (the tarball's owners and device nodes are unpacked as they are), mmdebstrap,
+# qemu-user-static, binfmt-support, sfdisk, mkfs.fat, mtools, mkfs.ext4.
+set -euo pipefail
+
+[[ $# -ge 1 && $# -le 2 ]] || { echo "usage: $0 OUTPUT.img [EXTRA_TREE]" >&2; exit 2; }
+out=$1
+extra=${2:-}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+reference=${REFERENCE_DIR:-$(cd "$repo/.." && pwd)/shared/reference}
+cache=${BOOT_CACHE:-$repo/.cache/boot}
+
+readonly SUITE=bookworm
+readonly MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# What the issue names, plus: systemd-sysv for /sbin/init (overlay-init execs it); util-linux
+# and mount for mountpoint/findmnt in the check service; procps for the power-cut workload;
+# libdevmapper1.02.1 because Debian's dockerd (the test's Docker bundle) links it, unlike the static one.
+readonly PACKAGES=(
+  e2fsprogs ifupdown initramfs-tools iproute2 iptables kmod libdevmapper1.02.1 linux-image-arm64 mount
+  openssh-server procps systemd systemd-sysv udev util-linux
+)
+readonly SECTOR=512
+readonly DISK_SECTORS=$(( ${DISK_SIZE_MIB:-3072} * 2048 ))
+readonly BOOT_START=2048
+readonly BOOT_SECTORS=262144
+readonly ROOT_START=264192
+readonly ROOT_UUID=e139ce78-9841-40fe-8823-96a304a09859
+
+log() { echo "make-debian-image: $*" >&2; }
+
+# The initrd needs only what mounts the root of QEMU's virt machine. initramfs-tools' default,
+# MODULES=most, runs modprobe and modinfo for thousands of modules, which under qemu-user takes
+# over ten minutes; a list takes one or two. Written before the kernel's postinst builds the initrd.
+readonly INITRAMFS_CONF='MODULES=list'
+readonly INITRAMFS_MODULES=(virtio_pci virtio_blk ext4 crc32c_generic)
+
+# The tarball depends only on what mmdebstrap is asked for; any change makes a new key.
+rootfs_key() {
+  printf '%s\n' "$SUITE" "$MIRROR" arm64 minbase no-merged-usr "${PACKAGES[@]}" "$INITRAMFS_CONF" "${INITRAMFS_MODULES[@]}" |
+    sha256sum | cut -c1-16
+}
+
+# Files no package owns (so no conffile prompt): conf.d for the setting, modules.d for the list.
+initramfs_hook() {
+  cat <<HOOK
+mkdir -p "\$1/etc/initramfs-tools/conf.d" "\$1/usr/share/initramfs-tools/modules.d"
+echo '$INITRAMFS_CONF' >"\$1/etc/initramfs-tools/conf.d/boot-test.conf"
+printf '%s\\n' ${INITRAMFS_MODULES[*]} >"\$1/usr/share/initramfs-tools/modules.d/boot-test"
+HOOK
+}
+
+build_rootfs_tarball() { # TARBALL
+  local include
+  include=$(IFS=,; echo "${PACKAGES[*]}")
+  mkdir -p "$cache"
+  # mmdebstrap runs the arm64 maintainer scripts through qemu-user: binfmt_misc must know arm64.
+  if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
+    mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    update-binfmts --enable qemu-aarch64
+  fi
+  log "building the Debian $SUITE arm64 rootfs with mmdebstrap (cached as ${1##*/})"
+  # Documentation and translations are left out: every file is written by dpkg under emulation.
+  # Not merged-/usr: /bin, /sbin and /lib are real directories, as on HardKernel's Ubuntu 18.04.
+  mmdebstrap --arch=arm64 --variant=minbase --format=tar --include="$include" \
+    --hook-dir=/usr/share/mmdebstrap/hooks/no-merged-usr \
+    --dpkgopt=force-unsafe-io --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --essential-hook="$(initramfs_hook)" \
+    "$SUITE" "$1.tmp" "$MIRROR"
+  mv "$1.tmp" "$1"
+}
+
+tmp=$(mktemp -d)
+cleanup() {
+  local status=$?
+  rm -rf "$tmp"
+  [[ $status == 0 ]] || rm -f "$out"
+}
+trap cleanup EXIT
+
+tarball=$cache/rootfs-$(rootfs_key).tar
+[[ -f $tarball ]] || build_rootfs_tarball "$tarball"
+
+tree=$tmp/rootfs
+mkdir "$tree"
+tar --numeric-owner --xattrs --xattrs-include='*' -xpf "$tarball" -C "$tree"
+[[ -z $extra ]] || cp -a "$extra"/. "$tree"/
+
+# As on the stock image: root logs in with the password "odroid" (serial console, for debugging),
+# and fstab mounts the root by UUID and the FAT at /media/boot.
+# shellcheck disable=SC2016 # a crypt(3) hash, not a shell expansion
+sed -i 's|^root:[^:]*:|root:$6$hardkernel$Tp9MG7DWe3iMTncD/HJcFBWHnQl2sIFM5kHPOZLeFU8P7i.3lzDy8OKjRVenZnknAbvUo6uiQV.UisN.c6j1a1:|' "$tree/etc/shadow"
+cat >"$tree/etc/fstab" <<FSTAB
+UUID=$ROOT_UUID / ext4 errors=remount-ro,noatime 0 1
+LABEL=BOOT /media/boot vfat defaults 0 1
+FSTAB
+mkdir -p "$tree/media/boot"
+echo odroid >"$tree/etc/hostname"
+
+kernel=$(cd "$tree/boot" && printf '%s\n' vmlinuz-* | sort -V | tail -n1)
+version=${kernel#vmlinuz-}
+
+rm -f "$out"
+truncate -s $((DISK_SECTORS * SECTOR)) "$out"
+sfdisk --quiet "$out" <<TABLE
+label: dos
+unit: sectors
+
+start=$BOOT_START, size=$BOOT_SECTORS, type=c
+start=$ROOT_START, type=83
+TABLE
+
+# FAT32 boot partition: HardKernel's boot.ini, and the kernel (Debian's arm64 vmlinuz is already
+# the uncompressed Image that U-Boot's booti takes) with the initrd beside it, as on the board.
+boot_fat=$tmp/boot.fat
+truncate -s $((BOOT_SECTORS * SECTOR)) "$boot_fat"
+mkfs.fat -F 32 -n BOOT "$boot_fat" >/dev/null
+cp "$tree/boot/$kernel" "$tmp/Image"
+cp "$tree/boot/initrd.img-$version" "$tmp/uInitrd"
+MTOOLS_SKIP_CHECK=1 mcopy -i "$boot_fat" "$reference/odroid-c2/boot.ini" "$reference/odroid-c2/boot.ini.default" \
+  "$tmp/Image" "$tmp/uInitrd" ::/
+dd if="$boot_fat" of="$out" bs=1M seek=$((BOOT_START * SECTOR)) oflag=seek_bytes conv=notrunc,sparse status=none
+
+mkfs.ext4 -q -F -t ext4 -L rootfs -U "$ROOT_UUID" -E "offset=$((ROOT_START * SECTOR))" -d "$tree" \
+  "$out" $(((DISK_SECTORS - ROOT_START) * SECTOR / 1024))k
+e2fsck -fn "$out?offset=$((ROOT_START * SECTOR))" >"$tmp/e2fsck.log" 2>&1 || { cat "$tmp/e2fsck.log" >&2; exit 1; }
+log "built $out: Debian $SUITE arm64, kernel $version"
