@@ -9,8 +9,12 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { resolveConfig } from '../src/config.js';
 import { openImage } from '../src/disk/image.js';
 import { withRootfs } from '../src/disk/ext4.js';
+import { patchImage } from '../src/patch.js';
+import { docker } from '../src/steps/docker.js';
+import { bundleFiles, makeBundle } from '../test/docker-bundle-fixture.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'odroid-bench-'));
@@ -70,10 +74,49 @@ async function fileWriteRatio(stock: string, sizeMiB: number): Promise<void> {
   rows.push(`| write a ${sizeMiB} MiB file into the ext4 rootfs | ${oursSeconds.toFixed(2)} s (${(sizeMiB / oursSeconds).toFixed(0)} MiB/s) | native \`debugfs -w write\`: ${nativeSeconds.toFixed(2)} s | ${(oursSeconds / nativeSeconds).toFixed(1)}x |`);
 }
 
-async function wholeBuild(stock: string, label: string): Promise<void> {
+/** A bundle in Docker's layout at about the real one's size (~200 MiB of binaries). */
+async function bigBundle(): Promise<{ path: string; sha256: string; files: Record<string, Buffer> }> {
+  const files = bundleFiles();
+  const grow = (name: string, size: number) => {
+    const head = files[name].subarray(0, 64);
+    files[name] = Buffer.concat([head, randomBytes(size - 64)]);
+  };
+  grow('dockerd', 80 * MiB);
+  grow('containerd', 50 * MiB);
+  grow('docker', 40 * MiB);
+  grow('ctr', 20 * MiB);
+  grow('runc', 10 * MiB);
+  const path = join(work, 'docker-bench.tgz');
+  const { sha256 } = await makeBundle(path, files);
+  return { path, sha256, files };
+}
+
+async function bundleInstall(stock: string, bundle: Awaited<ReturnType<typeof bigBundle>>): Promise<void> {
+  const total = Object.values(bundle.files).reduce((sum, f) => sum + f.length, 0);
+  const ours = join(work, 'bundle-ours.img');
+  sparseCopy(stock, ours);
+  const layout = await openImage(ours);
+  const config = resolveConfig({ docker: { bundle: bundle.path, sha256: bundle.sha256 } });
+  const paths = { secrets: join(work, 'secrets'), cache: join(work, 'cache') };
+  const [, oursSeconds] = await secondsAsync(() => patchImage(layout, config, [docker], { paths }));
+  // The native floor: the same files, already extracted, written by debugfs in one session.
+  const extracted = join(work, 'extracted');
+  execFileSync('mkdir', ['-p', extracted]);
+  for (const [name, data] of Object.entries(bundle.files)) writeFileSync(join(extracted, name), data);
+  const native = join(work, 'bundle-native.img');
+  sparseCopy(stock, native);
+  const commands = join(work, 'debugfs.cmds');
+  writeFileSync(commands, Object.keys(bundle.files).map((name) => `write ${join(extracted, name)} /usr/local/bin/${name}\n`).join(''));
+  const [, nativeSeconds] = seconds(() => execFileSync('debugfs', ['-w', '-f', commands, `${native}?offset=${layout.rootfs.offset}`], { stdio: 'ignore' }));
+  rows.push(
+    `| install a ${Math.round(total / MiB)} MiB Docker bundle (.tgz streamed, gunzip + tar + ext4) | ${oursSeconds.toFixed(2)} s | native \`debugfs -w write\` of the extracted files: ${nativeSeconds.toFixed(2)} s | ${(oursSeconds / nativeSeconds).toFixed(1)}x |`,
+  );
+}
+
+async function wholeBuild(stock: string, label: string, config: string): Promise<void> {
   const out = join(work, `out-${label}`);
   const floor = sparseCopy(stock, join(work, 'floor.img'));
-  const build = timedBuild(['--input', stock, '--out', out, '--name', 'bench']);
+  const build = timedBuild(['--input', stock, '--out', out, '--name', 'bench', '--config', config]);
   const timing = /time: .*/.exec(build.stderr)?.[0] ?? '';
   rows.push(`| whole build, ${label} stock-like image | ${build.wall.toFixed(2)} s, peak RSS ${build.rssMB} MB | \`cp --sparse=always\`: ${floor.toFixed(2)} s | ${(build.wall / floor).toFixed(1)}x |`);
   rows.push(`| ↳ stages (${label}) | ${timing} | | |`);
@@ -84,8 +127,12 @@ async function main(): Promise<void> {
   const small = makeStockLike(1024);
   const big = makeStockLike(4096);
   await fileWriteRatio(small, 200);
-  await wholeBuild(small, '1 GiB');
-  await wholeBuild(big, '4 GiB');
+  const bundle = await bigBundle();
+  await bundleInstall(small, bundle);
+  const config = join(work, 'config.json');
+  writeFileSync(config, JSON.stringify({ docker: { bundle: bundle.path, sha256: bundle.sha256 } }));
+  await wholeBuild(small, '1 GiB', config);
+  await wholeBuild(big, '4 GiB', config);
   const allocated = (p: string) => Math.round((statSync(p).blocks * 512) / MiB);
   process.stdout.write(
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}; ` +
