@@ -1,0 +1,33 @@
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO } from './cli.js';
+
+/** The shell block under a README heading, one command per line. */
+async function readmeCommands(heading: string): Promise<string[]> {
+  const readme = await readFile(join(REPO, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf(heading));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+  return block.split('\n').filter((line) => line.trim() !== '');
+}
+
+describe('README', () => {
+  it('the offline example runs as written', async () => {
+    const commands = await readmeCommands('### Offline example');
+    expect(commands.some((c) => c.startsWith('npm run build-image'))).toBe(true);
+    execFileSync('rm', ['-rf', '/tmp/out']);
+    for (const command of commands) {
+      execFileSync('bash', ['-euo', 'pipefail', '-c', command], { cwd: REPO, stdio: 'pipe', env: { ...process.env, SOURCE_DATE_EPOCH: '' } });
+    }
+    const inspect = execFileSync('npm', ['run', '--silent', 'inspect', '--', '--input', '/tmp/out/demo.img'], { cwd: REPO }).toString();
+    expect(inspect).toMatch(/docker/);
+    execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: '/tmp/out' });
+  }, 300_000);
+
+  it('names the test command that CI runs', async () => {
+    const ci = await readFile(join(REPO, '.ci/run'), 'utf8');
+    expect(await readmeCommands('## Tests')).toEqual(['npm test']);
+    expect(ci).toMatch(/^npm test$/m);
+  });
+});
