@@ -1,5 +1,5 @@
 /**
- * npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--dry-run] [--release] [--rotate-secrets]
+ * npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--fleet N] [--dry-run] [--release] [--rotate-secrets]
  *
  * Turns a stock ODROID-C2 image into a USB-tethered docker buildx builder image, offline
  * and without root. The build is the short sequence of stages below.
@@ -10,28 +10,33 @@ import { writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { sha256File } from './src/checksum.js';
 import { parseOptions, runMain } from './src/cli.js';
-import { loadConfig } from './src/config.js';
+import { loadConfig, type BuildConfig } from './src/config.js';
 import { openImage } from './src/disk/image.js';
+import type { ImageLayout } from './src/disk/layout.js';
+import { UserError } from './src/errors.js';
+import { fleetConfigs, parseFleetSize } from './src/fleet.js';
 import { hostKitDirOf, writeHostKit } from './src/host-kit.js';
 import { info } from './src/log.js';
-import { startOutput, prepareOutputDir } from './src/output.js';
+import { startOutput, prepareOutputDir, type PendingOutput } from './src/output.js';
 import type { PendingDir } from './src/pending-dir.js';
-import { patchImage } from './src/patch.js';
+import { patchImage, runMemo, type PatchResult } from './src/patch.js';
 import { scanImage } from './src/release.js';
 import { pinClock, sourceDateEpoch } from './src/reproducible.js';
 import { openSecrets, secretsDirOf } from './src/secrets.js';
 import { resolveSource } from './src/source.js';
 import { STEPS } from './src/steps/index.js';
 import { remoteLoginWarning } from './src/steps/remote-access.js';
+import type { BuildPaths, RunMemo } from './src/steps/step.js';
 import { stageTimer } from './src/timing.js';
 
 const repo = fileURLToPath(new URL('.', import.meta.url));
 
-const USAGE = `usage: npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--dry-run] [--release] [--rotate-secrets]
+const USAGE = `usage: npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--fleet N] [--dry-run] [--release] [--rotate-secrets]
   --input    stock image: .img, .img.xz, .img.gz, .img.zst or an http(s) URL (default: the image pinned in image/stock.json)
   --out      output directory (default: out/)
   --config   JSON build config (keys: docs/config.md)
   --name     image name, <name>.img (default: the config's name, else odroid-c2-builder)
+  --fleet    N boards from the config: <name>-1.img ... <name>-N.img, each with its own name, MACs, subnet and share, one builder (docs/fleet.md)
   --dry-run  list the operations each step would perform, write nothing
   --release  also write <name>.img.xz, <name>.bmap and SHA256SUMS (reproducible with SOURCE_DATE_EPOCH)
   --rotate-secrets  new CA, certificates and SSH host keys in <out>/secrets instead of reusing them (docs/host-kit.md)`;
@@ -42,11 +47,39 @@ function parseCommandLine(argv: string[]) {
     out: { type: 'string', default: join(repo, 'out') },
     config: { type: 'string' },
     name: { type: 'string' },
+    fleet: { type: 'string' },
     'dry-run': { type: 'boolean', default: false },
     release: { type: 'boolean', default: false },
     'rotate-secrets': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   });
+}
+
+/** What one board's image became: its patch, its checksums and, for a release, its extra files. */
+interface BoardImage {
+  output: PendingOutput;
+  patched: PatchResult;
+  sha256: string;
+  sha256s: Record<string, string>;
+  release?: { xz: string; bmap: string };
+}
+
+type Stage = ReturnType<typeof stageTimer>;
+
+/** Patches a board's copy, then reads it once for its checksum and, for a release, its bmap and xz. */
+async function patchBoard(stage: Stage, output: PendingOutput, layout: ImageLayout, board: BuildConfig, options: { paths: BuildPaths; once: RunMemo; release: boolean }): Promise<BoardImage> {
+  const patched = await stage('patch', () => patchImage({ ...layout, path: output.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
+  const image = basename(output.finalPath);
+  const release = options.release ? { xz: `${image}.xz`, bmap: `${board.name}.bmap` } : undefined;
+  const xzTemp = release && output.artifact(release.xz);
+  const scan = await stage(release ? 'release' : 'checksum', () => scanImage(output.tempPath, { bmap: Boolean(release), xzTo: xzTemp }));
+  const sha256s: Record<string, string> = { [image]: scan.sha256 };
+  if (release && xzTemp && scan.bmap) {
+    await writeFile(output.artifact(release.bmap), scan.bmap);
+    sha256s[release.xz] = await sha256File(xzTemp);
+    sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
+  }
+  return { output, patched, sha256: scan.sha256, sha256s, release };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -55,59 +88,70 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
+  // SHA256SUMS covers one image's release files in --out; a fleet would overwrite it per board.
+  if (args.fleet !== undefined && args.release) throw new UserError('--release and --fleet cannot be combined: build release images one at a time');
   const epoch = sourceDateEpoch();
   if (epoch !== undefined) pinClock(epoch);
   const stage = stageTimer();
   const config = await stage('config', () => loadConfig(args.config, { name: args.name }));
+  const boards = args.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(args.fleet));
   if (!args['dry-run']) await prepareOutputDir(args.out);
   const source = await stage('source', () => resolveSource({ input: args.input, cacheDir: join(repo, 'image') }));
   const layout = await stage('inspect', () => openImage(source.path));
   const paths = { secrets: secretsDirOf(args.out), cache: join(repo, 'image') };
+  // One memo for every board: what their plans share (checking the Docker bundle) is done once.
+  const once = runMemo();
 
   if (args['dry-run']) {
-    const plan = await stage('plan', () => patchImage(layout, config, STEPS, { paths, dryRun: true }));
-    for (const { step, operations } of plan.planned) {
-      process.stdout.write(`${step}:\n${operations.map((line) => `  ${line}\n`).join('')}`);
+    for (const board of boards) {
+      const plan = await stage('plan', () => patchImage(layout, board, STEPS, { paths, dryRun: true, once }));
+      if (args.fleet !== undefined) process.stdout.write(`# ${board.name}\n`);
+      for (const { step, operations } of plan.planned) {
+        process.stdout.write(`${step}:\n${operations.map((line) => `  ${line}\n`).join('')}`);
+      }
     }
     return;
   }
 
-  const output = await stage('copy', () => startOutput(source.path, args.out, config.name));
-  // Rotated secrets are made in a fresh directory that replaces the old one only with the image.
+  // Rotated secrets are made in a fresh directory that replaces the old one only with the images.
   const secrets = await openSecrets(args.out, { rotate: args['rotate-secrets'] });
+  const outputs: PendingOutput[] = [];
   let kit: PendingDir | undefined;
   try {
-    const patched = await stage('patch', () => patchImage({ ...layout, path: output.tempPath }, config, STEPS, { paths: { ...paths, secrets: secrets.path } }));
-    const image = basename(output.finalPath);
-    const release = args.release ? { xz: `${image}.xz`, bmap: `${config.name}.bmap` } : undefined;
-    const xzTemp = release && output.artifact(release.xz);
-    // One read of the image gives its checksum and, for a release, its bmap and xz.
-    const scan = await stage(release ? 'release' : 'checksum', () => scanImage(output.tempPath, { bmap: Boolean(release), xzTo: xzTemp }));
-    const sha256s: Record<string, string> = { [image]: scan.sha256 };
-    if (release && xzTemp && scan.bmap) {
-      await writeFile(output.artifact(release.bmap), scan.bmap);
-      sha256s[release.xz] = await sha256File(xzTemp);
-      sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
+    const images: BoardImage[] = [];
+    for (const board of boards) {
+      // Boards after the first start from the first one's finished image, not the stock one: the
+      // steps rewrite all that differs per board, and what does not (the Docker bundle) is there.
+      const from = outputs[0]?.tempPath ?? source.path;
+      const output = await stage('copy', () => startOutput(from, args.out, board.name));
+      outputs.push(output);
+      images.push(await patchBoard(stage, output, layout, board, { paths: { ...paths, secrets: secrets.path }, once, release: args.release }));
     }
-    kit = await stage('host kit', () => writeHostKit(args.out, [config], secrets.path));
-    // The image last: a <name>.img present means its secrets and host kit are there too.
+    kit = await stage('host kit', () => writeHostKit(args.out, boards, secrets.path, config.name));
+    // The images last: a <name>.img present means its secrets and host kit are there too.
     await secrets.commit();
     await kit.commit();
-    const result = await stage('commit', () => output.commit(sha256s));
+    let summary = '';
+    for (const image of images) {
+      const result = await stage('commit', () => image.output.commit(image.sha256s));
+      summary +=
+        `built ${result.image}\n` +
+        `  from     ${source.origin}\n` +
+        `  steps    ${STEPS.map((s) => s.name).join(', ')} (${image.patched.operations} operations, ${image.patched.bytesWritten} bytes written)\n` +
+        `  sha256   ${image.sha256}  (${result.checksumFiles.join(', ')})\n` +
+        (image.release ? `  release  ${image.release.xz}, ${image.release.bmap}: flash with bmaptool copy --bmap ${image.release.bmap} ${image.release.xz} /dev/sdX\n` : '') +
+        `  flash    with Etcher, or: sudo dd if=${result.image} of=/dev/sdX bs=4M conv=fsync status=progress\n`;
+    }
     const warning = remoteLoginWarning(config);
     process.stdout.write(
-      `built ${result.image}\n` +
-        `  from     ${source.origin}\n` +
-        `  steps    ${STEPS.map((s) => s.name).join(', ')} (${patched.operations} operations, ${patched.bytesWritten} bytes written)\n` +
-        `  sha256   ${scan.sha256}  (${result.checksumFiles.join(', ')})\n` +
-        (release ? `  release  ${release.xz}, ${release.bmap}: flash with bmaptool copy --bmap ${release.bmap} ${release.xz} /dev/sdX\n` : '') +
-        `  flash    with Etcher, or: sudo dd if=${result.image} of=/dev/sdX bs=4M conv=fsync status=progress\n` +
+      summary +
+        (args.fleet !== undefined ? `  fleet    ${boards.length} boards, one docker buildx builder "${config.name}" with a node per board (host kit: setup-buildx.sh)\n` : '') +
         `  host     ${hostKitDirOf(args.out)}: network, NFS export, SSH and docker buildx for the host; start with its README.md\n` +
         `  secrets  ${secretsDirOf(args.out)}${args['rotate-secrets'] ? ' (rotated: new CA, certificates and SSH host keys)' : ''}\n` +
         (warning ? `  warning  ${warning}\n` : ''),
     );
   } catch (error) {
-    await output.discard();
+    for (const output of outputs) await output.discard();
     await kit?.discard();
     await secrets.discard();
     throw error;

@@ -228,7 +228,7 @@ function checkMac(value: string): string {
 }
 
 /** A stable, distinct pair of locally administered unicast MACs for a device name. */
-function derivedMacs(name: string): { device: string; host: string } {
+export function derivedMacs(name: string): { device: string; host: string } {
   const hash = createHash('sha256').update(name).digest();
   const tail = [...hash.subarray(1, 6)].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
   // Same high nibble and tail; low nibble 2 vs 6 keeps both locally administered unicast and distinct.
@@ -240,11 +240,11 @@ function derivedMacs(name: string): { device: string; host: string } {
 const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
 const IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
 
-function ipv4ToNumber(ip: string): number {
+export function ipv4ToNumber(ip: string): number {
   return ip.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0);
 }
 
-function numberToIpv4(value: number): string {
+export function numberToIpv4(value: number): string {
   return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
 }
 
@@ -261,7 +261,7 @@ interface Subnet {
   broadcast: number;
 }
 
-function parseCidr(address: string): Subnet {
+export function parseCidr(address: string): Subnet {
   const [ip, prefixText] = address.split('/');
   const prefix = Number(prefixText);
   const size = 2 ** (32 - prefix);
@@ -477,7 +477,7 @@ function defaultDoc(entry: Setting<unknown>): string {
 }
 
 /** The keys of the file format only, without BuildConfig's derived fields (ip, prefix). */
-function asConfigFile(config: BuildConfig): Record<string, unknown> {
+export function asConfigFile(config: BuildConfig): Record<string, unknown> {
   const file: Record<string, unknown> = {};
   for (const entry of SCHEMA) setPath(file, entry.key, getPath(config as unknown as Record<string, unknown>, entry.key));
   return file;

@@ -54,10 +54,10 @@ async function boardView(config: BuildConfig, secrets: string) {
   };
 }
 
-/** The kit's files for `boards` (one config per device); the builder takes the first one's name. */
-export async function hostKitFiles(boards: BuildConfig[], secrets: string): Promise<KitFile[]> {
+/** The kit's files for `boards` (one config per device) and their buildx builder `builder`. */
+export async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<KitFile[]> {
   const views = await Promise.all(boards.map((board) => boardView(board, secrets)));
-  const view = { builderName: boards[0].name, boards: views };
+  const view = { builderName: builder, boards: views };
   const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);
   // The client pair is the same for every device; asking for each device's material also makes
   // sure its server certificate matches the CA the kit trusts.
@@ -80,11 +80,11 @@ export async function hostKitFiles(boards: BuildConfig[], secrets: string): Prom
  * Writes the kit into a temp directory beside `<out>/host`; commit() swaps it in. tls/ is 0700:
  * the client key opens the device's Docker, which is root on the device.
  */
-export async function writeHostKit(outDir: string, boards: BuildConfig[], secrets: string): Promise<PendingDir> {
+export async function writeHostKit(outDir: string, boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<PendingDir> {
   const kit = await pendingDir(hostKitDirOf(outDir), 0o755);
   try {
     await mkdir(join(kit.path, 'tls'), { mode: 0o700 });
-    for (const file of await hostKitFiles(boards, secrets)) {
+    for (const file of await hostKitFiles(boards, secrets, builder)) {
       const path = join(kit.path, file.path);
       await mkdir(dirname(path), { recursive: true });
       // writeFile's mode is masked by the umask; the kit's modes are part of its contract.

@@ -5,7 +5,7 @@ import { withBootPartition } from './disk/fat.js';
 import type { ImageLayout } from './disk/layout.js';
 import { info } from './log.js';
 import { describeOperation, type Operation } from './operations.js';
-import type { BuildPaths, ImageView, Step } from './steps/step.js';
+import type { BuildPaths, ImageView, RunMemo, Step } from './steps/step.js';
 
 /** The read-only face of the open partitions that steps (and inspect) see. */
 export function viewOf(layout: ImageLayout, parts: Partitions): ImageView {
@@ -26,6 +26,15 @@ export function withPartitions<T>(layout: ImageLayout, writable: boolean, fn: (p
   return withBootPartition(layout, (boot) => withRootfs(layout, (rootfs) => fn({ boot, rootfs }), { writable }), { writable });
 }
 
+/** A memo for one build run: pass the same one to every patchImage of the run. */
+export function runMemo(): RunMemo {
+  const results = new Map<string, Promise<unknown>>();
+  return <T>(key: string, work: () => Promise<T>) => {
+    if (!results.has(key)) results.set(key, work());
+    return results.get(key) as Promise<T>;
+  };
+}
+
 export interface PatchResult extends ApplyStats {
   planned: { step: string; operations: string[] }[];
 }
@@ -38,14 +47,15 @@ export async function patchImage(
   layout: ImageLayout,
   config: BuildConfig,
   steps: Step[],
-  options: { paths: BuildPaths; dryRun?: boolean },
+  options: { paths: BuildPaths; dryRun?: boolean; once?: RunMemo },
 ): Promise<PatchResult> {
   const dryRun = options.dryRun ?? false;
+  const once = options.once ?? runMemo();
   return withPartitions(layout, !dryRun, async (parts) => {
     const image = viewOf(layout, parts);
     const result: PatchResult = { operations: 0, bytesWritten: 0, planned: [] };
     for (const step of steps) {
-      const operations: Operation[] = await step.plan({ config, image, paths: options.paths, steps: steps.map((s) => s.name) });
+      const operations: Operation[] = await step.plan({ config, image, paths: options.paths, steps: steps.map((s) => s.name), once });
       result.planned.push({ step: step.name, operations: operations.map(describeOperation) });
       info(`step ${step.name}: ${operations.length} operation(s)`);
       if (!dryRun) await applyOperations(parts, operations, result);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildImage } from './cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { copyOfStockImage, debugfsCat, e2fsckClean, fsckFatClean, partitionOffsets, stockImage, tempDir } from './fixtures.js';
+import { copyOfStockImage, debugfsCat, dumpPartitions, e2fsckClean, fsckFatClean, stockImage, tempDir, treeListing } from './fixtures.js';
 
 async function sha256(path: string): Promise<string> {
   const hash = createHash('sha256');
@@ -55,19 +55,10 @@ describe('npm run build-image', () => {
     // Same --out, so the same secrets: a rebuild must not change keys or anything else.
     const second = await buildImage(['--input', once, '--out', out, '--name', 'twice', '--config', config]);
     expect(second.code).toBe(0);
-    const dump = async (img: string) => {
-      const dir = await tempDir();
-      const { rootfs, boot } = await partitionOffsets(img).then((t) => ({ boot: t.partitions[0], rootfs: t.partitions[1] }));
-      execFileSync('debugfs', ['-R', `rdump / ${dir}`, `${img}?offset=${rootfs.offset}`], { stdio: 'ignore' });
-      execFileSync('mkdir', [join(dir, 'BOOT')]);
-      execFileSync('mcopy', ['-s', '-n', '-i', `${img}@@${boot.offset}`, '::/*', join(dir, 'BOOT')]);
-      return dir;
-    };
-    const [a, b] = [await dump(once), await dump(join(out, 'twice.img'))];
+    const [a, b] = [await dumpPartitions(once), await dumpPartitions(join(out, 'twice.img'))];
     // diff -r compares content, file types and link targets; rdump keeps modes and owners, checked by find.
     execFileSync('diff', ['-r', '--no-dereference', a, b]);
-    const listing = (dir: string) => execFileSync('find', ['.', '-printf', '%p %m %U:%G %y\n'], { cwd: dir }).toString().split('\n').sort();
-    expect(listing(b)).toEqual(listing(a));
+    expect(await treeListing(b)).toEqual(await treeListing(a));
   });
 
   it('--dry-run lists the operations and writes nothing', async () => {

@@ -238,6 +238,26 @@ export async function mtypeBoot(img: string, path: string): Promise<string> {
   return stdout;
 }
 
+/**
+ * Both partitions copied out with the real tools, for `diff -r`: the rootfs by debugfs rdump
+ * (keeping modes and owners) at the top, the FAT by mcopy under BOOT/.
+ */
+export async function dumpPartitions(img: string): Promise<string> {
+  const dir = await tempDir();
+  const { partitions } = await partitionOffsets(img);
+  const [boot, rootfs] = partitions;
+  await execFile('debugfs', ['-R', `rdump / ${dir}`, `${img}?offset=${rootfs.offset}`], { maxBuffer: MAX_OUTPUT });
+  await mkdir(join(dir, 'BOOT'));
+  await execFile('mcopy', ['-s', '-n', '-i', `${img}@@${boot.offset}`, '::/*', join(dir, 'BOOT')], { env: MTOOLS_ENV });
+  return dir;
+}
+
+/** Every path under `dir` with its mode, owner and type, sorted: what diff -r does not compare. */
+export async function treeListing(dir: string): Promise<string[]> {
+  const { stdout } = await execFile('find', ['.', '-printf', '%p %m %U:%G %y\n'], { cwd: dir, maxBuffer: MAX_OUTPUT });
+  return stdout.split('\n').sort();
+}
+
 /** `e2fsck -fn` on the rootfs: ok when it finds nothing to fix. */
 export async function e2fsckClean(img: string): Promise<{ ok: boolean; output: string }> {
   return check('e2fsck', ['-fn', await rootfsSpec(img)]);

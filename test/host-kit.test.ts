@@ -1,31 +1,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig, type BuildConfig } from '../src/config.js';
 import { hostKitDirOf, writeHostKit } from '../src/host-kit.js';
 import { tempDir } from './fixtures.js';
+import { fakeBin, parseKeyFile, runKitScript as runScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
 
 const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: '02:aa:bb:cc:dd:06', deviceMac: '02:aa:bb:cc:dd:02' } });
-
-/** A GLib key file (NetworkManager's keyfile format) as { section: { key: value } }. */
-function parseKeyFile(text: string): Record<string, Record<string, string>> {
-  const sections: Record<string, Record<string, string>> = {};
-  let current: Record<string, string> | undefined;
-  for (const line of text.split('\n')) {
-    if (line.trim() === '' || line.startsWith('#')) continue;
-    const section = /^\[([^\]]+)\]$/.exec(line);
-    if (section) {
-      if (sections[section[1]]) throw new Error(`section [${section[1]}] twice`);
-      current = sections[section[1]] = {};
-      continue;
-    }
-    const entry = /^([A-Za-z0-9-]+)=(.*)$/.exec(line);
-    if (!entry || !current) throw new Error(`not a key file line: ${line}`);
-    current[entry[1]] = entry[2];
-  }
-  return sections;
-}
 
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 
@@ -143,28 +125,6 @@ describe('host kit: replaced whole', () => {
 
 // --- the scripts, run against stand-ins for the system tools --------------------------------
 
-const BASH = execFileSync('bash', ['-c', 'command -v bash'], { encoding: 'utf8' }).trim();
-
-/**
- * A bin directory holding only stand-ins (shell scripts given as text) and links to the real
- * tools the kit's scripts may use, so nothing on this machine is touched or consulted.
- */
-async function fakeBin(stubs: Record<string, string>): Promise<string> {
-  const bin = await tempDir();
-  for (const tool of ['tr', 'basename', 'dirname', 'cat', 'grep']) {
-    await symlink(execFileSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
-  }
-  for (const [name, body] of Object.entries(stubs)) {
-    await writeFile(join(bin, name), `#!${BASH}\n${body}\n`);
-    await chmod(join(bin, name), 0o755);
-  }
-  return bin;
-}
-
-function runScript(script: string, bin: string, env: Record<string, string> = {}) {
-  return spawnSync(BASH, [script], { encoding: 'utf8', env: { PATH: bin, ...env } });
-}
-
 describe('nat.sh', () => {
   let sysfs: string;
   let log: string;
@@ -251,22 +211,9 @@ esac`;
 });
 
 describe('setup-buildx.sh', () => {
-  /** A docker CLI that remembers contexts and builders in files and logs every call. */
-  const DOCKER = `
-echo "docker $*" >>"$STATE/log"
-case "$1 $2" in
-  "buildx version") exit 0 ;;
-  "context inspect") [ -e "$STATE/context-$3" ] ;;
-  "context create") for name; do :; done; : >"$STATE/context-$name" ;;
-  "context update") exit 0 ;;
-  "buildx inspect") if [ "$3" = --bootstrap ]; then echo "Name: $4"; else [ -e "$STATE/builder-$3" ]; fi ;;
-  "buildx create") : >"$STATE/builder-$4" ;;
-  *) echo "unexpected: docker $*" >&2; exit 2 ;;
-esac`;
-
   it('creates the context with the kit\'s client certificate and an arm64 node, then updates both in place', async () => {
     const state = await tempDir();
-    const bin = await fakeBin({ docker: DOCKER });
+    const bin = await fakeBin({ docker: SETUP_BUILDX_DOCKER });
     for (let run = 0; run < 2; run += 1) {
       const result = runScript(join(kit, 'setup-buildx.sh'), bin, { STATE: state });
       expect(result.stderr).toBe('');

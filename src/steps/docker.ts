@@ -5,7 +5,7 @@ import type { Operation } from '../operations.js';
 import { renderTemplate } from '../templates.js';
 import { enableUnitOperation, rootfsFile, unitEnabled } from './common.js';
 import { dockerHosts, dockerTlsOperations, dockerTlsView } from './docker-tls.js';
-import type { ImageView, Step } from './step.js';
+import type { ImageView, RunMemo, Step } from './step.js';
 
 const BIN_DIR = '/usr/local/bin';
 /** Which bundle is installed, so a rebuild with the same bundle skips the 200 MiB rewrite. */
@@ -84,10 +84,10 @@ async function alreadyInstalled(image: ImageView, bundle: DockerBundle, record: 
 }
 
 /** Streams the bundle into /usr/local/bin, dropping binaries an earlier bundle installed that this one lacks. */
-async function installOperations(image: ImageView, bundle: DockerBundle): Promise<Operation[]> {
+async function installOperations(image: ImageView, bundle: DockerBundle, once: RunMemo): Promise<Operation[]> {
   const record = await readRecord(image);
   if (await alreadyInstalled(image, bundle, record)) return [];
-  const { binaries, bytes } = await listBundle(bundle);
+  const { binaries, bytes } = await once(`docker bundle ${bundle.path} ${bundle.sha256} listing`, () => listBundle(bundle));
   // The record is read from the image: only plain names in BIN_DIR are ever removed.
   const stale = (record?.binaries ?? []).filter((name) => !binaries.includes(name) && /^(?!\.\.?$)[^/]+$/.test(name));
   const newRecord: InstallRecord = { sha256: bundle.sha256, origin: bundle.origin, binaries };
@@ -115,14 +115,15 @@ async function hasIptables(image: ImageView): Promise<boolean> {
 export const docker: Step = {
   name: 'docker',
   summary: `Docker's static bundle in ${BIN_DIR}, its data on the host's NFS share, its API on the USB link with mutual TLS`,
-  async plan({ config, image, paths }) {
-    const bundle = await resolveBundle(config.docker, paths.cache);
+  async plan({ config, image, paths, once }) {
+    // Hashing (and, below, listing) a 200 MiB bundle once per run, not once per board of a fleet.
+    const bundle = await once(`docker bundle ${JSON.stringify(config.docker)} ${paths.cache}`, () => resolveBundle(config.docker, paths.cache));
     if (!(await hasIptables(image))) {
       warn('the image has no iptables: dockerd will not start with its default bridge network until iptables is installed (docs/docker.md)');
     }
     const view = dockerView(config);
     const render = (path: string) => renderTemplate(`docker${path}.mustache`, view);
-    const operations = await installOperations(image, bundle);
+    const operations = await installOperations(image, bundle, once);
     operations.push(...rootfsFile(STORAGE_SCRIPT, await render(STORAGE_SCRIPT), 0o755));
     operations.push(...dockerTlsOperations(paths.secrets, config));
     operations.push(...rootfsFile('/etc/docker/daemon.json', await render('/etc/docker/daemon.json')));

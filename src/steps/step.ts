@@ -23,12 +23,19 @@ export interface BuildPaths {
   cache: string;
 }
 
+/**
+ * Runs `work` once per build run for `key` and gives every caller its result: for plan-time work
+ * that is the same for every image a run patches (a fleet's boards), e.g. checking the Docker bundle.
+ */
+export type RunMemo = <T>(key: string, work: () => Promise<T>) => Promise<T>;
+
 export interface StepContext {
   config: BuildConfig;
   image: ImageView;
   paths: BuildPaths;
   /** Names of every step in this build, in order (the build stamp records them). */
   steps: string[];
+  once: RunMemo;
 }
 
 /** One device feature: reads the config and the image, returns the operations it needs. */
