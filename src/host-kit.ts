@@ -1,7 +1,7 @@
 /**
  * The host kit, `<out>/host/`: what the computer the device plugs into needs (network profile or
  * NAT script, NFS export, SSH known_hosts, docker contexts and the buildx builder, the client's
- * TLS files), rendered from templates/host-kit/. It is written outside the image, so it is a
+ * TLS files, a native-versus-emulation benchmark), rendered from templates/host-kit/. It is written outside the image, so it is a
  * build stage rather than a step, and it is swapped in whole: a failed build leaves the old kit.
  * Everything per device comes from one device's config (boardView), so several devices are a list.
  */
@@ -16,6 +16,9 @@ import { renderTemplate } from './templates.js';
 import { tlsMaterial } from './tls.js';
 
 export const hostKitDirOf = (outDir: string) => join(outDir, 'host');
+
+/** The build context bench-buildx.sh builds on both builders. */
+const BENCH_FILES = ['Dockerfile', 'Makefile', 'bench.c'];
 
 export interface KitFile {
   /** Relative to the kit's directory. */
@@ -69,6 +72,9 @@ export async function hostKitFiles(boards: BuildConfig[], secrets: string, build
     { path: 'exports', content: await render('exports'), mode: 0o644 },
     { path: 'known_hosts', content: await render('known_hosts'), mode: 0o644 },
     { path: 'setup-buildx.sh', content: await render('setup-buildx.sh'), mode: 0o755 },
+    // Native versus emulation: the script and the build it times.
+    { path: 'bench-buildx.sh', content: await render('bench-buildx.sh'), mode: 0o755 },
+    ...(await Promise.all(BENCH_FILES.map(async (file) => ({ path: `bench/${file}`, content: await render(`bench/${file}`), mode: 0o644 })))),
     { path: 'README.md', content: await render('README.md'), mode: 0o644 },
     { path: 'tls/ca.pem', content: tls.ca, mode: 0o644 },
     { path: 'tls/cert.pem', content: tls.client.cert, mode: 0o644 },
@@ -84,6 +90,8 @@ export async function writeHostKit(outDir: string, boards: BuildConfig[], secret
   const kit = await pendingDir(hostKitDirOf(outDir), 0o755);
   try {
     await mkdir(join(kit.path, 'tls'), { mode: 0o700 });
+    await mkdir(join(kit.path, 'bench'));
+    await chmod(join(kit.path, 'bench'), 0o755);
     for (const file of await hostKitFiles(boards, secrets, builder)) {
       const path = join(kit.path, file.path);
       await mkdir(dirname(path), { recursive: true });
