@@ -123,6 +123,28 @@ async function wholeBuild(stock: string, label: string, config: string): Promise
   rmSync(out, { recursive: true, force: true });
 }
 
+/** Seconds of a stage in a build's `time:` line (for a fleet, its total over the boards). */
+function stageSeconds(stderr: string, name: string): number {
+  return Number(new RegExp(`[:,] ${name} ([\\d.]+)s`).exec(stderr)?.[1] ?? NaN);
+}
+
+/** --fleet 3 against three single builds: N boards should cost N patches, not N whole pipelines. */
+async function fleetBuild(stock: string, config: string): Promise<void> {
+  const out = join(work, 'out-fleet');
+  const args = ['--input', stock, '--out', out, '--name', 'bench', '--config', config];
+  // The first build makes the secrets (SSH host keys, CA); the measured ones reuse them, as rebuilds do.
+  timedBuild(args);
+  const single = timedBuild(args);
+  const fleet = timedBuild([...args, '--fleet', '3']);
+  const patch = { single: stageSeconds(single.stderr, 'patch'), fleet: stageSeconds(fleet.stderr, 'patch') };
+  rows.push(
+    `| \`--fleet 3\`, 1 GiB stock-like image | ${fleet.wall.toFixed(2)} s (patch stage ${patch.fleet.toFixed(1)} s for 3 boards) | ` +
+      `3 × single build: ${(3 * single.wall).toFixed(2)} s; 3 × single patch stage: ${(3 * patch.single).toFixed(1)} s | ${(fleet.wall / (3 * single.wall)).toFixed(2)}x |`,
+  );
+  rows.push(`| ↳ stages (--fleet 3) | ${/time: .*/.exec(fleet.stderr)?.[0] ?? ''} | | |`);
+  rmSync(out, { recursive: true, force: true });
+}
+
 async function main(): Promise<void> {
   const small = makeStockLike(1024);
   const big = makeStockLike(4096);
@@ -133,6 +155,7 @@ async function main(): Promise<void> {
   writeFileSync(config, JSON.stringify({ docker: { bundle: bundle.path, sha256: bundle.sha256 } }));
   await wholeBuild(small, '1 GiB', config);
   await wholeBuild(big, '4 GiB', config);
+  await fleetBuild(small, config);
   const allocated = (p: string) => Math.round((statSync(p).blocks * 512) / MiB);
   process.stdout.write(
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}; ` +

@@ -149,8 +149,12 @@ describe('npm run build-image -- --fleet 3', () => {
     for (const k of [1, 2, 3]) expect(await readFile(join(out, `fleet-${k}.img.sha256`), 'utf8')).toMatch(new RegExp(`^[0-9a-f]{64}  fleet-${k}\\.img\n$`));
     execFileSync('sha256sum', ['-c', 'fleet-3.img.sha256'], { cwd: out });
     expect(run.stdout).toMatch(/^ {2}fleet {4}3 boards, one docker buildx builder "fleet"/m);
-    // The stock image is copied once; boards 2 and 3 are copies of board 1's image, patched again.
+    // Boards 2 and 3 are copies of board 1's finished image: the ~3.5 MiB bundle is written once.
     expect(run.stderr).toMatch(/copy [\d.]+s \(3 runs\), patch [\d.]+s \(3 runs\)/);
+    const written = [...run.stdout.matchAll(/operations, (\d+) bytes written\)/g)].map((match) => Number(match[1]));
+    expect(written).toHaveLength(3);
+    expect(written[0]).toBeGreaterThan(3_000_000);
+    expect(Math.max(written[1], written[2])).toBeLessThan(200_000);
     expect((await readdir(join(out, 'secrets/tls'))).sort()).toEqual(['ca', 'client', 'server-fleet-1', 'server-fleet-2', 'server-fleet-3']);
   });
 
