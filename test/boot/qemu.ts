@@ -99,8 +99,9 @@ export function qemuArgs(image: string, files: BootFiles): string[] {
     '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
     '-kernel', files.kernel, '-initrd', files.initrd, '-append', files.append,
     '-drive', `file=${image},format=raw,if=none,id=disk`, '-device', 'virtio-blk-pci,drive=disk',
-    // Guest 10.0.2.15, host 10.0.2.2 (its 127.0.0.1: the NFS server).
-    '-netdev', 'user,id=net', '-device', 'virtio-net-pci,netdev=net',
+    // Guest 10.0.2.15, host 10.0.2.2 (its 127.0.0.1: the NFS server). No option ROM: the kernel
+    // is loaded directly, nothing boots from the network (and ipxe-qemu need not be installed).
+    '-netdev', 'user,id=net', '-device', 'virtio-net-pci,netdev=net,romfile=',
     '-device', 'virtio-rng-pci',
   ];
 }
@@ -127,6 +128,7 @@ export function bootImage(options: BootOptions): Promise<BootResult> {
     if (!match) return;
     const [, name, value] = match;
     userspaceSeconds ??= elapsed();
+    log.write(`# +${elapsed().toFixed(1)} s\n`);
     checks.set(name, [...(checks.get(name) ?? []), value.trim()]);
     if (options.powerCut && name === options.powerCut.marker) {
       setTimeout(() => {
