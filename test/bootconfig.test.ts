@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { changedLines } from './text-diff.js';
 import {
   addBootArg,
   BOOT_INI_MAX_BYTES,
@@ -30,13 +31,6 @@ const configIni = reference('odroid-c4/config.ini');
 const lines = (text: string) => text.split('\n');
 const toCrlf = (text: string) => text.replace(/\n/g, '\r\n');
 
-/** The indexes and new contents of the lines that differ; both texts must have as many lines. */
-function changedLines(before: string, after: string): [number, string][] {
-  const a = lines(before);
-  const b = lines(after);
-  expect(b).toHaveLength(a.length);
-  return b.flatMap((line, i): [number, string][] => (line === a[i] ? [] : [[i, line]]));
-}
 
 const lineOf = (text: string, pattern: RegExp) => lines(text).findIndex((line) => pattern.test(line));
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { changedLines, lineIndex } from '../text-diff.js';
 import { UserError } from '../../src/errors.js';
 import { nographics } from '../../src/steps/nographics.js';
 import type { Step } from '../../src/steps/step.js';
@@ -10,15 +11,7 @@ import { probeStep } from './probe.js';
 
 const reference = (file: string) => readFileSync(path.join(REFERENCE_DIR, file), 'utf8');
 
-/** [line number, new text] of each line that differs; the line count must not change. */
-function changedLines(before: string, after: string): [number, string][] {
-  const a = before.split('\n');
-  const b = after.split('\n');
-  expect(b).toHaveLength(a.length);
-  return b.flatMap((line, i): [number, string][] => (line === a[i] ? [] : [[i, line]]));
-}
 
-const lineIndex = (text: string, pattern: RegExp) => text.split('\n').findIndex((line) => pattern.test(line));
 
 async function appliedOn(img: string): Promise<boolean> {
   const probe = probeStep((image) => nographics.applied(image));

@@ -4,6 +4,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { lineIndex } from '../text-diff.js';
 import { expandBootArgs, getEnv, getIniKey } from '../../src/bootconfig.js';
 import { UserError } from '../../src/errors.js';
 import { deviceTreeNodes } from '../../src/fdt.js';
@@ -68,7 +69,6 @@ async function diffLines(before: string, after: string): Promise<{ removed: stri
 const offered = (text: string, name: string) =>
   [...text.matchAll(new RegExp(`^#? ?setenv ${name} "([^"]*)"`, 'gm'))].map((match) => match[1]);
 
-const lineIndex = (text: string, pattern: RegExp) => text.split('\n').findIndex((line) => pattern.test(line));
 
 async function appliedOn(img: string): Promise<boolean> {
   const probe = probeStep((image) => power.applied(image));

@@ -4,6 +4,7 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { changedLines, lineIndex } from '../text-diff.js';
 import { resolveConfig } from '../../src/config.js';
 import { openImage } from '../../src/disk/image.js';
 import { UserError } from '../../src/errors.js';
@@ -31,15 +32,7 @@ const CONFIG = { hostname: 'c2-test' };
 const MASKED = ['apt-daily.timer', 'apt-daily-upgrade.timer', 'unattended-upgrades.service'];
 const KEY_TYPES = ['ed25519', 'ecdsa', 'rsa'];
 
-/** [line index, new text] of each line that differs; the line count must not change. */
-function changedLines(before: string, after: string): [number, string][] {
-  const a = before.split('\n');
-  const b = after.split('\n');
-  expect(b).toHaveLength(a.length);
-  return b.flatMap((line, i): [number, string][] => (line === a[i] ? [] : [[i, line]]));
-}
 
-const lineIndex = (text: string, pattern: RegExp) => text.split('\n').findIndex((line) => pattern.test(line));
 const occurrences = (text: string, needle: string) => text.split(needle).length - 1;
 
 /** The literal value of boot.ini's active `setenv bootargs "..."`, read with a plain regex. */
