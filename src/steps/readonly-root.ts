@@ -10,6 +10,7 @@ import type { ImageView, Step } from './step.js';
 
 export const OVERLAY_INIT = '/sbin/overlay-init';
 const INIT_ARG = `init=${OVERLAY_INIT}`;
+const SKIP_FSCK_ARG = 'fsck.mode=skip';
 /** What overlay-init execs once the overlay is up: on Ubuntu 18.04 a link to systemd. */
 const REAL_INIT = '/sbin/init';
 /**
@@ -24,9 +25,16 @@ const MASKED_UNITS = ['apt-daily.timer', 'apt-daily-upgrade.timer', 'unattended-
 
 const ROOT_FILE = { uid: 0, gid: 0, mode: 0o644 };
 
-/** The overlay's lower layer must already be read-only when overlay-init runs: `ro`, never `rw`. */
+/**
+ * The overlay's lower layer must already be read-only when overlay-init runs: `ro`, never `rw`.
+ * `fsck.mode=skip` (and its older spelling `fastboot`, for Ubuntu 18.04's initramfs): HardKernel's
+ * `fsck.repair=yes` makes the initramfs run e2fsck -y on the root at every boot, and e2fsck
+ * rewrites the superblock even on a clean file system, a write to the card each boot (seen in
+ * the QEMU boot test). The root is never written, so there is nothing to check.
+ */
 function bootIntoOverlay(bootIni: string): string {
-  return addBootArg(addBootArg(removeBootArg(bootIni, 'rw'), 'ro'), INIT_ARG);
+  const ro = addBootArg(removeBootArg(bootIni, 'rw'), 'ro');
+  return [SKIP_FSCK_ARG, 'fastboot', INIT_ARG].reduce(addBootArg, ro);
 }
 
 /**
@@ -50,7 +58,7 @@ async function overlayInitOperations(image: ImageView): Promise<Operation[]> {
   return [
     // Written before boot.ini names it, so no partial build boots into a missing init.
     { op: 'write', on: 'rootfs', path: OVERLAY_INIT, content: script, ...ROOT_FILE, mode: 0o755 },
-    ...(await kernelArgsOperations(image, `bootargs: ro ${INIT_ARG}`, bootIntoOverlay)),
+    ...(await kernelArgsOperations(image, `bootargs: ro ${SKIP_FSCK_ARG} fastboot ${INIT_ARG}`, bootIntoOverlay)),
   ];
 }
 
