@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { addBootArg, getBootArgs, removeBootArg } from '../bootconfig.js';
 import { UserError } from '../errors.js';
 import { editFstab, readOnlyOptions } from '../fstab.js';
@@ -50,6 +50,15 @@ export function protectFstab(text: string): string {
   });
 }
 
+/**
+ * Where /sbin/overlay-init really lives: on merged-/usr systems /sbin is a link to usr/sbin, and
+ * the applier never writes through links, so the file goes where the link points.
+ */
+async function overlayInitFile(image: ImageView): Promise<string> {
+  const target = (await image.lstat('rootfs', '/sbin'))?.type === 'symlink' ? await image.readlink('rootfs', '/sbin') : undefined;
+  return target === undefined ? OVERLAY_INIT : posix.join(posix.resolve('/', target), posix.basename(OVERLAY_INIT));
+}
+
 async function overlayInitOperations(image: ImageView): Promise<Operation[]> {
   if (!(await image.lstat('rootfs', REAL_INIT))) {
     throw new UserError(`the root file system has no ${REAL_INIT} for overlay-init to start; use HardKernel's Ubuntu image`);
@@ -57,7 +66,7 @@ async function overlayInitOperations(image: ImageView): Promise<Operation[]> {
   const script = await renderTemplate('readonly-root/sbin/overlay-init.mustache', { realInit: REAL_INIT, tmpfsSize: TMPFS_SIZE });
   return [
     // Written before boot.ini names it, so no partial build boots into a missing init.
-    { op: 'write', on: 'rootfs', path: OVERLAY_INIT, content: script, ...ROOT_FILE, mode: 0o755 },
+    { op: 'write', on: 'rootfs', path: await overlayInitFile(image), content: script, ...ROOT_FILE, mode: 0o755 },
     ...(await kernelArgsOperations(image, `bootargs: ro ${SKIP_FSCK_ARG} fastboot ${INIT_ARG}`, bootIntoOverlay)),
   ];
 }

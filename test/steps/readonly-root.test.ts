@@ -10,6 +10,7 @@ import { openImage } from '../../src/disk/image.js';
 import { UserError } from '../../src/errors.js';
 import { patchImage } from '../../src/patch.js';
 import { protectFstab, readonlyRoot } from '../../src/steps/readonly-root.js';
+import type { Step } from '../../src/steps/step.js';
 import {
   copyOfStockImage,
   debugfsCat,
@@ -222,6 +223,24 @@ describe('readonly-root step on a stock C2 image', () => {
 });
 
 describe('readonly-root step on other images', () => {
+  it('on a merged-/usr root (/sbin a link to usr/sbin) writes overlay-init where the link points', async () => {
+    const mergeUsr: Step = {
+      name: 'merge-usr',
+      summary: 'make /sbin a link to usr/sbin, as Debian 12 and Ubuntu 20.04+ have it',
+      plan: async () => [
+        { op: 'symlink', on: 'rootfs', path: '/usr/sbin/init', target: '/lib/systemd/systemd' },
+        { op: 'remove', on: 'rootfs', path: '/sbin/init' },
+        { op: 'remove', on: 'rootfs', path: '/sbin' },
+        { op: 'symlink', on: 'rootfs', path: '/sbin', target: 'usr/sbin' },
+      ],
+      applied: async () => false,
+    };
+    const { img } = await patchFixture([mergeUsr, readonlyRoot], CONFIG);
+    expect(await debugfsStat(img, '/sbin')).toMatchObject({ type: 'symlink' });
+    expect(await debugfsStat(img, '/usr/sbin/overlay-init')).toMatchObject({ type: 'regular', mode: 0o755, uid: 0, gid: 0 });
+    expect((await e2fsckClean(img)).ok).toBe(true);
+  });
+
   it('reports a stock image as not applied', async () => {
     const { img } = await patchFixture([]);
     expect(await appliedOn(img)).toBe(false);
