@@ -3,7 +3,7 @@ import { hostname, setHostsSelfName } from '../../src/steps/hostname.js';
 import type { Step } from '../../src/steps/step.js';
 import { debugfsCat, debugfsStat, e2fsckClean } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';
-import { probeStep } from './probe.js';
+import { appliedOn } from './probe.js';
 
 const STOCK_HOSTS = `127.0.0.1	localhost
 127.0.1.1	odroid
@@ -27,11 +27,6 @@ const writeHosts = (content: string | undefined): Step => ({
   applied: async () => false,
 });
 
-async function appliedOn(img: string): Promise<boolean> {
-  const probe = probeStep((image) => hostname.applied(image));
-  await patchFixture([probe.step], {}, { img });
-  return probe.result();
-}
 
 describe('hostname step', () => {
   it('names the device in /etc/hostname and on the 127.0.1.1 line of /etc/hosts, nothing else', async () => {
@@ -73,9 +68,9 @@ describe('hostname step', () => {
 
   it('reports the stock name as not applied and any other as applied', async () => {
     const stock = await patchFixture([]);
-    expect(await appliedOn(stock.img)).toBe(false);
+    expect(await appliedOn(hostname, stock.img)).toBe(false);
     const patched = await patchFixture([hostname], { hostname: 'pocket' });
-    expect(await appliedOn(patched.img)).toBe(true);
+    expect(await appliedOn(hostname, patched.img)).toBe(true);
   });
 });
 

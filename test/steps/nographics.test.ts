@@ -7,17 +7,12 @@ import { nographics } from '../../src/steps/nographics.js';
 import type { Step } from '../../src/steps/step.js';
 import { fsckFatClean, mtypeBoot, REFERENCE_DIR } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';
-import { probeStep } from './probe.js';
+import { appliedOn } from './probe.js';
 
 const reference = (file: string) => readFileSync(path.join(REFERENCE_DIR, file), 'utf8');
 
 
 
-async function appliedOn(img: string): Promise<boolean> {
-  const probe = probeStep((image) => nographics.applied(image));
-  await patchFixture([probe.step], {}, { img });
-  return probe.result();
-}
 
 describe('nographics step', () => {
   it('on a C2 image changes exactly the nographics line of boot.ini and keeps it across bootini upgrades', async () => {
@@ -32,7 +27,7 @@ describe('nographics step', () => {
     expect(changedLines(stockDefault, bootIniDefault)).toEqual([[lineIndex(stockDefault, /^#nographics=/), 'nographics=1']]);
 
     expect(await fsckFatClean(img)).toMatchObject({ ok: true });
-    expect(await appliedOn(img)).toBe(true);
+    expect(await appliedOn(nographics, img)).toBe(true);
   });
 
   it('patching again leaves both files byte-identical', async () => {
@@ -54,12 +49,12 @@ describe('nographics step', () => {
     expect(sectionOf?.trim()).toBe('[generic]');
     expect(await mtypeBoot(img, 'boot.ini')).toBe(reference('odroid-c4/boot.ini'));
     expect(await fsckFatClean(img)).toMatchObject({ ok: true });
-    expect(await appliedOn(img)).toBe(true);
+    expect(await appliedOn(nographics, img)).toBe(true);
   });
 
   it('reports a stock image as not applied', async () => {
     const { img } = await patchFixture([]);
-    expect(await appliedOn(img)).toBe(false);
+    expect(await appliedOn(nographics, img)).toBe(false);
   });
 
   it('refuses a boot partition with neither boot.ini nor config.ini, naming what it found', async () => {

@@ -1,4 +1,5 @@
 import type { ImageView, Step } from '../../src/steps/step.js';
+import { patchFixture } from './patch-fixture.js';
 
 /** A step that only looks: runs `look` on the image as the pipeline shows it to steps. */
 export function probeStep<T>(look: (image: ImageView) => Promise<T>): { step: Step; result: () => T } {
@@ -21,4 +22,11 @@ export function probeStep<T>(look: (image: ImageView) => Promise<T>): { step: St
       return seen.value;
     },
   };
+}
+
+/** What `step.applied()` says of an image, asked through the real pipeline. */
+export async function appliedOn(step: Step, img: string): Promise<boolean> {
+  const probe = probeStep((image) => step.applied(image));
+  await patchFixture([probe.step], {}, { img });
+  return probe.result();
 }

@@ -23,7 +23,7 @@ import {
   tempDir,
 } from '../fixtures.js';
 import { patchFixture, type PatchedFixture } from './patch-fixture.js';
-import { probeStep } from './probe.js';
+import { appliedOn } from './probe.js';
 
 const execFile = promisify(execFileCallback);
 const reference = (file: string) => readFileSync(path.join(REFERENCE_DIR, file), 'utf8');
@@ -68,11 +68,6 @@ async function imageFingerprints(img: string): Promise<string[]> {
   return Promise.all(KEY_TYPES.map(async (type) => fingerprint(await debugfsCat(img, `/etc/ssh/ssh_host_${type}_key.pub`))));
 }
 
-async function appliedOn(img: string): Promise<boolean> {
-  const probe = probeStep((image) => readonlyRoot.applied(image));
-  await patchFixture([probe.step], {}, { img });
-  return probe.result();
-}
 
 /** What the device's files look like after a build, for comparing two builds. */
 async function snapshot(img: string): Promise<Record<string, string>> {
@@ -199,7 +194,7 @@ describe('readonly-root step on a stock C2 image', () => {
 
   it('leaves both file systems clean and reports the step as applied', async () => {
     expect(await e2fsckClean(built.img)).toMatchObject({ ok: true });
-    expect(await appliedOn(built.img)).toBe(true);
+    expect(await appliedOn(readonlyRoot, built.img)).toBe(true);
   });
 
   it('patching the output again changes nothing: one init=, same files, same keys', async () => {
@@ -243,7 +238,7 @@ describe('readonly-root step on other images', () => {
 
   it('reports a stock image as not applied', async () => {
     const { img } = await patchFixture([]);
-    expect(await appliedOn(img)).toBe(false);
+    expect(await appliedOn(readonlyRoot, img)).toBe(false);
   });
 
   it('a dry run makes no keys', async () => {

@@ -7,7 +7,7 @@ import { UserError } from '../../src/errors.js';
 import { lockRootPassword, remoteAccess, remoteLoginWarning, setSshdBlock } from '../../src/steps/remote-access.js';
 import { copyOfStockImage, debugfsCat, debugfsStat, e2fsckClean, stockImage, tempDir } from '../fixtures.js';
 import { patchFixture, type PatchedFixture } from './patch-fixture.js';
-import { probeStep } from './probe.js';
+import { appliedOn } from './probe.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYx3PbR1b0wE4y8R2e6u3W5iK0Jw8rC3yY4z1Qk2aB me@laptop';
 const KEY2 = 'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY= other@laptop';
@@ -38,11 +38,6 @@ async function sshdEffective(config: string): Promise<Record<string, string>> {
   return Object.fromEntries(run.stdout.split('\n').filter(Boolean).map((line) => [line.split(' ')[0], line.slice(line.indexOf(' ') + 1)]));
 }
 
-async function appliedOn(img: string): Promise<boolean> {
-  const probe = probeStep((image) => remoteAccess.applied(image));
-  await patchFixture([probe.step], {}, { img });
-  return probe.result();
-}
 
 const FILES = ['/etc/shadow', '/etc/ssh/sshd_config', '/root/.ssh/authorized_keys'];
 const snapshot = (img: string) => Promise.all(FILES.map(async (file) => [await debugfsStat(img, file), await debugfsCat(img, file)]));
@@ -106,8 +101,8 @@ describe('remote-access step on a stock-like image', () => {
   });
 
   it('reports itself applied on the patched image and not on the stock one', async () => {
-    expect(await appliedOn(patched.img)).toBe(true);
-    expect(await appliedOn(await copyOfStockImage('stock', await tempDir()))).toBe(false);
+    expect(await appliedOn(remoteAccess, patched.img)).toBe(true);
+    expect(await appliedOn(remoteAccess, await copyOfStockImage('stock', await tempDir()))).toBe(false);
   });
 });
 

@@ -5,7 +5,7 @@ import type { Step } from '../../src/steps/step.js';
 import { sourceInterfacesD, usbGadget } from '../../src/steps/usb-gadget.js';
 import { debugfsCat, debugfsStat, e2fsckClean } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';
-import { probeStep } from './probe.js';
+import { appliedOn } from './probe.js';
 
 const MODPROBE = '/etc/modprobe.d/usb-gadget.conf';
 const MODULES_LOAD = '/etc/modules-load.d/usb-gadget.conf';
@@ -47,11 +47,6 @@ const ncmModule = reshape('kernel with g_ncm', {
 /** The lines that are not comments: what the tools act on. */
 const settings = (text: string) => text.split('\n').filter((line) => line.trim() !== '' && !line.trimStart().startsWith('#'));
 
-async function appliedOn(img: string): Promise<boolean> {
-  const probe = probeStep((image) => usbGadget.applied(image));
-  await patchFixture([probe.step], {}, { img });
-  return probe.result();
-}
 
 describe('usb-gadget step on the stock image (ifupdown, systemd-resolved)', () => {
   it('loads g_ether at boot with the derived MACs and ECM+RNDIS', async () => {
@@ -151,9 +146,9 @@ describe('usb-gadget step on the stock image (ifupdown, systemd-resolved)', () =
 
   it('reports the stock image as not applied and the patched one as applied', async () => {
     const { img } = await patchFixture([]);
-    expect(await appliedOn(img)).toBe(false);
+    expect(await appliedOn(usbGadget, img)).toBe(false);
     await patchFixture([usbGadget], {}, { img });
-    expect(await appliedOn(img)).toBe(true);
+    expect(await appliedOn(usbGadget, img)).toBe(true);
   });
 });
 
