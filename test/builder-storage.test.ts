@@ -58,7 +58,7 @@ describe('builder-storage', () => {
 
 // What a boot does that needs no privilege, with real commands on files in a temp dir. In a user
 // namespace the kernel refuses to mount NFS or ext4, so nothing here can touch this machine.
-const canUnshare = spawnSync('unshare', ['-rm', 'true']).status === 0 && spawnSync('mkfs.ext4', ['-V']).status === 0;
+const canUnshare = spawnSync('unshare', ['-rnm', 'ip', 'link', 'add', 'usb0', 'type', 'veth', 'peer', 'name', 'host0']).status === 0 && spawnSync('mkfs.ext4', ['-V']).status === 0;
 
 describe.skipIf(!canUnshare)('builder-storage in a user namespace', () => {
   async function setup(overrides: object = {}) {
@@ -78,16 +78,37 @@ describe.skipIf(!canUnshare)('builder-storage in a user namespace', () => {
     return { share, image: path.join(share, 'c2-test.ext4'), file, withShare };
   }
 
+  /** Runs `start` in its own network namespace, where `link` (a shell command, in the background) makes usb0. */
+  function startWithLink(file: string, link: string) {
+    return spawnSync('unshare', ['-rnm', 'sh', '-c', `(${link}) & exec sh "$0" start`, file], { encoding: 'utf8' });
+  }
+  const ADD_USB0 = 'ip link add usb0 type veth peer name host0 && ip addr add 10.0.0.2/24 dev usb0';
+
   it('gives up on an unreachable share after the wait, saying what to check', async () => {
     const { file } = await setup({ nfsWaitSeconds: 2 });
     const started = Date.now();
-    const run = spawnSync('unshare', ['-rm', 'sh', file, 'start'], { encoding: 'utf8' });
+    const run = startWithLink(file, ADD_USB0);
     expect(run.status).toBe(1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
     expect(run.stderr).toMatch(
       /NFS share 10\.0\.0\.1:\/srv\/c2-test unreachable after 2s \(.*usb0.*\): is the host exporting it \(see the host kit\) and is usb0 up\? Then: systemctl start docker\n$/,
     );
     expect(run.stderr).toContain('last mount error:');
+  });
+
+  // dockerd listens on the device's address and fails at once without it.
+  it('waits for usb0 to have the device address before anything else, within the same bound', async () => {
+    const { file } = await setup({ nfsWaitSeconds: 3 });
+    const never = startWithLink(file, 'true');
+    expect(never.status).toBe(1);
+    expect(never.stderr).toBe(
+      'builder-storage: usb0 has no address 10.0.0.2 after 3s (there is no usb0: is g_ether loaded?): is the board\'s USB OTG port connected to the host? Then: systemctl start docker\n',
+    );
+    // The address comes a second late: the script goes on to the share (unreachable here).
+    const late = startWithLink(file, `sleep 1 && ${ADD_USB0}`);
+    expect(late.status).toBe(1);
+    expect(late.stderr).not.toContain('has no address');
+    expect(late.stderr).toContain('NFS share 10.0.0.1:/srv/c2-test unreachable after 3s');
   });
 
   it('creates a sparse ext4 image on first use, then only checks it', async () => {

@@ -164,6 +164,25 @@ export async function unitEnabled(image: ImageView, unit: string): Promise<boole
   return false;
 }
 
+/**
+ * The name of the unit systemd gives a mount of `path`, as `systemd-escape --path --suffix=mount`
+ * spells it: slashes become dashes, and anything but ASCII letters, digits, `:`, `_` and a
+ * non-leading `.` becomes `\xNN` (so `-` in a directory name is `\x2d`).
+ */
+export function mountUnitName(path: string): string {
+  const trimmed = path.replace(/\/+/g, '/').replace(/^\/|\/$/g, '');
+  if (trimmed === '') return '-.mount';
+  const escaped = [...Buffer.from(trimmed, 'utf8')]
+    .map((byte, index) => {
+      const char = String.fromCharCode(byte);
+      if (char === '/') return '-';
+      if (/[A-Za-z0-9:_]/.test(char) || (char === '.' && index > 0)) return char;
+      return `\\x${byte.toString(16).padStart(2, '0')}`;
+    })
+    .join('');
+  return `${escaped}.mount`;
+}
+
 /** What `systemctl enable` does, offline, for a unit of /etc/systemd/system with `WantedBy=<target>`. */
 export function enableUnitOperation(unit: string, target = 'multi-user.target'): Operation {
   return { op: 'symlink', on: 'rootfs', path: `${UNIT_DIR}/${target}.wants/${unit}`, target: `${UNIT_DIR}/${unit}`, uid: 0, gid: 0 };

@@ -3,7 +3,7 @@ import { bundleEntries, listBundle, resolveBundle, type DockerBundle } from '../
 import { warn } from '../log.js';
 import type { Operation } from '../operations.js';
 import { renderTemplate } from '../templates.js';
-import { enableUnitOperation, rootfsFile, unitEnabled } from './common.js';
+import { enableUnitOperation, mountUnitName, rootfsFile, unitEnabled } from './common.js';
 import { dockerHosts, dockerTlsOperations, dockerTlsView } from './docker-tls.js';
 import type { ImageView, RunMemo, Step } from './step.js';
 
@@ -36,6 +36,8 @@ export const CONTAINERD_ROOT = `${DATA_ROOT}/containerd/daemon`;
 /** The USB link to the host (usb-gadget step), named in the storage script's diagnostics. */
 const LINK_INTERFACE = 'usb0';
 
+const SHARE_DIR = '/run/builder-storage/share';
+
 /** Everything the docker templates may use. */
 export function dockerView(config: BuildConfig) {
   return {
@@ -44,7 +46,12 @@ export function dockerView(config: BuildConfig) {
     nfsOptions: nfsMountOptions(config.nfs.server),
     nfsWaitSeconds: NFS_WAIT_SECONDS,
     linkInterface: LINK_INTERFACE,
-    shareDir: '/run/builder-storage/share',
+    // dockerd listens on this address (daemon.json hosts): it must be there before dockerd starts.
+    linkAddress: config.network.ip,
+    shareDir: SHARE_DIR,
+    // The mounts builder-storage makes, as systemd names them: ordered after them, the service is
+    // stopped (and unmounts both itself, data image first) before systemd tries to unmount them.
+    storageMountUnits: [mountUnitName(DATA_ROOT), mountUnitName(SHARE_DIR)].join(' '),
     dataImage: `${config.name}.ext4`,
     dataImageSize: DATA_IMAGE_SIZE,
     dataRoot: DATA_ROOT,

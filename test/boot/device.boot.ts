@@ -14,7 +14,7 @@
  */
 import { execFile as execFileCallback } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -162,6 +162,11 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     expect(result.end).toBe('poweroff');
     expect(notOk(result, ['root-overlay', 'root-upper-tmpfs', 'root-lower-ro', 'root-writable', 'fat-not-rw'])).toEqual([]);
     expect(lastCheck(result, 'root-canary')).toBe('none');
+    // At the poweroff builder-storage unmounts the data image and the share before systemd would
+    // (its unit is ordered after their mount units); racing it, systemd failed to unmount the share.
+    const serial = (await readFile(result.log, 'utf8')).replace(/\x1b\[[0-9;]*m/g, '');
+    expect(serial).toMatch(/Stopped builder-storage/);
+    expect(serial.split('\n').filter((line) => /\[FAILED\]/.test(line))).toEqual([]);
   });
 
   it('loads g_ether with the configured MACs on a USB device controller, and usb0 gets the configured address', () => {

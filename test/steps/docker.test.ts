@@ -165,6 +165,9 @@ describe('docker step: units, daemon.json and the storage script', () => {
     expect(storage).toMatch(/^After=network-online\.target$/m);
     expect(storage).toMatch(/^ExecStart=\/usr\/local\/sbin\/builder-storage start$/m);
     expect(storage).toMatch(/^ExecStop=\/usr\/local\/sbin\/builder-storage stop$/m);
+    // Stopped before systemd unmounts what the script mounted (else the two race at shutdown),
+    // with the unit names systemd-escape gives those paths.
+    expect(storage).toMatch(/^After=var-lib-docker\.mount run-builder\\x2dstorage-share\.mount$/m);
   });
 
   it('writes daemon.json with hosts and data-root, bounded logs and no storage-driver', async () => {
@@ -203,7 +206,9 @@ describe('docker step: units, daemon.json and the storage script', () => {
     expect(options).not.toContain('soft');
     // The data image is checked before it is mounted, and dockerd learns the driver last.
     const commands = run.stdout.split('\n').filter((line) => line.startsWith('+ ')).map((line) => line.split(' ')[1]);
-    expect(commands).toEqual(['mkdir', 'timeout', 'rm', 'truncate', 'mkfs.ext4', 'mv', 'e2fsck', 'mkdir', 'mount', 'modprobe', 'mkdir', 'write']);
+    // This machine has no usb0 with the device's address: the plan waits for it (dockerd listens there).
+    expect(run.stdout).toContain('+ wait up to 60s for usb0 to have 10.0.0.2\n');
+    expect(commands).toEqual(['wait', 'mkdir', 'timeout', 'rm', 'truncate', 'mkfs.ext4', 'mv', 'e2fsck', 'mkdir', 'mount', 'modprobe', 'mkdir', 'write']);
     const image = '/run/builder-storage/share/c2-test.ext4';
     expect(run.stdout).toContain(`+ truncate -s 32G ${image}.new\n`);
     expect(run.stdout).toContain(`+ e2fsck -p ${image}\n`);
