@@ -21,7 +21,10 @@ export const FIXTURE_VARIANTS = ['stock', 'fat16', 'legacy-ext4', 'dirty-journal
 export type FixtureVariant = (typeof FIXTURE_VARIANTS)[number];
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const SCRIPT = join(REPO, 'test/fixtures/make-stock-image.sh');
+const SCRIPTS_DIR = join(REPO, 'test/fixtures');
+const SCRIPT = join(SCRIPTS_DIR, 'make-stock-image.sh');
+// The script and the layout code it sources: a change to either is a new fixture.
+const SCRIPT_FILES = ['make-stock-image.sh', 'assemble-image.sh'];
 const CACHE_DIR = join(REPO, '.cache/fixtures');
 // The reference files the script copies into the images: a change to any of them is a new fixture.
 const REFERENCE_FILES = ['odroid-c2/boot.ini', 'odroid-c2/boot.ini.default', 'odroid-c4/boot.ini', 'odroid-c4/config.ini'];
@@ -34,7 +37,8 @@ const building = new Map<FixtureVariant, Promise<string>>();
 
 function computeFixtureHash(): Promise<string> {
   fixtureHash ??= (async () => {
-    const hash = createHash('sha256').update(await readFile(SCRIPT));
+    const hash = createHash('sha256');
+    for (const file of SCRIPT_FILES) hash.update(file).update(await readFile(join(SCRIPTS_DIR, file)));
     for (const file of REFERENCE_FILES) hash.update(file).update(await readFile(join(REFERENCE_DIR, file)));
     return hash.digest('hex').slice(0, 12);
   })();

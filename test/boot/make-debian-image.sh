@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds a stock-like ODROID-C2 image whose root file system is a real Debian arm64 system, for
 # the boot test (issue 4): HardKernel's layout (MBR, FAT32 p1 at 2048 with the real boot.ini,
-# ext4 p2 at 264192 with the stock root UUID), without loop mounts. The rootfs comes from
-# mmdebstrap (arm64 maintainer scripts run under qemu-user through binfmt_misc) and its tarball
-# is cached, keyed by the suite, mirror and package list, so a rerun only assembles the image.
+# ext4 p2 at 264192 with the stock root UUID), assembled by ../fixtures/assemble-image.sh as the
+# test fixtures are, without loop mounts. The rootfs comes from mmdebstrap (arm64 maintainer
+# scripts run under qemu-user through binfmt_misc) and its tarball is cached, keyed by the suite,
+# mirror and package list, so a rerun only assembles the image.
 #
 # usage: make-debian-image.sh OUTPUT.img [EXTRA_TREE]
 #   EXTRA_TREE  a directory copied over the rootfs before the filesystem is made: the test's
@@ -12,6 +13,8 @@
 # Needs root (the tarball's owners and device nodes are unpacked as they are), mmdebstrap,
 # qemu-user-static, binfmt-support, sfdisk, mkfs.fat, mtools, mkfs.ext4.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../fixtures/assemble-image.sh
+source "$(dirname "$0")/../fixtures/assemble-image.sh"
 
 [[ $# -ge 1 && $# -le 2 ]] || { echo "usage: $0 OUTPUT.img [EXTRA_TREE]" >&2; exit 2; }
 out=$1
@@ -30,12 +33,7 @@ readonly PACKAGES=(
   e2fsprogs ifupdown initramfs-tools iproute2 iptables kmod libdevmapper1.02.1 linux-image-arm64 mount
   openssh-server procps systemd systemd-sysv udev util-linux
 )
-readonly SECTOR=512
 readonly DISK_SECTORS=$(( ${DISK_SIZE_MIB:-3072} * 2048 ))
-readonly BOOT_START=2048
-readonly BOOT_SECTORS=262144
-readonly ROOT_START=264192
-readonly ROOT_UUID=e139ce78-9841-40fe-8823-96a304a09859
 
 log() { echo "make-debian-image: $*" >&2; }
 
@@ -93,18 +91,12 @@ build_rootfs_tarball() { # TARBALL
   mv "$1.tmp" "$1"
 }
 
-tmp=$(mktemp -d)
-cleanup() {
-  local status=$?
-  rm -rf "$tmp"
-  [[ $status == 0 ]] || rm -f "$out"
-}
-trap cleanup EXIT
+begin_image "$out"
 
 tarball=$cache/rootfs-$(rootfs_key).tar
 [[ -f $tarball ]] || build_rootfs_tarball "$tarball"
 
-tree=$tmp/rootfs
+tree=$scratch/rootfs
 mkdir "$tree"
 tar --numeric-owner --xattrs --xattrs-include='*' -xpf "$tarball" -C "$tree"
 [[ -z $extra ]] || cp -a "$extra"/. "$tree"/
@@ -123,28 +115,19 @@ echo odroid >"$tree/etc/hostname"
 kernel=$(cd "$tree/boot" && printf '%s\n' vmlinuz-* | sort -V | tail -n1)
 version=${kernel#vmlinuz-}
 
-rm -f "$out"
-truncate -s $((DISK_SECTORS * SECTOR)) "$out"
-sfdisk --quiet "$out" <<TABLE
-label: dos
-unit: sectors
-
-start=$BOOT_START, size=$BOOT_SECTORS, type=c
-start=$ROOT_START, type=83
-TABLE
+new_disk "$out" "$DISK_SECTORS"
+stock_table c | partition_disk "$out"
 
 # FAT32 boot partition: HardKernel's boot.ini, and the kernel (Debian's arm64 vmlinuz is already
 # the uncompressed Image that U-Boot's booti takes) with the initrd beside it, as on the board.
-boot_fat=$tmp/boot.fat
-truncate -s $((BOOT_SECTORS * SECTOR)) "$boot_fat"
-mkfs.fat -F 32 -n BOOT "$boot_fat" >/dev/null
-cp "$tree/boot/$kernel" "$tmp/Image"
-cp "$tree/boot/initrd.img-$version" "$tmp/uInitrd"
-MTOOLS_SKIP_CHECK=1 mcopy -i "$boot_fat" "$reference/odroid-c2/boot.ini" "$reference/odroid-c2/boot.ini.default" \
-  "$tmp/Image" "$tmp/uInitrd" ::/
-dd if="$boot_fat" of="$out" bs=1M seek=$((BOOT_START * SECTOR)) oflag=seek_bytes conv=notrunc,sparse status=none
+boot_files=$scratch/boot
+mkdir "$boot_files"
+cp "$reference/odroid-c2/boot.ini" "$reference/odroid-c2/boot.ini.default" "$boot_files/"
+cp "$tree/boot/$kernel" "$boot_files/Image"
+cp "$tree/boot/initrd.img-$version" "$boot_files/uInitrd"
+write_boot_fat "$out" "$boot_files" 32
 
-mkfs.ext4 -q -F -t ext4 -L rootfs -U "$ROOT_UUID" -E "offset=$((ROOT_START * SECTOR))" -d "$tree" \
-  "$out" $(((DISK_SECTORS - ROOT_START) * SECTOR / 1024))k
-e2fsck -fn "$out?offset=$((ROOT_START * SECTOR))" >"$tmp/e2fsck.log" 2>&1 || { cat "$tmp/e2fsck.log" >&2; exit 1; }
+write_rootfs "$out" "$tree" $((DISK_SECTORS - ROOT_START))
+check_boot_fat "$out"
+check_rootfs "$out"
 log "built $out: Debian $SUITE arm64, kernel $version"
