@@ -173,6 +173,15 @@ describe('stock fixture: HardKernel layout', () => {
   });
 });
 
+describe('image scripts', () => {
+  it('pass shellcheck, following assemble-image.sh where they source it', async () => {
+    const scripts = ['fixtures/assemble-image.sh', 'fixtures/make-stock-image.sh', 'boot/make-debian-image.sh'];
+    const paths = scripts.map((script) => fileURLToPath(new URL(script, import.meta.url)));
+    const check = await execFile('shellcheck', ['-x', ...paths]).catch((error: { stdout: string; stderr: string }) => error);
+    expect(check.stdout + check.stderr).toBe('');
+  });
+});
+
 describe('fixture variants', () => {
   it('fat16: the boot partition is FAT16 with MBR type 0x0e', async () => {
     const img = images.fat16;
