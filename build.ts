@@ -17,7 +17,7 @@ import { UserError } from './src/errors.js';
 import { fleetConfigs, parseFleetSize } from './src/fleet.js';
 import { hostKitDirOf, writeHostKit } from './src/host-kit.js';
 import { info } from './src/log.js';
-import { startOutput, prepareOutputDir, type PendingOutput } from './src/output.js';
+import { pendingOutput, prepareOutputDir, type PendingImage } from './src/output.js';
 import type { PendingDir } from './src/pending-dir.js';
 import { patchImage, runMemo, type PatchResult } from './src/patch.js';
 import { scanImage } from './src/release.js';
@@ -57,7 +57,7 @@ function parseCommandLine(argv: string[]) {
 
 /** What one board's image became: its patch, its checksums and, for a release, its extra files. */
 interface BoardImage {
-  output: PendingOutput;
+  pending: PendingImage;
   patched: PatchResult;
   sha256: string;
   sha256s: Record<string, string>;
@@ -67,19 +67,19 @@ interface BoardImage {
 type Stage = ReturnType<typeof stageTimer>;
 
 /** Patches a board's copy, then reads it once for its checksum and, for a release, its bmap and xz. */
-async function patchBoard(stage: Stage, output: PendingOutput, layout: ImageLayout, board: BuildConfig, options: { paths: BuildPaths; once: RunMemo; release: boolean }): Promise<BoardImage> {
-  const patched = await stage('patch', () => patchImage({ ...layout, path: output.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
-  const image = basename(output.finalPath);
+async function patchBoard(stage: Stage, pending: PendingImage, layout: ImageLayout, board: BuildConfig, options: { paths: BuildPaths; once: RunMemo; release: boolean }): Promise<BoardImage> {
+  const patched = await stage('patch', () => patchImage({ ...layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
+  const image = basename(pending.finalPath);
   const release = options.release ? { xz: `${image}.xz`, bmap: `${board.name}.bmap` } : undefined;
-  const xzTemp = release && output.artifact(release.xz);
-  const scan = await stage(release ? 'release' : 'checksum', () => scanImage(output.tempPath, { bmap: Boolean(release), xzTo: xzTemp }));
+  const xzTemp = release && pending.artifact(release.xz);
+  const scan = await stage(release ? 'release' : 'checksum', () => scanImage(pending.tempPath, { bmap: Boolean(release), xzTo: xzTemp }));
   const sha256s: Record<string, string> = { [image]: scan.sha256 };
   if (release && xzTemp && scan.bmap) {
-    await writeFile(output.artifact(release.bmap), scan.bmap);
+    await writeFile(pending.artifact(release.bmap), scan.bmap);
     sha256s[release.xz] = await sha256File(xzTemp);
     sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
   }
-  return { output, patched, sha256: scan.sha256, sha256s, release };
+  return { pending, patched, sha256: scan.sha256, sha256s, release };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -115,32 +115,31 @@ async function main(argv: string[]): Promise<void> {
 
   // Rotated secrets are made in a fresh directory that replaces the old one only with the images.
   const secrets = await openSecrets(args.out, { rotate: args['rotate-secrets'] });
-  const outputs: PendingOutput[] = [];
+  const output = pendingOutput(args.out);
   let kit: PendingDir | undefined;
   try {
     const images: BoardImage[] = [];
     for (const board of boards) {
       // Boards after the first start from the first one's finished image, not the stock one: the
       // steps rewrite all that differs per board, and what does not (the Docker bundle) is there.
-      const from = outputs[0]?.tempPath ?? source.path;
-      const output = await stage('copy', () => startOutput(from, args.out, board.name));
-      outputs.push(output);
-      images.push(await patchBoard(stage, output, layout, board, { paths: { ...paths, secrets: secrets.path }, once, release: args.release }));
+      const from = images[0]?.pending.tempPath ?? source.path;
+      const pending = await stage('copy', () => output.startImage(from, board.name));
+      images.push(await patchBoard(stage, pending, layout, board, { paths: { ...paths, secrets: secrets.path }, once, release: args.release }));
     }
     kit = await stage('host kit', () => writeHostKit(args.out, boards, secrets.path, config.name));
     // The images last: a <name>.img present means its secrets and host kit are there too.
     await secrets.commit();
     await kit.commit();
+    const checksumFiles = await stage('commit', () => output.commit(Object.assign({}, ...images.map((image) => image.sha256s))));
     let summary = '';
     for (const image of images) {
-      const result = await stage('commit', () => image.output.commit(image.sha256s));
       summary +=
-        `built ${result.image}\n` +
+        `built ${image.pending.finalPath}\n` +
         `  from     ${source.origin}\n` +
         `  steps    ${STEPS.map((s) => s.name).join(', ')} (${image.patched.operations} operations, ${image.patched.bytesWritten} bytes written)\n` +
-        `  sha256   ${image.sha256}  (${result.checksumFiles.join(', ')})\n` +
+        `  sha256   ${image.sha256}  (${checksumFiles.get(image.pending.finalPath)!.join(', ')})\n` +
         (image.release ? `  release  ${image.release.xz}, ${image.release.bmap}: flash with bmaptool copy --bmap ${image.release.bmap} ${image.release.xz} /dev/sdX\n` : '') +
-        `  flash    with Etcher, or: sudo dd if=${result.image} of=/dev/sdX bs=4M conv=fsync status=progress\n`;
+        `  flash    with Etcher, or: sudo dd if=${image.pending.finalPath} of=/dev/sdX bs=4M conv=fsync status=progress\n`;
     }
     const warning = remoteLoginWarning(config);
     process.stdout.write(
@@ -151,7 +150,7 @@ async function main(argv: string[]): Promise<void> {
         (warning ? `  warning  ${warning}\n` : ''),
     );
   } catch (error) {
-    for (const output of outputs) await output.discard();
+    await output.discard();
     await kit?.discard();
     await secrets.discard();
     throw error;

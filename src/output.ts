@@ -1,24 +1,32 @@
 import { access, constants, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { $ } from 'zx';
 import { UserError } from './errors.js';
 
 /**
- * The output image is built as a hidden temp file in --out and renamed into place only
- * when it is complete, so a failed or interrupted build never leaves a <name>.img behind.
+ * A run's images (one, or one per board of a fleet) are built as hidden temp files in --out, beside
+ * their other artifacts, and renamed into place together only when all are complete, so a failed
+ * or interrupted build never leaves a <name>.img behind.
  */
-export interface PendingOutput {
+export interface PendingImage {
   /** The temp image being patched. */
   tempPath: string;
   /** Where it will land. */
   finalPath: string;
-  /** A temp path in --out for another artifact (e.g. `<name>.img.xz`), renamed by commit(). */
+  /** A temp path in --out for another artifact of this image (e.g. `<name>.img.xz`), renamed by commit(). */
   artifact(fileName: string): string;
+}
+
+export interface PendingOutput {
+  /** Copies the source image into a temp file for `<name>.img`, keeping holes as holes. */
+  startImage(sourcePath: string, name: string): Promise<PendingImage>;
   /**
-   * Renames everything into place and writes `<name>.img.sha256`; with more artifacts
-   * than the image, also a SHA256SUMS covering all of them.
+   * Writes each image's `<name>.img.sha256` and, when there are artifacts besides the images,
+   * one SHA256SUMS over every image and artifact of the run; renames everything into place,
+   * the images last. Returns each image's final path with the checksum files that cover it.
    */
-  commit(sha256s: Record<string, string>): Promise<{ image: string; checksumFiles: string[] }>;
+  commit(sha256s: Record<string, string>): Promise<Map<string, string[]>>;
+  /** Removes every temp file of the run. */
   discard(): Promise<void>;
 }
 
@@ -48,56 +56,54 @@ export async function prepareOutputDir(outDir: string): Promise<void> {
   }
 }
 
-/** Copies the source image into a temp file in outDir, keeping holes as holes. */
-export async function startOutput(sourcePath: string, outDir: string, name: string): Promise<PendingOutput> {
-  await prepareOutputDir(outDir);
+export function pendingOutput(outDir: string): PendingOutput {
   installInterruptCleanup();
-  const finalPath = join(outDir, `${name}.img`);
-  const tempPath = join(outDir, `.${name}.img.${process.pid}.tmp`);
-  pending.add(tempPath);
-  try {
-    // cp skips holes with SEEK_DATA/SEEK_HOLE (and reflinks where the file system can),
-    // so a mostly-empty 4 GiB image costs what its data costs.
-    await $({ quiet: true })`cp --sparse=always --reflink=auto ${sourcePath} ${tempPath}`;
-  } catch (error) {
-    pending.delete(tempPath);
-    await rm(tempPath, { force: true });
-    const detail = String((error as { stderr?: string }).stderr ?? error).trim().split('\n').pop();
-    throw new UserError(`cannot copy ${sourcePath} to ${outDir}: ${detail}; check free space in the output directory`);
-  }
-  const artifacts = new Map<string, string>([[basename(finalPath), tempPath]]);
-  const discard = async () => {
-    for (const temp of artifacts.values()) {
-      pending.delete(temp);
-      await rm(temp, { force: true });
-    }
+  // Every file of the run, images and artifacts, by its name in --out, with its temp path.
+  const files = new Map<string, string>();
+  const images: string[] = [];
+  const tempFor = (file: string) => {
+    const temp = join(outDir, `.${file}.${process.pid}.tmp`);
+    files.set(file, temp);
+    pending.add(temp);
+    return temp;
   };
   return {
-    tempPath,
-    finalPath,
-    discard,
-    artifact(fileName) {
-      const temp = join(outDir, `.${fileName}.${process.pid}.tmp`);
-      artifacts.set(fileName, temp);
-      pending.add(temp);
-      return temp;
+    async startImage(sourcePath, name) {
+      await prepareOutputDir(outDir);
+      const image = `${name}.img`;
+      const tempPath = tempFor(image);
+      try {
+        // cp skips holes with SEEK_DATA/SEEK_HOLE (and reflinks where the file system can),
+        // so a mostly-empty 4 GiB image costs what its data costs.
+        await $({ quiet: true })`cp --sparse=always --reflink=auto ${sourcePath} ${tempPath}`;
+      } catch (error) {
+        files.delete(image);
+        pending.delete(tempPath);
+        await rm(tempPath, { force: true });
+        const detail = String((error as { stderr?: string }).stderr ?? error).trim().split('\n').pop();
+        throw new UserError(`cannot copy ${sourcePath} to ${outDir}: ${detail}; check free space in the output directory`);
+      }
+      images.push(image);
+      return { tempPath, finalPath: join(outDir, image), artifact: tempFor };
     },
     async commit(sha256s) {
       const sum = (file: string) => `${sha256s[file]}  ${file}\n`;
-      const image = basename(finalPath);
-      const checksums = new Map([[`${image}.sha256`, sum(image)]]);
-      if (artifacts.size > 1) checksums.set('SHA256SUMS', [...artifacts.keys()].sort().map(sum).join(''));
-      for (const [file, text] of checksums) {
-        const temp = join(outDir, `.${file}.${process.pid}.tmp`);
-        pending.add(temp);
-        await writeFile(temp, text);
-        artifacts.set(file, temp);
+      const checksums = new Map(images.map((image) => [`${image}.sha256`, sum(image)]));
+      // One SHA256SUMS for the run: per image, a fleet's boards would overwrite each other's.
+      if (files.size > images.length) checksums.set('SHA256SUMS', [...files.keys()].sort().map(sum).join(''));
+      for (const [file, text] of checksums) await writeFile(tempFor(file), text);
+      // The images last: a <name>.img present means the whole set is.
+      for (const [file, temp] of files) if (!images.includes(file)) await rename(temp, join(outDir, file));
+      for (const image of images) await rename(files.get(image)!, join(outDir, image));
+      for (const temp of files.values()) pending.delete(temp);
+      const shared = checksums.has('SHA256SUMS') ? [join(outDir, 'SHA256SUMS')] : [];
+      return new Map(images.map((image) => [join(outDir, image), [join(outDir, `${image}.sha256`), ...shared]]));
+    },
+    async discard() {
+      for (const temp of files.values()) {
+        pending.delete(temp);
+        await rm(temp, { force: true });
       }
-      // The image last: a <name>.img present means the whole set is.
-      for (const [file, temp] of [...artifacts].filter(([file]) => file !== image)) await rename(temp, join(outDir, file));
-      await rename(tempPath, finalPath);
-      for (const temp of artifacts.values()) pending.delete(temp);
-      return { image: finalPath, checksumFiles: [...checksums.keys()].map((file) => join(outDir, file)) };
     },
   };
 }
