@@ -5,10 +5,8 @@
  * and without root. The build is the short sequence of stages below.
  */
 import { fileURLToPath } from 'node:url';
-import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { sha256File } from './src/checksum.js';
+import { join } from 'node:path';
+import { buildBoardImage, describeBoardImage, type BoardImage } from './src/board-image.js';
 import { parseOptions, runMain } from './src/cli.js';
 import { loadConfig, type BuildConfig } from './src/config.js';
 import { openImage } from './src/disk/image.js';
@@ -17,17 +15,16 @@ import { UserError } from './src/errors.js';
 import { fleetConfigs, parseFleetSize } from './src/fleet.js';
 import { hostKitDirOf, writeHostKit } from './src/host-kit.js';
 import { info } from './src/log.js';
-import { pendingOutput, prepareOutputDir, type PendingImage } from './src/output.js';
+import { pendingOutput, prepareOutputDir } from './src/output.js';
 import type { PendingDir } from './src/pending-dir.js';
-import { patchImage, runMemo, type PatchResult } from './src/patch.js';
-import { scanImage } from './src/release.js';
+import { patchImage, runMemo } from './src/patch.js';
 import { pinClock, sourceDateEpoch } from './src/reproducible.js';
 import { openSecrets, secretsDirOf } from './src/secrets.js';
 import { resolveSource } from './src/source.js';
 import { STEPS } from './src/steps/index.js';
 import { remoteLoginWarning } from './src/steps/remote-access.js';
 import type { BuildPaths, RunMemo } from './src/steps/step.js';
-import { stageTimer } from './src/timing.js';
+import { stageTimer, type Stage } from './src/timing.js';
 
 const repo = fileURLToPath(new URL('.', import.meta.url));
 
@@ -55,31 +52,15 @@ function parseCommandLine(argv: string[]) {
   });
 }
 
-/** What one board's image became: its patch, its checksums and, for a release, its extra files. */
-interface BoardImage {
-  pending: PendingImage;
-  patched: PatchResult;
-  sha256: string;
-  sha256s: Record<string, string>;
-  release?: { xz: string; bmap: string };
-}
-
-type Stage = ReturnType<typeof stageTimer>;
-
-/** Patches a board's copy, then reads it once for its checksum and, for a release, its bmap and xz. */
-async function patchBoard(stage: Stage, pending: PendingImage, layout: ImageLayout, board: BuildConfig, options: { paths: BuildPaths; once: RunMemo; release: boolean }): Promise<BoardImage> {
-  const patched = await stage('patch', () => patchImage({ ...layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
-  const image = basename(pending.finalPath);
-  const release = options.release ? { xz: `${image}.xz`, bmap: `${board.name}.bmap` } : undefined;
-  const xzTemp = release && pending.artifact(release.xz);
-  const scan = await stage(release ? 'release' : 'checksum', () => scanImage(pending.tempPath, { bmap: Boolean(release), xzTo: xzTemp }));
-  const sha256s: Record<string, string> = { [image]: scan.sha256 };
-  if (release && xzTemp && scan.bmap) {
-    await writeFile(pending.artifact(release.bmap), scan.bmap);
-    sha256s[release.xz] = await sha256File(xzTemp);
-    sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
+/** --dry-run: each board's operations, planned against the stock image. */
+async function printPlans(stage: Stage, layout: ImageLayout, boards: BuildConfig[], options: { paths: BuildPaths; once: RunMemo; fleet: boolean }): Promise<void> {
+  for (const board of boards) {
+    const plan = await stage('plan', () => patchImage(layout, board, STEPS, { paths: options.paths, dryRun: true, once: options.once }));
+    if (options.fleet) process.stdout.write(`# ${board.name}\n`);
+    for (const { step, operations } of plan.planned) {
+      process.stdout.write(`${step}:\n${operations.map((line) => `  ${line}\n`).join('')}`);
+    }
   }
-  return { pending, patched, sha256: scan.sha256, sha256s, release };
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -101,17 +82,9 @@ async function main(argv: string[]): Promise<void> {
   const paths = { secrets: secretsDirOf(args.out), cache: join(repo, 'image') };
   // One memo for every board: what their plans share (checking the Docker bundle) is done once.
   const once = runMemo();
+  const fleet = args.fleet !== undefined;
 
-  if (args['dry-run']) {
-    for (const board of boards) {
-      const plan = await stage('plan', () => patchImage(layout, board, STEPS, { paths, dryRun: true, once }));
-      if (args.fleet !== undefined) process.stdout.write(`# ${board.name}\n`);
-      for (const { step, operations } of plan.planned) {
-        process.stdout.write(`${step}:\n${operations.map((line) => `  ${line}\n`).join('')}`);
-      }
-    }
-    return;
-  }
+  if (args['dry-run']) return printPlans(stage, layout, boards, { paths, once, fleet });
 
   // Rotated secrets are made in a fresh directory that replaces the old one only with the images.
   const secrets = await openSecrets(args.out, { rotate: args['rotate-secrets'] });
@@ -123,28 +96,17 @@ async function main(argv: string[]): Promise<void> {
       // Boards after the first start from the first one's finished image, not the stock one: the
       // steps rewrite all that differs per board, and what does not (the Docker bundle) is there.
       const from = images[0]?.pending.tempPath ?? source.path;
-      const pending = await stage('copy', () => output.startImage(from, board.name));
-      images.push(await patchBoard(stage, pending, layout, board, { paths: { ...paths, secrets: secrets.path }, once, release: args.release }));
+      images.push(await buildBoardImage(stage, output, from, board, { layout, paths: { ...paths, secrets: secrets.path }, once, release: args.release }));
     }
     kit = await stage('host kit', () => writeHostKit(args.out, boards, secrets.path, config.name));
     // The images last: a <name>.img present means its secrets and host kit are there too.
     await secrets.commit();
     await kit.commit();
     const checksumFiles = await stage('commit', () => output.commit(Object.assign({}, ...images.map((image) => image.sha256s))));
-    let summary = '';
-    for (const image of images) {
-      summary +=
-        `built ${image.pending.finalPath}\n` +
-        `  from     ${source.origin}\n` +
-        `  steps    ${STEPS.map((s) => s.name).join(', ')} (${image.patched.operations} operations, ${image.patched.bytesWritten} bytes written)\n` +
-        `  sha256   ${image.sha256}  (${checksumFiles.get(image.pending.finalPath)!.join(', ')})\n` +
-        (image.release ? `  release  ${image.release.xz}, ${image.release.bmap}: flash with bmaptool copy --bmap ${image.release.bmap} ${image.release.xz} /dev/sdX\n` : '') +
-        `  flash    with Etcher, or: sudo dd if=${image.pending.finalPath} of=/dev/sdX bs=4M conv=fsync status=progress\n`;
-    }
     const warning = remoteLoginWarning(config);
     process.stdout.write(
-      summary +
-        (args.fleet !== undefined ? `  fleet    ${boards.length} boards, one docker buildx builder "${config.name}" with a node per board (host kit: setup-buildx.sh)\n` : '') +
+      images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath)!)).join('') +
+        (fleet ? `  fleet    ${boards.length} boards, one docker buildx builder "${config.name}" with a node per board (host kit: setup-buildx.sh)\n` : '') +
         `  host     ${hostKitDirOf(args.out)}: network, NFS export, SSH and docker buildx for the host; start with its README.md\n` +
         `  secrets  ${secretsDirOf(args.out)}${args['rotate-secrets'] ? ' (rotated: new CA, certificates and SSH host keys)' : ''}\n` +
         (warning ? `  warning  ${warning}\n` : ''),

@@ -20,3 +20,5 @@ export function stageTimer() {
   };
   return stage;
 }
+
+export type Stage = ReturnType<typeof stageTimer>;
