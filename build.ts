@@ -11,7 +11,6 @@ import { parseOptions, runMain } from './src/cli.js';
 import { loadConfig, type BuildConfig } from './src/config.js';
 import { openImage } from './src/disk/image.js';
 import type { ImageLayout } from './src/disk/layout.js';
-import { UserError } from './src/errors.js';
 import { fleetConfigs, parseFleetSize } from './src/fleet.js';
 import { hostKitDirOf, writeHostKit } from './src/host-kit.js';
 import { info } from './src/log.js';
@@ -35,7 +34,7 @@ const USAGE = `usage: npm run build-image -- [--input PATH|URL] [--out DIR] [--c
   --name     image name, <name>.img (default: the config's name, else odroid-c2-builder)
   --fleet    N boards from the config: <name>-1.img ... <name>-N.img, each with its own name, MACs, subnet and share, one builder (docs/fleet.md)
   --dry-run  list the operations each step would perform, write nothing
-  --release  also write <name>.img.xz, <name>.bmap and SHA256SUMS (reproducible with SOURCE_DATE_EPOCH)
+  --release  also write <name>.img.xz, <name>.bmap (per board with --fleet) and one SHA256SUMS over all of them (reproducible with SOURCE_DATE_EPOCH)
   --rotate-secrets  new CA, certificates and SSH host keys in <out>/secrets instead of reusing them (docs/host-kit.md)`;
 
 function parseCommandLine(argv: string[]) {
@@ -69,8 +68,6 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${USAGE}\n`);
     return;
   }
-  // SHA256SUMS covers one image's release files in --out; a fleet would overwrite it per board.
-  if (args.fleet !== undefined && args.release) throw new UserError('--release and --fleet cannot be combined: build release images one at a time');
   const epoch = sourceDateEpoch();
   if (epoch !== undefined) pinClock(epoch);
   const stage = stageTimer();

@@ -269,14 +269,6 @@ describe('npm run build-image -- --fleet 3', () => {
 });
 
 describe('--fleet on the command line', () => {
-  it('refuses --release with --fleet before reading anything', async () => {
-    const out = await tempDir();
-    const run = await buildImage(['--input', '/nonexistent.img', '--out', out, '--fleet', '2', '--release']);
-    expect(run.code).not.toBe(0);
-    expect(run.stderr.trim()).toBe('error: --release and --fleet cannot be combined: build release images one at a time');
-    expect(await readdir(out)).toEqual([]);
-  });
-
   it('--dry-run lists each board\'s operations under its name and writes nothing', async () => {
     const out = await tempDir();
     const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'dry', '--fleet', '2', '--dry-run', '--config', await configWithFakeBundle(await tempDir())]);
