@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { sha256File } from './checksum.js';
 import type { BuildConfig } from './config.js';
 import type { ImageLayout } from './disk/layout.js';
-import type { PendingImage, PendingOutput } from './output.js';
+import { releaseFiles, type PendingImage, type PendingOutput } from './output.js';
 import { patchImage, type PatchResult } from './patch.js';
 import { scanImage } from './release.js';
 import { STEPS } from './steps/index.js';
@@ -38,7 +38,7 @@ export async function buildBoardImage(stage: Stage, output: PendingOutput, from:
   const pending = await stage('copy', () => output.startImage(from, board.name));
   const patched = await stage('patch', () => patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
   const image = basename(pending.finalPath);
-  const release = options.release ? { xz: `${image}.xz`, bmap: `${board.name}.bmap` } : undefined;
+  const release = options.release ? releaseFiles(board.name) : undefined;
   const xzTemp = release && pending.artifact(release.xz);
   const scan = await stage(release ? 'release' : 'checksum', () => scanImage(pending.tempPath, { bmap: Boolean(release), xzTo: xzTemp }));
   const sha256s: Record<string, string> = { [image]: scan.sha256 };

@@ -1,4 +1,4 @@
-import { access, constants, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { $ } from 'zx';
 import { UserError } from './errors.js';
@@ -17,13 +17,19 @@ export interface PendingImage {
   artifact(fileName: string): string;
 }
 
+/** The files `--release` adds for image `<name>.img`, by their names in --out. */
+export function releaseFiles(name: string): { xz: string; bmap: string } {
+  return { xz: `${name}.img.xz`, bmap: `${name}.bmap` };
+}
+
 export interface PendingOutput {
   /** Copies the source image into a temp file for `<name>.img`, keeping holes as holes. */
   startImage(sourcePath: string, name: string): Promise<PendingImage>;
   /**
    * Writes each image's `<name>.img.sha256` and, when there are artifacts besides the images,
    * one SHA256SUMS over every image and artifact of the run; renames everything into place,
-   * the images last. Returns each image's final path with the checksum files that cover it.
+   * the images last, and removes what an earlier release of the same images left that would not
+   * match them. Returns each image's final path with the checksum files that cover it.
    */
   commit(sha256s: Record<string, string>): Promise<Map<string, string[]>>;
   /** Removes every temp file of the run. */
@@ -61,6 +67,8 @@ export function pendingOutput(outDir: string): PendingOutput {
   // Every file of the run, images and artifacts, by its name in --out, with its temp path.
   const files = new Map<string, string>();
   const images: string[] = [];
+  // What a release of the run's images would add, written by this run or not.
+  const releases: string[] = [];
   const tempFor = (file: string) => {
     const temp = join(outDir, `.${file}.${process.pid}.tmp`);
     files.set(file, temp);
@@ -84,6 +92,7 @@ export function pendingOutput(outDir: string): PendingOutput {
         throw new UserError(`cannot copy ${sourcePath} to ${outDir}: ${detail}; check free space in the output directory`);
       }
       images.push(image);
+      releases.push(...Object.values(releaseFiles(name)));
       return { tempPath, finalPath: join(outDir, image), artifact: tempFor };
     },
     async commit(sha256s) {
@@ -92,8 +101,15 @@ export function pendingOutput(outDir: string): PendingOutput {
       // One SHA256SUMS for the run: per image, a fleet's boards would overwrite each other's.
       if (files.size > images.length) checksums.set('SHA256SUMS', [...files.keys()].sort().map(sum).join(''));
       for (const [file, text] of checksums) await writeFile(tempFor(file), text);
+      // An earlier release of these images no longer matches them: what this run does not
+      // replace goes, and a SHA256SUMS it does not write keeps only other images' lines.
+      const stale = releases.filter((file) => !files.has(file));
+      const kept = files.has('SHA256SUMS') ? undefined : await sumsWithout(join(outDir, 'SHA256SUMS'), new Set([...images, ...releases]));
+      if (kept === '') stale.push('SHA256SUMS');
+      else if (kept !== undefined) await writeFile(tempFor('SHA256SUMS'), kept);
       // The images last: a <name>.img present means the whole set is.
       for (const [file, temp] of files) if (!images.includes(file)) await rename(temp, join(outDir, file));
+      for (const file of stale) await rm(join(outDir, file), { force: true });
       for (const image of images) await rename(files.get(image)!, join(outDir, image));
       for (const temp of files.values()) pending.delete(temp);
       const shared = checksums.has('SHA256SUMS') ? [join(outDir, 'SHA256SUMS')] : [];
@@ -106,4 +122,20 @@ export function pendingOutput(outDir: string): PendingOutput {
       }
     },
   };
+}
+
+/**
+ * The lines of the SHA256SUMS at `path` that name none of `files`, or undefined when there is no
+ * such file or it names none of them (it stays as it is). Lines in sha256sum's binary (`*`) form
+ * count too; lines it does not recognise are kept.
+ */
+async function sumsWithout(path: string, files: Set<string>): Promise<string | undefined> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (text === undefined) return undefined;
+  const lines = text.split('\n').filter(Boolean);
+  const kept = lines.filter((line) => !files.has(/^[0-9a-f]{64} [ *](.*)$/i.exec(line)?.[1] ?? ''));
+  return kept.length === lines.length ? undefined : kept.map((line) => `${line}\n`).join('');
 }

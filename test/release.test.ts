@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '../src/checksum.js';
 import { buildImage } from './cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
@@ -46,6 +46,16 @@ async function expectReleaseFiles(out: string, name: string, sha256: string): Pr
     await rm(target);
   }
 }
+
+/** Every file under `out` with its sha256, to tell whether a build changed anything there. */
+const contentsOf = (out: string) => execFileSync('sh', ['-c', 'find . -type f -exec sha256sum {} + | sort -k 2'], { cwd: out, encoding: 'utf8' });
+
+/** A bin directory whose xz is the stand-in `script`, ahead of the rest of PATH. */
+async function withXz(script: string): Promise<NodeJS.ProcessEnv> {
+  return { PATH: `${await fakeBin({ xz: script })}:${process.env.PATH}` };
+}
+
+const OUT_OF_SPACE = 'cat >/dev/null; echo "xz: (stdout): Write error: No space left on device" >&2; exit 1';
 
 describe('--release', () => {
   it('writes .img.xz, .bmap and SHA256SUMS that bmaptool and sha256sum accept, reproducibly', async () => {
@@ -102,12 +112,49 @@ describe('--release --fleet 2', () => {
     const out = await tempDir();
     // An xz that takes board 1's image and fails on board 2's: board 1's finished files must go too.
     const xz = 'runs=$(cat "$XZ_RUNS" 2>/dev/null || echo 0); echo $((runs + 1)) >"$XZ_RUNS"; cat >/dev/null; [ "$runs" = 0 ] || { echo "injected failure" >&2; exit 1; }';
-    const bin = await fakeBin({ xz });
-    const env = { PATH: `${bin}:${process.env.PATH}`, XZ_RUNS: join(await tempDir(), 'runs') };
+    const env = { ...(await withXz(xz)), XZ_RUNS: join(await tempDir(), 'runs') };
     const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'rf', '--fleet', '2', '--release', '--config', await configWithFakeBundle(await tempDir())], env);
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/xz failed \(1\): injected failure/);
     // secrets/ outlives a failed build (it is reused, not made per build): nothing else may be left.
     expect(await readdir(out)).toEqual(['secrets']);
+  });
+});
+
+describe('a build into an --out holding a release of the same image', () => {
+  // One fleet release, then single builds of its boards, each seeing what the one before left.
+  let out: string;
+  let config: string;
+  const build = async (name: string, options: string[] = [], env?: NodeJS.ProcessEnv) =>
+    buildImage(['--input', await stockImage('stock'), '--out', out, '--name', name, '--config', config, ...options], env);
+  beforeAll(async () => {
+    out = await tempDir();
+    config = await configWithFakeBundle(await tempDir());
+    const run = await build('st', ['--fleet', '2', '--release']);
+    expect(run.code, run.stderr).toBe(0);
+  }, 400_000);
+
+  it('leaves the release as it was when it fails', async () => {
+    const before = contentsOf(out);
+    const run = await build('st-1', ['--release'], await withXz(OUT_OF_SPACE));
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/xz failed/);
+    expect(contentsOf(out)).toBe(before);
+  });
+
+  it('without --release removes that image\'s .img.xz and .bmap and its lines in SHA256SUMS, keeping other images\'', async () => {
+    const run = await build('st-1');
+    expect(run.code, run.stderr).toBe(0);
+    const files = await readdir(out);
+    expect(files).not.toContain('st-1.img.xz');
+    expect(files).not.toContain('st-1.bmap');
+    expect(Object.keys(await checkedSums(out))).toEqual(['st-2.bmap', 'st-2.img', 'st-2.img.xz']);
+    execFileSync('sha256sum', ['-c', 'st-1.img.sha256'], { cwd: out });
+    expect(run.stdout).not.toMatch(/SHA256SUMS/);
+  });
+
+  it('removes SHA256SUMS when the last image it named is rebuilt without --release', async () => {
+    expect((await build('st-2')).code).toBe(0);
+    expect((await readdir(out)).sort()).toEqual(['host', 'secrets', 'st-1.img', 'st-1.img.sha256', 'st-2.img', 'st-2.img.sha256']);
   });
 });
