@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, createWriteStream, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { once } from 'node:events';
+import { dirname } from 'node:path';
 import { UserError } from './errors.js';
 import { progressBar } from './log.js';
 
@@ -79,28 +80,44 @@ function closeRange(range: Range) {
   return { first: range.first, last: range.last, sha256: range.hash.digest('hex') };
 }
 
-/** xz -T0: multi-threaded, and its output does not depend on the number of threads. */
+/**
+ * xz -T0: multi-threaded, and its output does not depend on the number of threads. xz writes the
+ * file itself, so a full disk is its write error, reported with its exit status like any other
+ * failure: a missing, killed or failing xz is the machine's problem, not a bug of this tool.
+ */
 function startXz(to: string) {
-  const child = spawn('xz', ['-T0', '-6', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const out = createWriteStream(to);
-  child.stdout.pipe(out);
+  const file = openSync(to, 'w');
+  const child = spawn('xz', ['-T0', '-6', '-c', '-q'], { stdio: ['pipe', file, 'pipe'] });
+  closeSync(file);
+  // Both piped, as stdio says; with a file descriptor in stdio the typings no longer know that.
+  const [input, errors] = [child.stdin!, child.stderr!];
   let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number>((resolve, reject) => {
-    child.on('error', (error: NodeJS.ErrnoException) =>
-      reject(error.code === 'ENOENT' ? new UserError('xz is not installed: install the xz-utils package to build --release images') : error),
-    );
-    child.on('close', (code) => resolve(code ?? 1));
+  errors.on('data', (d: Buffer) => (stderr += d.toString()));
+  let ended = false;
+  const exited = new Promise<void>((resolve, reject) => {
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      const what = error.code === 'ENOENT' ? 'is not installed' : 'could not be started';
+      reject(new UserError(`xz ${what} (${error.message}); install the xz-utils package to build --release images`));
+    });
+    child.on('close', (code, signal) => {
+      if (code === 0 && ended) return resolve();
+      const how = signal ? `killed by ${signal}` : `exit status ${code}`;
+      const said = stderr.trim().split('\n').pop();
+      reject(new UserError(`xz failed (${how})${said ? `: ${said}` : ''}; check free space in ${dirname(to)} and free memory, and that xz (xz-utils) runs`));
+    });
   });
+  // Awaited by write() and finish(); an exit between two writes must not count as unhandled.
+  exited.catch(() => {});
+  // A write to an xz that has gone fails with EPIPE, which says nothing: its exit says why.
+  input.on('error', () => {});
   return {
     async write(data: Buffer) {
-      if (!child.stdin.write(data)) await Promise.race([once(child.stdin, 'drain'), exited]);
+      if (!input.write(data)) await Promise.race([once(input, 'drain').catch(() => exited), exited]);
     },
     async finish() {
-      child.stdin.end();
-      const code = await exited;
-      if (!out.writableFinished) await once(out, 'finish');
-      if (code !== 0) throw new Error(`xz failed (${code}): ${stderr.trim()}`);
+      ended = true;
+      input.end();
+      await exited;
     },
     kill() {
       child.kill();

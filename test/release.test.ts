@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '../src/checksum.js';
+import { UserError } from '../src/errors.js';
+import { scanImage } from '../src/release.js';
 import { buildImage } from './cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { stockImage, tempDir } from './fixtures.js';
@@ -115,7 +117,8 @@ describe('--release --fleet 2', () => {
     const env = { ...(await withXz(xz)), XZ_RUNS: join(await tempDir(), 'runs') };
     const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'rf', '--fleet', '2', '--release', '--config', await configWithFakeBundle(await tempDir())], env);
     expect(run.code).not.toBe(0);
-    expect(run.stderr).toMatch(/xz failed \(1\): injected failure/);
+    expect(run.stderr).toMatch(/^error: xz failed \(exit status 1\): injected failure; /m);
+    expect(run.stderr).not.toMatch(/internal error/);
     // secrets/ outlives a failed build (it is reused, not made per build): nothing else may be left.
     expect(await readdir(out)).toEqual(['secrets']);
   });
@@ -138,7 +141,8 @@ describe('a build into an --out holding a release of the same image', () => {
     const before = contentsOf(out);
     const run = await build('st-1', ['--release'], await withXz(OUT_OF_SPACE));
     expect(run.code).not.toBe(0);
-    expect(run.stderr).toMatch(/xz failed/);
+    expect(run.stderr).toMatch(/^error: xz failed \(exit status 1\): xz: \(stdout\): Write error: No space left on device; /m);
+    expect(run.stderr).not.toMatch(/internal error/);
     expect(contentsOf(out)).toBe(before);
   });
 
@@ -157,4 +161,32 @@ describe('a build into an --out holding a release of the same image', () => {
     expect((await build('st-2')).code).toBe(0);
     expect((await readdir(out)).sort()).toEqual(['host', 'secrets', 'st-1.img', 'st-1.img.sha256', 'st-2.img', 'st-2.img.sha256']);
   });
+});
+
+describe('a failing xz', () => {
+  // Stand-ins for how xz fails in the field: out of disk, killed, gone before reading its input, missing.
+  const cases: { name: string; xz?: string; message: RegExp }[] = [
+    { name: 'exits non-zero', xz: OUT_OF_SPACE, message: /^xz failed \(exit status 1\): xz: \(stdout\): Write error: No space left on device; check free space in / },
+    { name: 'is killed', xz: 'kill -KILL $$', message: /^xz failed \(killed by SIGKILL\); check free space in / },
+    { name: 'exits before reading its input', xz: 'echo "xz: Cannot allocate memory" >&2; exit 3', message: /^xz failed \(exit status 3\): xz: Cannot allocate memory; / },
+    { name: 'is not installed', message: /^xz is not installed \(spawn xz ENOENT\); install the xz-utils package/ },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: one line naming xz, what it said and what to do`, async () => {
+      const dir = await tempDir();
+      const image = join(dir, 'data.img');
+      // Larger than a pipe's buffer, so the writes to xz block or break.
+      await writeFile(image, Buffer.alloc(16 * 1024 * 1024, 0x5a));
+      const path = process.env.PATH;
+      process.env.PATH = c.xz ? (await withXz(c.xz)).PATH : await fakeBin({});
+      try {
+        const error = await scanImage(image, { bmap: true, xzTo: join(dir, 'data.img.xz') }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(UserError);
+        expect((error as Error).message).toMatch(c.message);
+        expect((error as Error).message).not.toMatch(/\n/);
+      } finally {
+        process.env.PATH = path;
+      }
+    });
+  }
 });
