@@ -5,9 +5,9 @@
  * and without root. The build is the short sequence of stages below.
  */
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { buildBoardImage, describeBoardImage, type BoardImage } from './src/board-image.js';
-import { parseOptions, runMain } from './src/cli.js';
+import { parseOptions, runMain, type WritePlace } from './src/cli.js';
 import { loadConfig, type BuildConfig } from './src/config.js';
 import { openImage } from './src/disk/image.js';
 import type { ImageLayout } from './src/disk/layout.js';
@@ -26,6 +26,7 @@ import type { BuildPaths, RunMemo } from './src/steps/step.js';
 import { stageTimer, type Stage } from './src/timing.js';
 
 const repo = fileURLToPath(new URL('.', import.meta.url));
+const cacheDir = join(repo, 'image');
 
 const USAGE = `usage: npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--fleet N] [--dry-run] [--release] [--rotate-secrets]
   --input    stock image: .img, .img.xz, .img.gz, .img.zst or an http(s) URL (default: the image pinned in image/stock.json)
@@ -74,9 +75,9 @@ async function main(argv: string[]): Promise<void> {
   const config = await stage('config', () => loadConfig(args.config, { name: args.name }));
   const boards = args.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(args.fleet));
   if (!args['dry-run']) await prepareOutputDir(args.out);
-  const source = await stage('source', () => resolveSource({ input: args.input, cacheDir: join(repo, 'image') }));
+  const source = await stage('source', () => resolveSource({ input: args.input, cacheDir }));
   const layout = await stage('inspect', () => openImage(source.path));
-  const paths = { secrets: secretsDirOf(args.out), cache: join(repo, 'image') };
+  const paths = { secrets: secretsDirOf(args.out), cache: cacheDir };
   // One memo for every board: what their plans share (checking the Docker bundle) is done once.
   const once = runMemo();
   const fleet = args.fleet !== undefined;
@@ -118,4 +119,10 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-runMain(main);
+/** A build writes in two places: the image cache (downloads, decompressed images) and --out (all else). */
+function placeOf(path: string): WritePlace {
+  const inCache = !/^\.\.(\/|$)/.test(relative(cacheDir, resolve(path)));
+  return inCache ? { name: `the image cache ${cacheDir}` } : { name: '--out', alternative: 'pass another --out' };
+}
+
+runMain(main, placeOf);

@@ -4,11 +4,11 @@
  * and the lines of the build summary that describe it.
  */
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { sha256File } from './checksum.js';
 import type { BuildConfig } from './config.js';
 import type { ImageLayout } from './disk/layout.js';
+import { writeFile } from './files.js';
 import { releaseFiles, type PendingImage, type PendingOutput } from './output.js';
 import { patchImage, type PatchResult } from './patch.js';
 import { scanImage } from './release.js';

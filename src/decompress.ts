@@ -5,7 +5,7 @@ import { basename } from 'node:path';
 import { Duplex, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { UserError } from './errors.js';
+import { refusedWrite, UserError } from './errors.js';
 import { progressBar } from './log.js';
 import { createSparseWriteStream } from './sparse.js';
 
@@ -88,6 +88,8 @@ async function runTool(
     },
   );
   const code = await exited;
+  // A full disk under the image is the cause, whatever the killed tool said.
+  if (refusedWrite(pumpError)) throw pumpError;
   // The tool's own verdict explains a broken pipe better than the pipe error does.
   if (spawnError?.code === 'ENOENT') {
     throw new UserError(

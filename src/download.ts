@@ -2,7 +2,7 @@ import { open, rename, rm, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import fetch, { type Response } from 'node-fetch';
-import { UserError } from './errors.js';
+import { refusedWrite, UserError, withPath } from './errors.js';
 import { progressBar, warn } from './log.js';
 
 export interface DownloadOptions {
@@ -105,6 +105,8 @@ async function receive(
       bar.advance(chunk.length);
     }
   } catch (error) {
+    // A full disk is not the network's: it is told as the file that could not be written.
+    if (refusedWrite(error)) throw withPath(error, part);
     const reason = `${describe(error, idle)} after ${(received / MiB).toFixed(1)} MiB`;
     throw new UserError(
       `cannot download ${url}: ${reason}; run again to resume, or pass a local image with --input PATH`,

@@ -6,9 +6,10 @@
  * Everything per device comes from one device's config (boardView), so several devices are a list.
  */
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BuildConfig } from './config.js';
+import { writeFile } from './files.js';
 import { pendingDir, type PendingDir } from './pending-dir.js';
 import { hostKeys, hostKeysDir } from './ssh-host-keys.js';
 import { DOCKER_TLS_PORT } from './steps/docker-tls.js';

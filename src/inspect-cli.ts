@@ -14,6 +14,7 @@ import { resolveSource } from './source.js';
 import { STEPS } from './steps/index.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
+const cacheDir = join(repo, 'image');
 
 const USAGE = `usage: npm run inspect -- --input IMAGE [--json]
   --input  the image: .img, .img.xz, .img.gz, .img.zst or an http(s) URL (compressed and downloaded ones are cached in image/)
@@ -30,10 +31,11 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (args.input === undefined) throw new UserError('which image? pass --input IMAGE (see --help)');
-  const source = await resolveSource({ input: args.input, cacheDir: join(repo, 'image') });
+  const source = await resolveSource({ input: args.input, cacheDir });
   // Name the image as the user did, not by its decompressed copy in the cache.
   const report = { ...(await inspectImage(await openImage(source.path), STEPS)), image: source.origin };
   process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
 }
 
-runMain(main);
+// inspect writes only to the image cache (downloads, decompressed images).
+runMain(main, () => ({ name: `the image cache ${cacheDir}` }));

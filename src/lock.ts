@@ -1,5 +1,6 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { UserError } from './errors.js';
+import { writeFile } from './files.js';
 
 /**
  * A lock file in the download cache: what each downloaded file was on its first verified

@@ -1,7 +1,8 @@
-import { access, constants, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { $ } from 'zx';
 import { UserError } from './errors.js';
+import { writeFile } from './files.js';
 
 /**
  * A run's images (one, or one per board of a fleet) are built as hidden temp files in --out, beside
@@ -89,7 +90,7 @@ export function pendingOutput(outDir: string): PendingOutput {
         pending.delete(tempPath);
         await rm(tempPath, { force: true });
         const detail = String((error as { stderr?: string }).stderr ?? error).trim().split('\n').pop();
-        throw new UserError(`cannot copy ${sourcePath} to ${outDir}: ${detail}; check free space in the output directory`);
+        throw new UserError(`cannot copy ${sourcePath} to ${outDir}: ${detail}; check free space in --out, or pass another --out`);
       }
       images.push(image);
       releases.push(...Object.values(releaseFiles(name)));

@@ -1,9 +1,10 @@
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { hashFile } from './checksum.js';
 import { compressionOf, decompressedName, decompressFile } from './decompress.js';
 import { downloadFile, fetchMd5 } from './download.js';
 import { UserError } from './errors.js';
+import { writeFile } from './files.js';
 import { info } from './log.js';
 
 export interface SourceOptions {

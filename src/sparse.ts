@@ -1,5 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
+import { withPath } from './errors.js';
 
 /** All-zero blocks of this size, aligned in the file, become holes instead of being written. */
 const BLOCK = 64 * 1024;
@@ -70,11 +71,12 @@ export function createSparseWriteStream(path: string): Writable {
         callback();
       }, callback);
     },
+    // Writes through the handle fail without the file's name, which a full disk must be told with.
     write(chunk: Buffer, _encoding, callback) {
-      absorb(chunk).then(() => callback(), callback);
+      absorb(chunk).then(() => callback(), (error: Error) => callback(withPath(error, path)));
     },
     final(callback) {
-      finish().then(() => callback(), callback);
+      finish().then(() => callback(), (error: Error) => callback(withPath(error, path)));
     },
     destroy(error, callback) {
       if (!handle) return callback(error);

@@ -56,7 +56,9 @@ async function generate(dir: string, name: string, type: string, args: readonly 
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new UserError('ssh-keygen not found; install openssh-client (it makes the device\'s SSH host keys)');
       }
-      throw error;
+      // ssh-keygen writes the key itself: a full disk is its failure, told in its last words.
+      const said = String((error as { stderr?: string }).stderr ?? '').trim().split('\n').pop();
+      throw new UserError(`ssh-keygen could not make the ${type} host key${said ? `: ${said}` : ''}; check free space in ${dir} (or pass another --out), and that ssh-keygen (openssh-client) runs`);
     }
     // link() does not replace: the build that places the private key first also places its .pub.
     const claimed = await link(file, join(dir, name)).then(

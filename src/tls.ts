@@ -9,9 +9,10 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { randomBytes, webcrypto } from 'node:crypto';
-import { lstat, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UserError } from './errors.js';
+import { writeFile } from './files.js';
 import { privateDir } from './ssh-host-keys.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);

@@ -10,13 +10,17 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs one of the package's entry points the way `npm run <script> -- args` does. */
-export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+/**
+ * Runs one of the package's entry points the way `npm run <script> -- args` does; `prefix` is a
+ * command that runs it (e.g. unshare ...).
+ */
+export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): Promise<RunResult> {
+  const [command, ...commandArgs] = [...prefix, TSX, script, ...args];
   return new Promise((resolve) => {
-    execFile(TSX, [script, ...args], { cwd: REPO, env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+    execFile(command, commandArgs, { cwd: REPO, env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
 }
 
-export const buildImage = (args: string[], env?: NodeJS.ProcessEnv) => runScript('build.ts', args, env);
+export const buildImage = (args: string[], env?: NodeJS.ProcessEnv, prefix?: string[]) => runScript('build.ts', args, env, prefix);

@@ -17,6 +17,11 @@ const MAX_RUN = 4 * 1024 * 1024;
 export class CachedFileDisk extends Disk {
   private readonly dirty = new Map<number, Buffer>();
   private readonly size: number;
+  /**
+   * The first write to the file that failed (a full disk, say). The ext2fs binding tells libext2fs
+   * only EIO for any error of the disk, so withRootfs rethrows this one: it says what went wrong.
+   */
+  writeFailure: unknown;
   /** Write-back statistics, for the benchmark. */
   readonly stats = { readCalls: 0, writeCalls: 0, flushedRuns: 0, flushedBytes: 0 };
 
@@ -82,14 +87,25 @@ export class CachedFileDisk extends Disk {
       buffer.copy(cached, inPage, bufferOffset + done, bufferOffset + done + take);
       done += take;
     }
-    if (!this.keepInMemory && this.dirty.size * PAGE > this.maxDirtyBytes) this.writeBack();
+    if (!this.keepInMemory && this.dirty.size * PAGE > this.maxDirtyBytes) this.remembering(() => this.writeBack());
     return { bytesWritten: length, buffer };
   }
 
   protected async _flush(): Promise<void> {
     if (this.keepInMemory) return;
-    this.writeBack();
-    fdatasyncSync(this.fd);
+    this.remembering(() => {
+      this.writeBack();
+      fdatasyncSync(this.fd);
+    });
+  }
+
+  private remembering(write: () => void): void {
+    try {
+      write();
+    } catch (error) {
+      this.writeFailure ??= error;
+      throw error;
+    }
   }
 
   /** Writes dirty pages back in ascending order, merging neighbours into runs. */
@@ -100,10 +116,17 @@ export class CachedFileDisk extends Disk {
       while (j < pages.length && pages[j] === pages[j - 1] + 1 && (j - i) * PAGE < MAX_RUN) j += 1;
       // writev takes the pages as they are: no copy into one run buffer.
       const run = pages.slice(i, j).map((p) => this.dirty.get(p)!);
-      const written = writevSync(this.fd, run, pages[i] * PAGE);
-      if (written !== run.length * PAGE) throw new Error(`short write-back at page ${pages[i]}`);
+      // A write cut short (a disk filling up does that) goes on where it stopped, so that the
+      // next write tells why (ENOSPC).
+      for (let done = 0; done < run.length * PAGE; ) {
+        const page = Math.floor(done / PAGE);
+        const rest = [run[page].subarray(done - page * PAGE), ...run.slice(page + 1)];
+        const written = writevSync(this.fd, rest, pages[i] * PAGE + done);
+        if (written === 0) throw new Error(`write-back wrote nothing at page ${pages[i] + page}`);
+        done += written;
+      }
       this.stats.flushedRuns += 1;
-      this.stats.flushedBytes += written;
+      this.stats.flushedBytes += run.length * PAGE;
       i = j;
     }
     this.dirty.clear();

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import * as ext2fs from 'ext2fs';
-import { UserError } from '../errors.js';
+import { UserError, withPath } from '../errors.js';
 import { CachedFileDisk } from './cached-disk.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 import type { ImageLayout } from './layout.js';
@@ -27,6 +27,7 @@ import {
  *   it: we read the superblock first and refuse.
  * - readFile always decodes to a string: we read through a file handle into a Buffer.
  * - its errors embed the call's raw arguments (whole buffers): we rethrow short ones.
+ * - any error of the disk becomes EIO: the disk keeps the real one, and we rethrow that.
  */
 
 export const MAX_WRITE = 4 * 1024 * 1024;
@@ -194,12 +195,17 @@ export async function withRootfs<T>(layout: ImageLayout, fn: (fs: PartitionFs) =
     }
     // Read-only, the disk keeps any write libext2fs makes (it touches the superblock on mount) in memory.
     const disk = new CachedFileDisk(handle.fd, !writable);
-    const mounted = await ext2fs.mount(disk, layout.rootfs.offset);
     try {
-      return await fn(new Ext4Fs(mounted.promises, writable));
-    } finally {
-      await ext2fs.umount(mounted);
-      if (writable) await disk.flush();
+      const mounted = await ext2fs.mount(disk, layout.rootfs.offset);
+      try {
+        return await fn(new Ext4Fs(mounted.promises, writable));
+      } finally {
+        await ext2fs.umount(mounted);
+        if (writable) await disk.flush();
+      }
+    } catch (error) {
+      // Whatever libext2fs made of it (EIO), a failed write to the image is the cause.
+      throw withPath(disk.writeFailure ?? error, layout.path);
     }
   } finally {
     await handle.close();

@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import * as FatFs from 'js-fatfs';
+import { withPath } from '../errors.js';
 import type { ImageLayout } from './layout.js';
 import { parentDirs, rechunk, type EntryStat, type FileMeta, type PartitionFs } from './partition-fs.js';
 import type { ScopeOptions } from './ext4.js';
@@ -33,6 +34,9 @@ export class FatError extends Error {
 }
 
 class PartitionDiskIO implements FatFs.DiskIO {
+  /** The first write to the image that failed (a full disk, say): FatFs is told only RES_ERROR. */
+  writeFailure: unknown;
+
   constructor(
     private readonly fd: number,
     private readonly offset: number,
@@ -53,8 +57,13 @@ class PartitionDiskIO implements FatFs.DiskIO {
   write(ff: FatFs.FatFs, _pdrv: number, buff: number, sector: number, count: number) {
     if (!this.writable) return FatFs.RES_WRPRT;
     const length = count * SECTOR;
-    const put = writeSync(this.fd, ff.HEAPU8, buff, length, this.offset + sector * SECTOR);
-    return put === length ? FatFs.RES_OK : FatFs.RES_ERROR;
+    try {
+      const put = writeSync(this.fd, ff.HEAPU8, buff, length, this.offset + sector * SECTOR);
+      return put === length ? FatFs.RES_OK : FatFs.RES_ERROR;
+    } catch (error) {
+      this.writeFailure ??= error;
+      return FatFs.RES_ERROR;
+    }
   }
   ioctl(ff: FatFs.FatFs, _pdrv: number, cmd: number, buff: number) {
     switch (cmd) {
@@ -217,8 +226,9 @@ async function* toAsync(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 export async function withBootPartition<T>(layout: ImageLayout, fn: (fs: PartitionFs) => Promise<T>, options: ScopeOptions = {}): Promise<T> {
   const writable = options.writable ?? false;
   const fd = openSync(layout.path, writable ? 'r+' : 'r');
+  const diskio = new PartitionDiskIO(fd, layout.boot.offset, layout.boot.size / SECTOR, writable);
   try {
-    const ff = await FatFs.create({ diskio: new PartitionDiskIO(fd, layout.boot.offset, layout.boot.size / SECTOR, writable) });
+    const ff = await FatFs.create({ diskio });
     const fatfs = ff.malloc(FatFs.sizeof_FATFS);
     const mounted = ff.f_mount(fatfs, '', 1);
     if (mounted !== FatFs.FR_OK) {
@@ -232,6 +242,9 @@ export async function withBootPartition<T>(layout: ImageLayout, fn: (fs: Partiti
       ff.free(fatfs);
       if (writable) fsyncSync(fd);
     }
+  } catch (error) {
+    // Whatever FatFs made of it (FR_DISK_ERR), a failed write to the image is the cause.
+    throw withPath(diskio.writeFailure ?? error, layout.path);
   } finally {
     closeSync(fd);
   }

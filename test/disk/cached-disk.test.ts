@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CachedFileDisk } from '../../src/disk/cached-disk.js';
@@ -55,5 +55,18 @@ describe('CachedFileDisk (write-back cache under libext2fs)', () => {
     await disk.flush();
     closeSync(fd);
     expect(readFileSync(path).every((b) => b === 1)).toBe(true);
+  });
+
+  // /dev/full answers every write with ENOSPC, as a full disk does.
+  it.skipIf(!existsSync('/dev/full'))('keeps the first failed write-back, which libext2fs only hears of as EIO', async () => {
+    const fd = openSync('/dev/full', 'r+');
+    try {
+      const disk = new CachedFileDisk(fd, false);
+      await disk.write(Buffer.alloc(4096, 9), 0, 4096, 0);
+      await expect(disk.flush()).rejects.toMatchObject({ code: 'ENOSPC' });
+      expect(disk.writeFailure).toMatchObject({ code: 'ENOSPC', syscall: 'write' });
+    } finally {
+      closeSync(fd);
+    }
   });
 });
