@@ -27,10 +27,11 @@ export interface PendingOutput {
   /** Copies the source image into a temp file for `<name>.img`, keeping holes as holes. */
   startImage(sourcePath: string, name: string): Promise<PendingImage>;
   /**
-   * Writes each image's `<name>.img.sha256` and, when there are artifacts besides the images,
-   * one SHA256SUMS over every image and artifact of the run; renames everything into place,
-   * the images last, and removes what an earlier release of the same images left that would not
-   * match them. Returns each image's final path with the checksum files that cover it.
+   * Writes each image's `<name>.img.sha256` and, when there are artifacts besides the images, the
+   * lines of every image and artifact of the run into SHA256SUMS, keeping other images' lines;
+   * renames everything into place, the images last, and removes what an earlier release of the
+   * same images left that would not match them. Returns each image's final path with the checksum
+   * files that cover it.
    */
   commit(sha256s: Record<string, string>): Promise<Map<string, string[]>>;
   /** Removes every temp file of the run. */
@@ -97,23 +98,23 @@ export function pendingOutput(outDir: string): PendingOutput {
       return { tempPath, finalPath: join(outDir, image), artifact: tempFor };
     },
     async commit(sha256s) {
-      const sum = (file: string) => `${sha256s[file]}  ${file}\n`;
-      const checksums = new Map(images.map((image) => [`${image}.sha256`, sum(image)]));
-      // One SHA256SUMS for the run: per image, a fleet's boards would overwrite each other's.
-      if (files.size > images.length) checksums.set('SHA256SUMS', [...files.keys()].sort().map(sum).join(''));
-      for (const [file, text] of checksums) await writeFile(tempFor(file), text);
-      // An earlier release of these images no longer matches them: what this run does not
-      // replace goes, and a SHA256SUMS it does not write keeps only other images' lines.
+      const line = (file: string) => `${sha256s[file]}  ${file}`;
+      // A release (artifacts besides the images) lists the run's files in SHA256SUMS: one file for
+      // the run, as per image a fleet's boards would overwrite each other's.
+      const listed = files.size > images.length ? [...files.keys()] : [];
+      for (const image of images) await writeFile(tempFor(`${image}.sha256`), `${line(image)}\n`);
+      // An earlier release of these images no longer matches them: what this run does not replace
+      // goes. SHA256SUMS keeps other images' lines (another board's, another image's release).
       const stale = releases.filter((file) => !files.has(file));
-      const kept = files.has('SHA256SUMS') ? undefined : await sumsWithout(join(outDir, 'SHA256SUMS'), new Set([...images, ...releases]));
-      if (kept === '') stale.push('SHA256SUMS');
-      else if (kept !== undefined) await writeFile(tempFor('SHA256SUMS'), kept);
+      const sums = await mergedSums(join(outDir, 'SHA256SUMS'), new Set([...images, ...releases]), listed.map(line));
+      if (sums === '') stale.push('SHA256SUMS');
+      else if (sums !== undefined) await writeFile(tempFor('SHA256SUMS'), sums);
       // The images last: a <name>.img present means the whole set is.
       for (const [file, temp] of files) if (!images.includes(file)) await rename(temp, join(outDir, file));
       for (const file of stale) await rm(join(outDir, file), { force: true });
       for (const image of images) await rename(files.get(image)!, join(outDir, image));
       for (const temp of files.values()) pending.delete(temp);
-      const shared = checksums.has('SHA256SUMS') ? [join(outDir, 'SHA256SUMS')] : [];
+      const shared = listed.length > 0 ? [join(outDir, 'SHA256SUMS')] : [];
       return new Map(images.map((image) => [join(outDir, image), [join(outDir, `${image}.sha256`), ...shared]]));
     },
     async discard() {
@@ -126,17 +127,20 @@ export function pendingOutput(outDir: string): PendingOutput {
 }
 
 /**
- * The lines of the SHA256SUMS at `path` that name none of `files`, or undefined when there is no
- * such file or it names none of them (it stays as it is). Lines in sha256sum's binary (`*`) form
- * count too; lines it does not recognise are kept.
+ * The SHA256SUMS at `path` with its lines naming any of `replaced` dropped and `added` put in, in
+ * file name order: '' when no line is left, undefined when nothing changes (the file stays as it
+ * is, or absent). Lines in sha256sum's binary (`*`) form count too; lines it does not recognise are
+ * kept, first.
  */
-async function sumsWithout(path: string, files: Set<string>): Promise<string | undefined> {
+async function mergedSums(path: string, replaced: Set<string>, added: string[]): Promise<string | undefined> {
   const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
+    if (error.code === 'ENOENT') return '';
     throw error;
   });
-  if (text === undefined) return undefined;
+  const nameOf = (line: string) => /^[0-9a-f]{64} [ *](.*)$/i.exec(line)?.[1] ?? '';
   const lines = text.split('\n').filter(Boolean);
-  const kept = lines.filter((line) => !files.has(/^[0-9a-f]{64} [ *](.*)$/i.exec(line)?.[1] ?? ''));
-  return kept.length === lines.length ? undefined : kept.map((line) => `${line}\n`).join('');
+  const kept = lines.filter((line) => !replaced.has(nameOf(line)));
+  if (kept.length === lines.length && added.length === 0) return undefined;
+  const byName = (a: string, b: string) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0);
+  return [...kept, ...added].sort(byName).map((line) => `${line}\n`).join('');
 }

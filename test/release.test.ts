@@ -146,6 +146,17 @@ describe('a build into an --out holding a release of the same image', () => {
     expect(contentsOf(out)).toBe(before);
   });
 
+  it('with --release replaces that image\'s lines in SHA256SUMS, keeping other images\'', async () => {
+    const before = await checkedSums(out);
+    const run = await build('st-1', ['--release']);
+    expect(run.code, run.stderr).toBe(0);
+    const sums = await checkedSums(out);
+    expect(Object.keys(sums)).toEqual(['st-1.bmap', 'st-1.img', 'st-1.img.xz', 'st-2.bmap', 'st-2.img', 'st-2.img.xz']);
+    // sha256sum -c has checked st-1's new lines against its new files; st-2's are as the fleet left them.
+    for (const file of ['st-2.bmap', 'st-2.img', 'st-2.img.xz']) expect(sums[file]).toBe(before[file]);
+    await expectReleaseFiles(out, 'st-1', sums['st-1.img']);
+  }, 400_000);
+
   it('without --release removes that image\'s .img.xz and .bmap and its lines in SHA256SUMS, keeping other images\'', async () => {
     const run = await build('st-1');
     expect(run.code, run.stderr).toBe(0);
