@@ -33,7 +33,18 @@ const MAX_OUTPUT = 64 * 1024 * 1024;
 const LINUX_TYPES = new Set(['83', '0FC63DAF-8483-4772-8E79-3D69D8477DE4']);
 
 let fixtureHash: Promise<string> | undefined;
-const building = new Map<FixtureVariant, Promise<string>>();
+const building = new Map<string, Promise<string>>();
+
+/** The disk size of the fixtures unless a test asks for another: the stock content fits far smaller. */
+const DEFAULT_SIZE_MIB = 1024;
+
+export interface FixtureOptions {
+  /**
+   * The disk's size (the rootfs partition grows to fill it). Smaller for tests whose cost is
+   * every byte of the image, such as --release (sha256 and xz read all of it, holes included).
+   */
+  sizeMiB?: number;
+}
 
 function computeFixtureHash(): Promise<string> {
   fixtureHash ??= (async () => {
@@ -51,37 +62,40 @@ const exists = (path: string) => access(path).then(() => true, () => false);
  * The path of a cached fixture image, built on first use. Tests must not write to it:
  * use copyOfStockImage for that.
  */
-export function stockImage(variant: FixtureVariant = 'stock'): Promise<string> {
-  let image = building.get(variant);
+export function stockImage(variant: FixtureVariant = 'stock', options: FixtureOptions = {}): Promise<string> {
+  const sizeMiB = options.sizeMiB ?? DEFAULT_SIZE_MIB;
+  // The default size keeps the plain name: <variant>-<hash>.img; others are <variant>-<size>m-<hash>.img.
+  const name = sizeMiB === DEFAULT_SIZE_MIB ? variant : `${variant}-${sizeMiB}m`;
+  let image = building.get(name);
   if (!image) {
-    image = buildFixture(variant);
+    image = buildFixture(variant, name, sizeMiB);
     // A failed build must not stick: the next caller tries again.
-    image.catch(() => building.delete(variant));
-    building.set(variant, image);
+    image.catch(() => building.delete(name));
+    building.set(name, image);
   }
   return image;
 }
 
-async function buildFixture(variant: FixtureVariant): Promise<string> {
-  const path = join(CACHE_DIR, `${variant}-${await computeFixtureHash()}.img`);
+async function buildFixture(variant: FixtureVariant, name: string, sizeMiB: number): Promise<string> {
+  const path = join(CACHE_DIR, `${name}-${await computeFixtureHash()}.img`);
   if (await exists(path)) return path;
   await mkdir(CACHE_DIR, { recursive: true });
   // Other vitest workers may build the same fixture at the same time: each builds its own
   // file and renames it into place, which is atomic, and the builds are byte-identical.
   const partial = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await execFile('bash', [SCRIPT, partial, variant], { env: { ...process.env, REFERENCE_DIR }, maxBuffer: MAX_OUTPUT });
+    await execFile('bash', [SCRIPT, partial, variant], { env: { ...process.env, REFERENCE_DIR, DISK_SIZE_MIB: String(sizeMiB) }, maxBuffer: MAX_OUTPUT });
     await rename(partial, path);
   } finally {
     await rm(partial, { force: true });
   }
-  await removeStaleFixtures(variant, basename(path));
+  await removeStaleFixtures(name, basename(path));
   return path;
 }
 
-/** Drops this variant's images built by an older script or older reference files. */
-async function removeStaleFixtures(variant: FixtureVariant, current: string): Promise<void> {
-  const stale = new RegExp(`^${variant}-[0-9a-f]{12}\\.img$`);
+/** Drops this fixture's images built by an older script or older reference files. */
+async function removeStaleFixtures(name: string, current: string): Promise<void> {
+  const stale = new RegExp(`^${name}-[0-9a-f]{12}\\.img$`);
   for (const name of await readdir(CACHE_DIR)) {
     if (name !== current && stale.test(name)) await rm(join(CACHE_DIR, name), { force: true });
   }

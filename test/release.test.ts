@@ -8,6 +8,10 @@ import { scanImage } from '../src/release.js';
 import { buildImage } from './cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { stockImage, tempDir } from './fixtures.js';
+
+// A release reads every byte of the image (sha256, bmap, xz), holes included: a small disk with
+// the stock content keeps these builds quick without changing what they prove.
+const releaseInput = () => stockImage('stock', { sizeMiB: 256 });
 import { fakeBin } from './kit-helpers.js';
 
 const hasBmaptool = (() => {
@@ -62,7 +66,7 @@ const OUT_OF_SPACE = 'cat >/dev/null; echo "xz: (stdout): Write error: No space 
 describe('--release', () => {
   it('writes .img.xz, .bmap and SHA256SUMS that bmaptool and sha256sum accept, reproducibly', async () => {
     const out = await tempDir();
-    const input = await stockImage('stock');
+    const input = await releaseInput();
     const env = { SOURCE_DATE_EPOCH: '1700000000' };
     const args = ['--input', input, '--out', out, '--name', 'rel', '--release', '--config', await configWithFakeBundle(await tempDir())];
     const first = await buildImage(args, env);
@@ -84,7 +88,7 @@ describe('--release', () => {
 
   it('without SOURCE_DATE_EPOCH the clock shows: two builds differ', async () => {
     const out = await tempDir();
-    const args = ['--input', await stockImage('stock'), '--out', out, '--name', 'clock', '--config', await configWithFakeBundle(await tempDir())];
+    const args = ['--input', await releaseInput(), '--out', out, '--name', 'clock', '--config', await configWithFakeBundle(await tempDir())];
     expect((await buildImage(args, { SOURCE_DATE_EPOCH: '' })).code).toBe(0);
     const first = await sha256File(join(out, 'clock.img'));
     await new Promise((resolve) => setTimeout(resolve, 1100));
@@ -96,7 +100,7 @@ describe('--release', () => {
 describe('--release --fleet 2', () => {
   it('writes every board\'s image, checksum, xz and bmap, and one SHA256SUMS over all of them', async () => {
     const out = await tempDir();
-    const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'rf', '--fleet', '2', '--release', '--config', await configWithFakeBundle(await tempDir())]);
+    const run = await buildImage(['--input', await releaseInput(), '--out', out, '--name', 'rf', '--fleet', '2', '--release', '--config', await configWithFakeBundle(await tempDir())]);
     expect(run.stderr).not.toMatch(/internal error/);
     expect(run.code, run.stderr).toBe(0);
     const boards = ['rf-1', 'rf-2'];
@@ -115,7 +119,7 @@ describe('--release --fleet 2', () => {
     // An xz that takes board 1's image and fails on board 2's: board 1's finished files must go too.
     const xz = 'runs=$(cat "$XZ_RUNS" 2>/dev/null || echo 0); echo $((runs + 1)) >"$XZ_RUNS"; cat >/dev/null; [ "$runs" = 0 ] || { echo "injected failure" >&2; exit 1; }';
     const env = { ...(await withXz(xz)), XZ_RUNS: join(await tempDir(), 'runs') };
-    const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'rf', '--fleet', '2', '--release', '--config', await configWithFakeBundle(await tempDir())], env);
+    const run = await buildImage(['--input', await releaseInput(), '--out', out, '--name', 'rf', '--fleet', '2', '--release', '--config', await configWithFakeBundle(await tempDir())], env);
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/^error: xz failed \(exit status 1\): injected failure; /m);
     expect(run.stderr).not.toMatch(/internal error/);
@@ -129,7 +133,7 @@ describe('a build into an --out holding a release of the same image', () => {
   let out: string;
   let config: string;
   const build = async (name: string, options: string[] = [], env?: NodeJS.ProcessEnv) =>
-    buildImage(['--input', await stockImage('stock'), '--out', out, '--name', name, '--config', config, ...options], env);
+    buildImage(['--input', await releaseInput(), '--out', out, '--name', name, '--config', config, ...options], env);
   beforeAll(async () => {
     out = await tempDir();
     config = await configWithFakeBundle(await tempDir());
