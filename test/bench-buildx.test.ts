@@ -49,6 +49,7 @@ describe('bench-buildx.sh', () => {
     const dir = await tempDir();
     for (const file of ['Makefile', 'bench.c']) await writeFile(join(dir, file), await readFile(join(kit, 'bench', file)));
     const make = spawnSync('make', ['-j4', 'UNITS=3', 'CFLAGS=-O1 -Wall -Wextra -Werror'], { cwd: dir, encoding: 'utf8' });
+    expect(make.error, 'make and gcc must be installed (.ci/run installs them)').toBeUndefined();
     expect(make.stderr).toBe('');
     expect(make.status).toBe(0);
     const run = spawnSync(join(dir, 'bench'), { encoding: 'utf8' });
