@@ -97,10 +97,12 @@ async function main(argv: string[]): Promise<void> {
       images.push(await buildBoardImage(stage, output, from, board, { layout, paths: { ...paths, secrets: secrets.path }, once, release: args.release }));
     }
     kit = await stage('host kit', () => writeHostKit(args.out, boards, secrets.path, config.name));
+    // Every file is written before any is renamed into place: a full disk leaves the old set whole.
+    const checksumFiles = await stage('checksums', () => output.prepare(Object.assign({}, ...images.map((image) => image.sha256s))));
     // The images last: a <name>.img present means its secrets and host kit are there too.
     await secrets.commit();
     await kit.commit();
-    const checksumFiles = await stage('commit', () => output.commit(Object.assign({}, ...images.map((image) => image.sha256s))));
+    await stage('commit', () => output.commit());
     const warning = remoteLoginWarning(config);
     process.stdout.write(
       images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath)!)).join('') +

@@ -27,13 +27,17 @@ export interface PendingOutput {
   /** Copies the source image into a temp file for `<name>.img`, keeping holes as holes. */
   startImage(sourcePath: string, name: string): Promise<PendingImage>;
   /**
-   * Writes each image's `<name>.img.sha256` and, when there are artifacts besides the images, the
-   * lines of every image and artifact of the run into SHA256SUMS, keeping other images' lines;
-   * renames everything into place, the images last, and removes what an earlier release of the
-   * same images left that would not match them. Returns each image's final path with the checksum
-   * files that cover it.
+   * Writes, as temp files, each image's `<name>.img.sha256` and, when there are artifacts besides
+   * the images, the lines of every image and artifact of the run into SHA256SUMS, keeping other
+   * images' lines. Returns each image's final path with the checksum files that will cover it.
+   * Everything that can fail for want of space fails here, before anything is in place.
    */
-  commit(sha256s: Record<string, string>): Promise<Map<string, string[]>>;
+  prepare(sha256s: Record<string, string>): Promise<Map<string, string[]>>;
+  /**
+   * Renames everything into place, the images last, and removes what an earlier release of the
+   * same images left that would not match them. Only after prepare().
+   */
+  commit(): Promise<void>;
   /** Removes every temp file of the run. */
   discard(): Promise<void>;
 }
@@ -71,6 +75,8 @@ export function pendingOutput(outDir: string): PendingOutput {
   const images: string[] = [];
   // What a release of the run's images would add, written by this run or not.
   const releases: string[] = [];
+  // What an earlier release left that this run does not replace, found by prepare().
+  const stale: string[] = [];
   const tempFor = (file: string) => {
     const temp = join(outDir, `.${file}.${process.pid}.tmp`);
     files.set(file, temp);
@@ -97,7 +103,7 @@ export function pendingOutput(outDir: string): PendingOutput {
       releases.push(...Object.values(releaseFiles(name)));
       return { tempPath, finalPath: join(outDir, image), artifact: tempFor };
     },
-    async commit(sha256s) {
+    async prepare(sha256s) {
       const line = (file: string) => `${sha256s[file]}  ${file}`;
       // A release (artifacts besides the images) lists the run's files in SHA256SUMS: one file for
       // the run, as per image a fleet's boards would overwrite each other's.
@@ -105,17 +111,19 @@ export function pendingOutput(outDir: string): PendingOutput {
       for (const image of images) await writeFile(tempFor(`${image}.sha256`), `${line(image)}\n`);
       // An earlier release of these images no longer matches them: what this run does not replace
       // goes. SHA256SUMS keeps other images' lines (another board's, another image's release).
-      const stale = releases.filter((file) => !files.has(file));
+      stale.push(...releases.filter((file) => !files.has(file)));
       const sums = await mergedSums(join(outDir, 'SHA256SUMS'), new Set([...images, ...releases]), listed.map(line));
       if (sums === '') stale.push('SHA256SUMS');
       else if (sums !== undefined) await writeFile(tempFor('SHA256SUMS'), sums);
+      const shared = listed.length > 0 ? [join(outDir, 'SHA256SUMS')] : [];
+      return new Map(images.map((image) => [join(outDir, image), [join(outDir, `${image}.sha256`), ...shared]]));
+    },
+    async commit() {
       // The images last: a <name>.img present means the whole set is.
       for (const [file, temp] of files) if (!images.includes(file)) await rename(temp, join(outDir, file));
       for (const file of stale) await rm(join(outDir, file), { force: true });
       for (const image of images) await rename(files.get(image)!, join(outDir, image));
       for (const temp of files.values()) pending.delete(temp);
-      const shared = listed.length > 0 ? [join(outDir, 'SHA256SUMS')] : [];
-      return new Map(images.map((image) => [join(outDir, image), [join(outDir, `${image}.sha256`), ...shared]]));
     },
     async discard() {
       for (const temp of files.values()) {
