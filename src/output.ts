@@ -85,7 +85,6 @@ export function pendingOutput(outDir: string): PendingOutput {
   };
   return {
     async startImage(sourcePath, name) {
-      await prepareOutputDir(outDir);
       const image = `${name}.img`;
       const tempPath = tempFor(image);
       try {
