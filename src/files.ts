@@ -4,7 +4,7 @@
  * user which file (and so which directory) is out of room: the files the build writes in --out
  * and the image cache go through here.
  */
-import { writeFile as writeFileUnnamed } from 'node:fs/promises';
+import { lstat, writeFile as writeFileUnnamed } from 'node:fs/promises';
 import { withPath } from './errors.js';
 
 export async function writeFile(path: string, data: string | Uint8Array, options?: { mode?: number }): Promise<void> {
@@ -13,4 +13,18 @@ export async function writeFile(path: string, data: string | Uint8Array, options
   } catch (error) {
     throw withPath(error, path);
   }
+}
+
+/**
+ * Whether `path` is there (a link counts, not followed). Only ENOENT means absent: a path we may
+ * not read (EACCES, EIO) is an error, never a reason to make a new one over it.
+ */
+export async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw error;
+    },
+  );
 }

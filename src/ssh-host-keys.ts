@@ -4,10 +4,11 @@
  * host's known_hosts entry stays valid. Nothing here knows the image.
  */
 import { execFile as execFileCallback } from 'node:child_process';
-import { chmod, link, lstat, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UserError } from './errors.js';
+import { exists } from './files.js';
 
 const execFile = promisify(execFileCallback);
 
@@ -25,15 +26,6 @@ export interface HostKey {
   privateKey: Buffer;
   publicKey: Buffer;
 }
-
-const exists = (path: string) =>
-  lstat(path).then(
-    () => true,
-    (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return false;
-      throw error;
-    },
-  );
 
 /** Where the host keys live in the build's secrets directory. */
 export const hostKeysDir = (secrets: string) => join(secrets, 'ssh');

@@ -9,10 +9,10 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { randomBytes, webcrypto } from 'node:crypto';
-import { lstat, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UserError } from './errors.js';
-import { writeFile } from './files.js';
+import { exists, writeFile } from './files.js';
 import { privateDir } from './ssh-host-keys.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -85,8 +85,6 @@ async function pemOf(cert: x509.X509Certificate, key: CryptoKey): Promise<TlsIde
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', key);
   return { cert: `${cert.toString('pem')}\n`, key: `${x509.PemConverter.encode(pkcs8, 'PRIVATE KEY')}\n` };
 }
-
-const exists = (path: string) => lstat(path).then(() => true, () => false);
 
 async function load(dir: string): Promise<Loaded | undefined> {
   const certFile = join(dir, CERT_FILE);
