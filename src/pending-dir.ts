@@ -19,18 +19,21 @@ export async function pendingDir(finalPath: string, mode: number): Promise<Pendi
   await chmod(path, mode);
   return {
     path,
-    async commit() {
-      // rename() cannot replace a non-empty directory: the old one moves aside first, so
-      // the final path is missing for an instant but never holds a mix of old and new.
-      const aside = await mkdtemp(join(parent, `.${basename(finalPath)}.old-`));
-      await rename(finalPath, join(aside, 'old')).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
-      await rename(path, finalPath);
-      await rm(aside, { recursive: true, force: true });
-    },
+    commit: () => replaceDir(path, finalPath),
     async discard() {
       await rm(path, { recursive: true, force: true });
     },
   };
+}
+
+/** Puts directory `from` at `to`, replacing whatever directory is there (or none). */
+export async function replaceDir(from: string, to: string): Promise<void> {
+  // rename() cannot replace a non-empty directory: the old one moves aside first, so
+  // `to` is missing for an instant but never holds a mix of old and new.
+  const aside = await mkdtemp(join(dirname(to), `.${basename(to)}.old-`));
+  await rename(to, join(aside, 'old')).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+  await rename(from, to);
+  await rm(aside, { recursive: true, force: true });
 }

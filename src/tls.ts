@@ -13,6 +13,7 @@ import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UserError } from './errors.js';
 import { exists, writeFile } from './files.js';
+import { replaceDir } from './pending-dir.js';
 import { privateDir } from './ssh-host-keys.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -114,10 +115,7 @@ async function store(dir: string, pem: TlsIdentity, replace: boolean): Promise<b
     await writeFile(join(scratch, KEY_FILE), pem.key, { mode: 0o600 });
     await writeFile(join(scratch, CERT_FILE), pem.cert, { mode: 0o644 });
     if (replace) {
-      const old = await mkdtemp(join(parent, '.old-'));
-      await rename(dir, join(old, 'pair'));
-      await rename(scratch, dir);
-      await rm(old, { recursive: true, force: true });
+      await replaceDir(scratch, dir);
       return true;
     }
     return await rename(scratch, dir).then(
