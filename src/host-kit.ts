@@ -64,8 +64,11 @@ export async function hostKitFiles(boards: BuildConfig[], secrets: string, build
   const view = { builderName: builder, boards: views };
   const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);
   // The client pair is the same for every device; asking for each device's material also makes
-  // sure its server certificate matches the CA the kit trusts.
-  const tls = (await Promise.all(boards.map((board) => tlsMaterial(secrets, { name: board.name, hostname: board.hostname, ip: board.network.ip }))))[0];
+  // sure its server certificate matches the CA the kit trusts. One device at a time: on a fresh
+  // secrets directory the first makes the CA the others must find, not one each of their own.
+  const tlsOf = (board: BuildConfig) => tlsMaterial(secrets, { name: board.name, hostname: board.hostname, ip: board.network.ip });
+  const tls = await tlsOf(boards[0]);
+  for (const board of boards.slice(1)) await tlsOf(board);
   return [
     // NetworkManager ignores keyfiles that others can read: 0600 lets a plain `cp` work.
     ...(await Promise.all(views.map(async (board) => ({ path: board.nmconnection, content: await render('board.nmconnection', board), mode: 0o600 })))),
