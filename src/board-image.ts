@@ -25,7 +25,7 @@ export interface BoardImage {
   release?: { xz: string; bmap: string };
 }
 
-export interface BoardOptions {
+interface BoardOptions {
   /** The source image's layout; every copy of it has the same. */
   layout: ImageLayout;
   paths: BuildPaths;

@@ -1,5 +1,4 @@
 /** What the command-line entry points (build.ts, inspect) share: option parsing and how they fail. */
-import { dirname } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isUserError, REFUSED_WRITES, refusedWrite, UserError } from './errors.js';
 
@@ -40,7 +39,7 @@ function refusedWriteError(error: unknown, placeOf: (path: string) => WritePlace
  * (`placeOf` says where a refused file belongs); anything else is a bug and keeps its stack.
  * Both exit non-zero.
  */
-export function runMain(main: (argv: string[]) => Promise<void>, placeOf: (path: string) => WritePlace = (path) => ({ name: dirname(path) })): void {
+export function runMain(main: (argv: string[]) => Promise<void>, placeOf: (path: string) => WritePlace): void {
   main(process.argv.slice(2)).catch((error: unknown) => {
     const told = isUserError(error) ? error : refusedWriteError(error, placeOf);
     if (told) {

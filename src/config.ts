@@ -5,7 +5,7 @@ import { UserError } from './errors.js';
 export type UsbProtocol = 'ecm' | 'eem' | 'ncm';
 
 /** Named by the supply the board runs from; what each changes is in src/steps/power.ts and docs/power.md. */
-export const POWER_PROFILES = ['usb2-0.5A', 'usb3-0.9A', 'full'] as const;
+const POWER_PROFILES = ['usb2-0.5A', 'usb3-0.9A', 'full'] as const;
 export type PowerProfile = (typeof POWER_PROFILES)[number];
 
 export interface BuildConfig {

@@ -21,7 +21,7 @@ export const hostKitDirOf = (outDir: string) => join(outDir, 'host');
 /** The build context bench-buildx.sh builds on both builders. */
 const BENCH_FILES = ['Dockerfile', 'Makefile', 'bench.c'];
 
-export interface KitFile {
+interface KitFile {
   /** Relative to the kit's directory. */
   path: string;
   content: string;
@@ -59,7 +59,7 @@ async function boardView(config: BuildConfig, secrets: string) {
 }
 
 /** The kit's files for `boards` (one config per device) and their buildx builder `builder`. */
-export async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<KitFile[]> {
+async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<KitFile[]> {
   const views = await Promise.all(boards.map((board) => boardView(board, secrets)));
   const view = { builderName: builder, boards: views };
   const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);

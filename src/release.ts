@@ -18,7 +18,7 @@ const BLOCK = 4096;
 const CHUNK = 4 * 1024 * 1024;
 const ZERO = Buffer.alloc(BLOCK);
 
-export interface ScanResult {
+interface ScanResult {
   sha256: string;
   /** bmaptool's XML, when asked for. */
   bmap?: string;
