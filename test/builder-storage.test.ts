@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config.js';
 import { dockerView } from '../src/steps/docker.js';
 import { renderTemplate } from '../src/templates.js';
-import { tempDir } from './fixtures.js';
+import { skipWithout, tempDir } from './fixtures.js';
 
 const execFile = promisify(execFileCallback);
 const TEMPLATE = 'docker/usr/local/sbin/builder-storage.mustache';
@@ -58,9 +58,13 @@ describe('builder-storage', () => {
 
 // What a boot does that needs no privilege, with real commands on files in a temp dir. In a user
 // namespace the kernel refuses to mount NFS or ext4, so nothing here can touch this machine.
-const canUnshare = spawnSync('unshare', ['-rnm', 'ip', 'link', 'add', 'usb0', 'type', 'veth', 'peer', 'name', 'host0']).status === 0 && spawnSync('mkfs.ext4', ['-V']).status === 0;
+const noNamespaces = skipWithout({
+  'a veth pair in a user and network namespace (unshare -rnm ip link add ... type veth)':
+    spawnSync('unshare', ['-rnm', 'ip', 'link', 'add', 'usb0', 'type', 'veth', 'peer', 'name', 'host0']).status === 0,
+  'mkfs.ext4': spawnSync('mkfs.ext4', ['-V']).status === 0,
+});
 
-describe.skipIf(!canUnshare)('builder-storage in a user namespace', () => {
+describe.skipIf(noNamespaces)('builder-storage in a user namespace', () => {
   async function setup(overrides: object = {}) {
     const dir = await tempDir();
     const share = path.join(dir, 'share');

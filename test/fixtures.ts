@@ -108,6 +108,18 @@ export async function copyOfStockImage(variant: FixtureVariant, dir: string): Pr
   return copy;
 }
 
+/**
+ * For describe.skipIf: true when this machine lacks any of `needs` (what, to whether it is here).
+ * A developer's machine may skip those tests; CI (with CI set) must run them all, so there a lack
+ * is an error naming what to install instead of tests passing unseen.
+ */
+export function skipWithout(needs: Record<string, boolean>): boolean {
+  const missing = Object.entries(needs).filter(([, here]) => !here).map(([what]) => what);
+  if (missing.length === 0) return false;
+  if (process.env.CI) throw new Error(`CI is set, so no test may be skipped, but this machine lacks ${missing.join(' and ')}`);
+  return true;
+}
+
 /** A fresh directory under the OS temp dir; the caller removes it or leaves it to the OS. */
 export function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'odroid-test-'));

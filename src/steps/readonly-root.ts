@@ -10,7 +10,6 @@ import type { ImageView, Step } from './step.js';
 
 export const OVERLAY_INIT = '/sbin/overlay-init';
 const INIT_ARG = `init=${OVERLAY_INIT}`;
-const SKIP_FSCK_ARG = 'fsck.mode=skip';
 /** What overlay-init execs once the overlay is up: on Ubuntu 18.04 a link to systemd. */
 const REAL_INIT = '/sbin/init';
 /**
@@ -32,9 +31,10 @@ const ROOT_FILE = { uid: 0, gid: 0, mode: 0o644 };
  * rewrites the superblock even on a clean file system, a write to the card each boot (seen in
  * the QEMU boot test). The root is never written, so there is nothing to check.
  */
+const OVERLAY_BOOT_ARGS = ['ro', 'fsck.mode=skip', 'fastboot', INIT_ARG];
+
 function bootIntoOverlay(bootIni: string): string {
-  const ro = addBootArg(removeBootArg(bootIni, 'rw'), 'ro');
-  return [SKIP_FSCK_ARG, 'fastboot', INIT_ARG].reduce(addBootArg, ro);
+  return OVERLAY_BOOT_ARGS.reduce(addBootArg, removeBootArg(bootIni, 'rw'));
 }
 
 /**
@@ -67,7 +67,7 @@ async function overlayInitOperations(image: ImageView): Promise<Operation[]> {
   return [
     // Written before boot.ini names it, so no partial build boots into a missing init.
     { op: 'write', on: 'rootfs', path: await overlayInitFile(image), content: script, ...ROOT_FILE, mode: 0o755 },
-    ...(await kernelArgsOperations(image, `bootargs: ro ${SKIP_FSCK_ARG} fastboot ${INIT_ARG}`, bootIntoOverlay)),
+    ...(await kernelArgsOperations(image, `bootargs: ${OVERLAY_BOOT_ARGS.join(' ')}`, bootIntoOverlay)),
   ];
 }
 
