@@ -109,9 +109,9 @@ export async function copyOfStockImage(variant: FixtureVariant, dir: string): Pr
 }
 
 /**
- * For describe.skipIf: true when this machine lacks any of `needs` (what, to whether it is here).
- * A developer's machine may skip those tests; CI (with CI set) must run them all, so there a lack
- * is an error naming what to install instead of tests passing unseen.
+ * For describe.skipIf: true when this machine lacks any of `needs` (each requirement, in words,
+ * to whether it is here). A developer's machine may skip those tests; CI (with CI set) must run
+ * them all, so there a lack is an error naming it, not tests passing unseen.
  */
 export function skipWithout(needs: Record<string, boolean>): boolean {
   const missing = Object.entries(needs).filter(([, here]) => !here).map(([what]) => what);
