@@ -10,9 +10,9 @@ export interface ApplyStats {
   bytesWritten: number;
 }
 
-async function* counted(data: AsyncIterable<Uint8Array>, bar?: { advance(bytes: number): void }): AsyncGenerator<Uint8Array> {
+async function* counted(data: AsyncIterable<Uint8Array>, bar: { advance(bytes: number): void }): AsyncGenerator<Uint8Array> {
   for await (const chunk of data) {
-    bar?.advance(chunk.length);
+    bar.advance(chunk.length);
     yield chunk;
   }
 }
@@ -82,7 +82,7 @@ export async function applyOperations(parts: Partitions, operations: Operation[]
             await fs.symlink(entry.target, path, entry);
           } else {
             await fs.mkdirp(posix.dirname(path));
-            stats.bytesWritten += await fs.writeStream(path, counted(entry.data, bar), entry);
+            stats.bytesWritten += await fs.writeStream(path, bar ? counted(entry.data, bar) : entry.data, entry);
           }
         }
         bar?.finish();

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { changedLines } from './text-diff.js';
+import { changedLines, lineIndex } from './text-diff.js';
 import {
   addBootArg,
   BOOT_INI_MAX_BYTES,
@@ -31,14 +31,11 @@ const configIni = reference('odroid-c4/config.ini');
 const lines = (text: string) => text.split('\n');
 const toCrlf = (text: string) => text.replace(/\n/g, '\r\n');
 
-
-const lineOf = (text: string, pattern: RegExp) => lines(text).findIndex((line) => pattern.test(line));
-
 describe('setEnv / getEnv on the C2 boot.ini', () => {
   it('turns nographics on by changing that one line and nothing else', () => {
     expect(getEnv(bootIni, 'nographics')).toBe('0');
     const edited = setEnv(bootIni, 'nographics', '1');
-    expect(changedLines(bootIni, edited)).toEqual([[lineOf(bootIni, /^setenv nographics /), 'setenv nographics "1"']]);
+    expect(changedLines(bootIni, edited)).toEqual([[lineIndex(bootIni, /^setenv nographics /), 'setenv nographics "1"']]);
     expect(getEnv(edited, 'nographics')).toBe('1');
     expect(lines(edited)[0]).toBe('ODROIDC2-UBOOT-CONFIG');
     expect(() => validateBootIni(edited)).not.toThrow();
@@ -61,7 +58,7 @@ describe('setEnv / getEnv on the C2 boot.ini', () => {
   it('changes the active max_freq and leaves the commented alternatives alone', () => {
     const edited = setEnv(bootIni, 'max_freq', '1944');
     expect(changedLines(bootIni, edited)).toEqual([
-      [lineOf(bootIni, /^setenv max_freq /), 'setenv max_freq "1944"  # 1.536GHz'],
+      [lineIndex(bootIni, /^setenv max_freq /), 'setenv max_freq "1944"  # 1.536GHz'],
     ]);
     expect(lines(edited).filter((line) => line.startsWith('# setenv max_freq'))).toHaveLength(8);
     expect(getEnv(edited, 'max_freq')).toBe('1944');
@@ -76,7 +73,7 @@ describe('setEnv / getEnv on the C2 boot.ini', () => {
 
   it('inserts a missing setting under its commented alternatives', () => {
     const edited = setEnv(bootIni, 'vout', 'hdmi');
-    const at = lineOf(bootIni, /^# setenv vout "vga"/) + 1;
+    const at = lineIndex(bootIni, /^# setenv vout "vga"/) + 1;
     const before = lines(bootIni);
     expect(lines(edited)).toEqual([...before.slice(0, at), 'setenv vout "hdmi"', ...before.slice(at)]);
     expect(setEnv(edited, 'vout', 'hdmi')).toBe(edited);
@@ -156,14 +153,14 @@ describe('validateBootIni', () => {
 describe('config.ini (C4/N2)', () => {
   it('replaces a key in [generic] in place, idempotently', () => {
     const edited = setIniKey(configIni, 'generic', 'display_autodetect', 'false');
-    expect(changedLines(configIni, edited)).toEqual([[lineOf(configIni, /^display_autodetect=/), 'display_autodetect=false']]);
+    expect(changedLines(configIni, edited)).toEqual([[lineIndex(configIni, /^display_autodetect=/), 'display_autodetect=false']]);
     expect(getIniKey(edited, 'generic', 'display_autodetect')).toBe('false');
     expect(setIniKey(edited, 'generic', 'display_autodetect', 'false')).toBe(edited);
   });
 
   it('adds a missing key at the end of its section, not to the commented example', () => {
     const edited = setIniKey(configIni, 'generic', 'max_freq_a55', '1800');
-    const at = lineOf(configIni, /^overlays="spi0/) + 1;
+    const at = lineIndex(configIni, /^overlays="spi0/) + 1;
     const before = lines(configIni);
     expect(lines(edited)).toEqual([...before.slice(0, at), 'max_freq_a55=1800', ...before.slice(at)]);
     expect(getIniKey(edited, 'generic', 'max_freq_a55')).toBe('1800');
@@ -192,7 +189,7 @@ describe('config.ini (C4/N2)', () => {
 describe('boot.ini.default overrides', () => {
   it('uncomments the example in [general]', () => {
     const edited = setPersistentOverride(bootIniDefault, 'nographics', '1');
-    expect(changedLines(bootIniDefault, edited)).toEqual([[lineOf(bootIniDefault, /^#nographics=/), 'nographics=1']]);
+    expect(changedLines(bootIniDefault, edited)).toEqual([[lineIndex(bootIniDefault, /^#nographics=/), 'nographics=1']]);
     expect(getIniKey(edited, 'general', 'nographics')).toBe('1');
     expect(setPersistentOverride(edited, 'nographics', '1')).toBe(edited);
     expect(setPersistentOverride(edited, 'nographics', '0')).toBe(edited.replace('nographics=1', 'nographics=0'));
@@ -214,13 +211,11 @@ describe('detectBootConfig', () => {
 });
 
 describe('insertBeforeBoot', () => {
-  const lines = (text: string) => text.split('\n');
-
   it('puts the lines directly above booti, after the device tree is loaded, CRLF kept', () => {
     const edited = insertBeforeBoot(bootIni, ['# x', 'fdt rm /x']);
     const at = lines(edited).indexOf('fdt rm /x');
     expect(lines(edited)[at + 1]).toMatch(/^booti /);
-    expect(lines(edited).findIndex((line) => line.startsWith('fdt addr '))).toBeLessThan(at);
+    expect(lineIndex(edited, /^fdt addr /)).toBeLessThan(at);
     expect(edited.replace('# x\nfdt rm /x\n', '')).toBe(bootIni);
     const crlf = bootIni.replaceAll('\n', '\r\n');
     expect(insertBeforeBoot(crlf, ['fdt rm /x'])).toBe(insertBeforeBoot(bootIni, ['fdt rm /x']).replaceAll('\n', '\r\n'));

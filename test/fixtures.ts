@@ -8,7 +8,7 @@ import { execFile as execFileCallback } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -280,6 +280,15 @@ export async function dumpPartitions(img: string): Promise<string> {
   await mkdir(join(dir, 'BOOT'));
   await execFile('mcopy', ['-s', '-n', '-i', `${img}@@${boot.offset}`, '::/*', join(dir, 'BOOT')], { env: MTOOLS_ENV });
   return dir;
+}
+
+/** A rootfs directory copied out by debugfs rdump (keeping modes and owners): the path of the copy. */
+export async function debugfsDumpDir(img: string, dir: string): Promise<string> {
+  const copy = join(await tempDir(), basename(dir));
+  // debugfs reports a missing directory on stderr and exits 0.
+  await execFile('debugfs', ['-R', `rdump ${quote(dir)} ${quote(dirname(copy))}`, await rootfsSpec(img)], { maxBuffer: MAX_OUTPUT });
+  if (!(await exists(copy))) throw new Error(`debugfs rdump ${dir}: not in the rootfs of ${img}`);
+  return copy;
 }
 
 /** Every path under `dir` with its mode, owner and type, sorted: what diff -r does not compare. */

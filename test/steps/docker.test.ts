@@ -6,9 +6,9 @@ import { BUNDLE_URL_PATTERN } from '../../src/docker-bundle.js';
 import { UserError } from '../../src/errors.js';
 import { docker } from '../../src/steps/docker.js';
 import { bundleFiles, HOSTILE_ENTRIES, makeBundle } from '../docker-bundle-fixture.js';
-import { copyOfStockImage, debugfsCat, debugfsStat, e2fsckClean, partitionOffsets, tempDir } from '../fixtures.js';
+import { copyOfStockImage, debugfsCat, debugfsDumpDir, debugfsStat, e2fsckClean, partitionOffsets, tempDir } from '../fixtures.js';
 import { patchFixture, type PatchedFixture } from './patch-fixture.js';
-import { probeStep } from './probe.js';
+import { appliedOn } from './probe.js';
 
 /** Runs debugfs requests on the rootfs in one process (each spawn costs more than the request). */
 async function debugfsRequests(img: string, requests: string[]): Promise<string> {
@@ -24,19 +24,6 @@ async function debugfsLs(img: string, dir: string): Promise<string[]> {
   // `ls -p` prints /inode/mode/uid/gid/name/size/ per entry.
   const names = out.split('\n').flatMap((line) => /^\/\d+\/\d+\/\d+\/\d+\/([^/]+)\//.exec(line)?.[1] ?? []);
   return names.filter((name) => name !== '.' && name !== '..');
-}
-
-/** Files copied out of the rootfs with `rdump`, byte for byte, in one debugfs run. */
-async function debugfsDumpDir(img: string, dir: string): Promise<string> {
-  const out = await tempDir();
-  await debugfsRequests(img, [`rdump "${dir}" "${out}"`]);
-  return path.join(out, path.basename(dir));
-}
-
-async function appliedOn(img: string): Promise<boolean> {
-  const probe = probeStep((image) => docker.applied(image));
-  await patchFixture([probe.step], {}, { img });
-  return probe.result();
 }
 
 const operationsOf = (fixture: PatchedFixture) => fixture.result.planned.find((p) => p.step === 'docker')!.operations;
@@ -80,9 +67,9 @@ describe('docker step: the binaries', () => {
   });
 
   it('reports itself applied on the patched image and not on the stock one', async () => {
-    expect(await appliedOn(patched.img)).toBe(true);
+    expect(await appliedOn(docker, patched.img)).toBe(true);
     const stock = await copyOfStockImage('stock', await tempDir());
-    expect(await appliedOn(stock)).toBe(false);
+    expect(await appliedOn(docker, stock)).toBe(false);
   });
 
   it('is idempotent: building again with the same bundle rewrites no binary and changes no file', async () => {

@@ -13,7 +13,7 @@ import type { Step } from '../../src/steps/step.js';
 import { C2_TREE, compileDeviceTree, fdtRemove } from '../device-tree.js';
 import { debugfsCat, e2fsckClean, fsckFatClean, mtypeBoot, REFERENCE_DIR, stockImage, tempDir } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';
-import { probeStep } from './probe.js';
+import { appliedOn } from './probe.js';
 
 const execFile = promisify(execFileCallback);
 const reference = (file: string) => readFileSync(path.join(REFERENCE_DIR, file), 'utf8');
@@ -68,13 +68,6 @@ async function diffLines(before: string, after: string): Promise<{ removed: stri
 /** The value lines a stock setting offers: `# setenv name "value"` and the active one. */
 const offered = (text: string, name: string) =>
   [...text.matchAll(new RegExp(`^#? ?setenv ${name} "([^"]*)"`, 'gm'))].map((match) => match[1]);
-
-
-async function appliedOn(img: string): Promise<boolean> {
-  const probe = probeStep((image) => power.applied(image));
-  await patchFixture([probe.step], {}, { img });
-  return probe.result();
-}
 
 describe('power step on a C2 image', () => {
   const stockBootIni = reference('odroid-c2/boot.ini');
@@ -132,7 +125,7 @@ describe('power step on a C2 image', () => {
 
     expect(await fsckFatClean(img)).toMatchObject({ ok: true });
     expect(await e2fsckClean(img)).toMatchObject({ ok: true });
-    expect(await appliedOn(img)).toBe(true);
+    expect(await appliedOn(power, img)).toBe(true);
   });
 
   it('the fdt rm path is the Ethernet node of the C2 tree, and only that node', async () => {
@@ -152,7 +145,7 @@ describe('power step on a C2 image', () => {
     expect(getEnv(stockBootIni, 'maxcpus')).toBe('4');
     expect(getEnv(stockBootIni, 'max_freq')).toBe('1536');
     expect(await debugfsCat(img, '/etc/network/interfaces')).toBe(stockInterfaces);
-    expect(await appliedOn(img)).toBe(true);
+    expect(await appliedOn(power, img)).toBe(true);
   });
 
   it('patching again with the same profile leaves every file byte-identical', async () => {
@@ -177,7 +170,7 @@ describe('power step on a C2 image', () => {
     expect(getEnv(bootIni, 'maxcpus')).toBe('4');
     expect(getEnv(bootIni, 'disable_ethernet')).toBe('0');
     expect(getIniKey(await mtypeBoot(first.img, 'boot.ini.default'), 'general', 'maxcpus')).toBe('4');
-    expect(await appliedOn(first.img)).toBe(true);
+    expect(await appliedOn(power, first.img)).toBe(true);
 
     await patchFixture([power], { power: { profile: 'usb3-0.9A' } }, { img: first.img });
     const again = await mtypeBoot(first.img, 'boot.ini');
@@ -187,7 +180,7 @@ describe('power step on a C2 image', () => {
   });
 
   it('reports a stock image as not applied', async () => {
-    expect(await appliedOn(await stockImage())).toBe(false);
+    expect(await appliedOn(power, await stockImage())).toBe(false);
   });
 });
 
