@@ -9,10 +9,10 @@ import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, type RunResult } from './cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { debugfsCat, debugfsDumpDir, debugfsStat, stockImage, tempDir } from './fixtures.js';
+import { AUTHORIZED_KEY, debugfsCat, debugfsDumpDir, debugfsStat, stockImage, tempDir } from './fixtures.js';
+import { keyMatchesCertificate } from './kit-helpers.js';
 
 const NAME = 'c2-test';
-const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYx3PbR1b0wE4y8R2e6u3W5iK0Jw8rC3yY4z1Qk2aB me@laptop';
 
 const fingerprint = (file: string) => execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', file], { encoding: 'utf8' }).trim();
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
@@ -66,7 +66,7 @@ beforeAll(async () => {
   out = await tempDir();
   img = join(out, `${NAME}.img`);
   first = await build(await configWithFakeBundle(await tempDir()));
-  keysConfig = await configWithFakeBundle(await tempDir(), { ssh: { authorizedKeys: [KEY] } });
+  keysConfig = await configWithFakeBundle(await tempDir(), { ssh: { authorizedKeys: [AUTHORIZED_KEY] } });
   second = await build(keysConfig);
   imageAfterSecond = {
     daemon: await debugfsCat(img, '/etc/docker/daemon.json'),
@@ -134,8 +134,7 @@ describe('after two builds', () => {
     const verify = spawnSync('openssl', ['verify', '-CAfile', ca, '-verify_ip', '10.0.0.2', '-purpose', 'sslserver', join(dir, 'server-cert.pem')], { encoding: 'utf8' });
     expect(verify.stdout).toContain(': OK');
     expect(await debugfsStat(img, '/etc/docker/tls/server-key.pem')).toMatchObject({ type: 'regular', mode: 0o600, uid: 0, gid: 0 });
-    const publicKey = (args: string[]) => execFileSync('openssl', args, { encoding: 'utf8' });
-    expect(publicKey(['pkey', '-pubout', '-in', join(dir, 'server-key.pem')])).toBe(publicKey(['x509', '-noout', '-pubkey', '-in', join(dir, 'server-cert.pem')]));
+    expect(keyMatchesCertificate(join(dir, 'server-key.pem'), join(dir, 'server-cert.pem'))).toBe(true);
   });
 
   it('lets nothing listen without TLS: hosts are the socket and tcp://<device>:2376 with tlsverify, no 2375, no -H', async () => {
@@ -158,7 +157,7 @@ describe('after two builds', () => {
 
   it('locked root\'s password and installed the configured key', async () => {
     expect(await debugfsCat(img, '/etc/shadow')).toMatch(/^root:\*:/m);
-    expect((await debugfsCat(img, '/root/.ssh/authorized_keys')).split('\n')).toContain(KEY);
+    expect((await debugfsCat(img, '/root/.ssh/authorized_keys')).split('\n')).toContain(AUTHORIZED_KEY);
     expect(await debugfsStat(img, '/root/.ssh/authorized_keys')).toMatchObject({ mode: 0o600, uid: 0, gid: 0 });
   });
 

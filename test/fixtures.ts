@@ -15,6 +15,8 @@ import { promisify } from 'node:util';
 const execFile = promisify(execFileCallback);
 
 export const ROOT_UUID = 'e139ce78-9841-40fe-8823-96a304a09859';
+/** An SSH public key line, for configs' ssh.authorizedKeys. */
+export const AUTHORIZED_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYx3PbR1b0wE4y8R2e6u3W5iK0Jw8rC3yY4z1Qk2aB me@laptop';
 /** HardKernel's real boot files: shared/ sits beside the repository checkout (in CI too). */
 export const REFERENCE_DIR = fileURLToPath(new URL('../../shared/reference', import.meta.url));
 export const FIXTURE_VARIANTS = ['stock', 'fat16', 'legacy-ext4', 'dirty-journal', 'gpt', 'no-ext4', 'zero', 'c4'] as const;

@@ -10,7 +10,7 @@ import { asConfigFile, resolveConfig, type BuildConfig } from '../src/config.js'
 import { fleetConfigs, parseFleetSize } from '../src/fleet.js';
 import { buildImage, type RunResult } from './cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { debugfsCat, dumpPartitions, e2fsckClean, fsckFatClean, stockImage, tempDir, treeListing } from './fixtures.js';
+import { AUTHORIZED_KEY, debugfsCat, dumpPartitions, e2fsckClean, fsckFatClean, stockImage, tempDir, treeListing } from './fixtures.js';
 import { fakeBin, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
 
 describe('fleet derivation', () => {
@@ -119,8 +119,6 @@ async function readBoard(image: string, dir: string): Promise<BoardFacts> {
   };
 }
 
-const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYx3PbR1b0wE4y8R2e6u3W5iK0Jw8rC3yY4z1Qk2aB me@laptop';
-
 describe('npm run build-image -- --fleet 3', () => {
   let out: string;
   let kit: string;
@@ -131,7 +129,7 @@ describe('npm run build-image -- --fleet 3', () => {
   beforeAll(async () => {
     out = await tempDir();
     kit = join(out, 'host');
-    config = await configWithFakeBundle(await tempDir(), { ssh: { authorizedKeys: [KEY] } });
+    config = await configWithFakeBundle(await tempDir(), { ssh: { authorizedKeys: [AUTHORIZED_KEY] } });
     run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'fleet', '--config', config, '--fleet', '3']);
     expect(run.stderr).not.toMatch(/internal error/);
     expect(run.code, run.stderr).toBe(0);
@@ -257,7 +255,7 @@ describe('npm run build-image -- --fleet 3', () => {
     execFileSync('cp', ['-a', join(out, 'secrets'), alone]);
     const file = join(alone, 'board-2.json');
     const docker = JSON.parse(await readFile(config, 'utf8')).docker;
-    const base = resolveConfig({ name: 'fleet', ssh: { authorizedKeys: [KEY] } });
+    const base = resolveConfig({ name: 'fleet', ssh: { authorizedKeys: [AUTHORIZED_KEY] } });
     const second: BuildConfig = fleetConfigs(base, 3)[1];
     await writeFile(file, JSON.stringify({ ...asConfigFile(second), docker }));
     const single = await buildImage(['--input', await stockImage('stock'), '--out', alone, '--config', file]);

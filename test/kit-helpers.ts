@@ -42,6 +42,12 @@ export async function fakeBin(stubs: Record<string, string>, tools: string[] = [
   return bin;
 }
 
+/** Whether a private key and a certificate pair: openssl derives the same public key from both. */
+export function keyMatchesCertificate(keyFile: string, certFile: string): boolean {
+  const publicKey = (args: string[]) => execFileSync('openssl', args, { encoding: 'utf8' });
+  return publicKey(['pkey', '-pubout', '-in', keyFile]) === publicKey(['x509', '-noout', '-pubkey', '-in', certFile]);
+}
+
 export function runKitScript(script: string, bin: string, env: Record<string, string> = {}, args: string[] = []) {
   return spawnSync(BASH, [script, ...args], { encoding: 'utf8', env: { PATH: bin, ...env } });
 }

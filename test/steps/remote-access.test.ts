@@ -5,12 +5,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config.js';
 import { UserError } from '../../src/errors.js';
 import { lockRootPassword, remoteAccess, remoteLoginWarning, setSshdBlock } from '../../src/steps/remote-access.js';
-import { copyOfStockImage, debugfsCat, debugfsStat, e2fsckClean, stockImage, tempDir } from '../fixtures.js';
+import { AUTHORIZED_KEY, copyOfStockImage, debugfsCat, debugfsStat, e2fsckClean, stockImage, tempDir } from '../fixtures.js';
 import { patchFixture, type PatchedFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
 
-const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYx3PbR1b0wE4y8R2e6u3W5iK0Jw8rC3yY4z1Qk2aB me@laptop';
-const KEY2 = 'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY= other@laptop';
+const OTHER_KEY = 'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY= other@laptop';
 const BLOCK = '# BEGIN odroid-buildx-image (x)\nPasswordAuthentication no\nPermitRootLogin prohibit-password\n# END odroid-buildx-image\n';
 
 /**
@@ -45,7 +44,7 @@ const snapshot = (img: string) => Promise.all(FILES.map(async (file) => [await d
 let patched: PatchedFixture;
 let stockShadow: string;
 beforeAll(async () => {
-  patched = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [KEY, `${KEY2}\n`] } });
+  patched = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [AUTHORIZED_KEY, `${OTHER_KEY}\n`] } });
   stockShadow = await debugfsCat(await stockImage('stock'), '/etc/shadow');
 });
 
@@ -63,7 +62,7 @@ describe('remote-access step on a stock-like image', () => {
     expect(await debugfsStat(patched.img, '/root/.ssh')).toMatchObject({ type: 'directory', mode: 0o700, uid: 0, gid: 0 });
     expect(await debugfsStat(patched.img, '/root/.ssh/authorized_keys')).toMatchObject({ type: 'regular', mode: 0o600, uid: 0, gid: 0 });
     const keys = (await debugfsCat(patched.img, '/root/.ssh/authorized_keys')).split('\n').filter((line) => line && !line.startsWith('#'));
-    expect(keys).toEqual([KEY, KEY2]);
+    expect(keys).toEqual([AUTHORIZED_KEY, OTHER_KEY]);
   });
 
   it('makes sshd take keys only and root only by key, whatever the stock file said later', async () => {
@@ -83,9 +82,9 @@ describe('remote-access step on a stock-like image', () => {
   });
 
   it('is idempotent: a second run changes nothing', async () => {
-    const fixture = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [KEY] } });
+    const fixture = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [AUTHORIZED_KEY] } });
     const before = await snapshot(fixture.img);
-    const again = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [KEY] } }, { img: fixture.img, dir: fixture.dir });
+    const again = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [AUTHORIZED_KEY] } }, { img: fixture.img, dir: fixture.dir });
     expect(again.result.bytesWritten).toBe(Buffer.byteLength(before[2][1] as string));
     expect(await snapshot(fixture.img)).toEqual(before);
     expect((await debugfsCat(fixture.img, '/etc/ssh/sshd_config')).match(/# BEGIN odroid-buildx-image/g)).toHaveLength(1);
@@ -97,7 +96,7 @@ describe('remote-access step on a stock-like image', () => {
     expect(keys).toEqual([]);
     expect(await debugfsCat(fixture.img, '/etc/shadow')).toMatch(/^root:\*:/m);
     expect(remoteLoginWarning(resolveConfig({}))).toMatch(/no ssh\.authorizedKeys: the device will have no remote login/);
-    expect(remoteLoginWarning(resolveConfig({ ssh: { authorizedKeys: [KEY] } }))).toBeUndefined();
+    expect(remoteLoginWarning(resolveConfig({ ssh: { authorizedKeys: [AUTHORIZED_KEY] } }))).toBeUndefined();
   });
 
   it('reports itself applied on the patched image and not on the stock one', async () => {
