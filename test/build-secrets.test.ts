@@ -15,7 +15,6 @@ import { keyMatchesCertificate } from './kit-helpers.js';
 const NAME = 'c2-test';
 
 const fingerprint = (file: string) => execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', file], { encoding: 'utf8' }).trim();
-const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 
 /** Every file and directory under `dir` with its permission bits, as 'path 0755' ('dir/' for directories). */
 async function modes(dir: string): Promise<string[]> {

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig, type BuildConfig } from '../src/config.js';
 import { hostKitDirOf, writeHostKit } from '../src/host-kit.js';
 import { tempDir } from './fixtures.js';
-import { fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript as runScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
+import { fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
 
 const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: '02:aa:bb:cc:dd:06', deviceMac: '02:aa:bb:cc:dd:02' } });
 
@@ -159,7 +159,7 @@ esac`;
     log = join(state, 'log');
     const bin = await fakeBin({ ...COMMON, iptables: IPTABLES });
     for (let run = 0; run < 2; run += 1) {
-      const result = runScript(join(kit, 'nat.sh'), bin, { STATE: state, SYSFS_NET: sysfs });
+      const result = runKitScript(join(kit, 'nat.sh'), bin, { STATE: state, SYSFS_NET: sysfs });
       expect(result.stderr).toBe('');
       expect(result.status).toBe(0);
       expect(result.stdout).toContain('enx02aabbccdd06 has 10.0.0.1/24');
@@ -187,7 +187,7 @@ esac`;
     const state = await tempDir();
     const bin = await fakeBin({ ...COMMON, nft: 'echo "nft $*" >>"$STATE/log"; cat >>"$STATE/nft"; echo "-- end" >>"$STATE/nft"' });
     for (let run = 0; run < 2; run += 1) {
-      const result = runScript(join(kit, 'nat.sh'), bin, { STATE: state, SYSFS_NET: sysfs });
+      const result = runKitScript(join(kit, 'nat.sh'), bin, { STATE: state, SYSFS_NET: sysfs });
       expect(result.stderr).toBe('');
       expect(result.status).toBe(0);
       expect(result.stdout).toContain('(nft)');
@@ -202,13 +202,13 @@ esac`;
   });
 
   it('says what is wrong: not root, no firewall tool, device not attached', async () => {
-    const notRoot = runScript(join(kit, 'nat.sh'), await fakeBin({ ...COMMON, id: 'echo 1000' }), { SYSFS_NET: sysfs });
+    const notRoot = runKitScript(join(kit, 'nat.sh'), await fakeBin({ ...COMMON, id: 'echo 1000' }), { SYSFS_NET: sysfs });
     expect(notRoot.status).not.toBe(0);
     expect(notRoot.stderr).toMatch(/^nat\.sh: run as root/);
-    const noFirewall = runScript(join(kit, 'nat.sh'), await fakeBin(COMMON), { SYSFS_NET: sysfs, STATE: await tempDir() });
+    const noFirewall = runKitScript(join(kit, 'nat.sh'), await fakeBin(COMMON), { SYSFS_NET: sysfs, STATE: await tempDir() });
     expect(noFirewall.stderr).toMatch(/neither iptables nor nft/);
     const empty = await tempDir();
-    const detached = runScript(join(kit, 'nat.sh'), await fakeBin({ ...COMMON, iptables: IPTABLES }), { SYSFS_NET: empty, STATE: await tempDir() });
+    const detached = runKitScript(join(kit, 'nat.sh'), await fakeBin({ ...COMMON, iptables: IPTABLES }), { SYSFS_NET: empty, STATE: await tempDir() });
     expect(detached.status).not.toBe(0);
     expect(detached.stderr).toMatch(/no network interface has MAC 02:aa:bb:cc:dd:06: is the device plugged in/);
   });
@@ -219,7 +219,7 @@ describe('setup-buildx.sh', () => {
     const state = await tempDir();
     const bin = await fakeBin({ docker: SETUP_BUILDX_DOCKER });
     for (let run = 0; run < 2; run += 1) {
-      const result = runScript(join(kit, 'setup-buildx.sh'), bin, { STATE: state });
+      const result = runKitScript(join(kit, 'setup-buildx.sh'), bin, { STATE: state });
       expect(result.stderr).toBe('');
       expect(result.status).toBe(0);
       expect(result.stdout).toContain('docker buildx build --builder c2-test --platform linux/arm64');
@@ -237,7 +237,7 @@ describe('setup-buildx.sh', () => {
   });
 
   it('stops with a clear message without docker buildx', async () => {
-    const result = runScript(join(kit, 'setup-buildx.sh'), await fakeBin({ docker: 'exit 1' }), {});
+    const result = runKitScript(join(kit, 'setup-buildx.sh'), await fakeBin({ docker: 'exit 1' }), {});
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/^setup-buildx\.sh: docker buildx not found/);
   });

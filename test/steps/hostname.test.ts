@@ -27,7 +27,6 @@ const writeHosts = (content: string | undefined): Step => ({
   applied: async () => false,
 });
 
-
 describe('hostname step', () => {
   it('names the device in /etc/hostname and on the 127.0.1.1 line of /etc/hosts, nothing else', async () => {
     const { img } = await patchFixture([hostname], { hostname: 'pocket-builder' });

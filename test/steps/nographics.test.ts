@@ -11,9 +11,6 @@ import { appliedOn } from './probe.js';
 
 const reference = (file: string) => readFileSync(path.join(REFERENCE_DIR, file), 'utf8');
 
-
-
-
 describe('nographics step', () => {
   it('on a C2 image changes exactly the nographics line of boot.ini and keeps it across bootini upgrades', async () => {
     const { img } = await patchFixture([nographics]);

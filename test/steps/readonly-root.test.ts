@@ -35,7 +35,6 @@ const CONFIG = { hostname: 'c2-test' };
 const MASKED = ['apt-daily.timer', 'apt-daily-upgrade.timer', 'unattended-upgrades.service'];
 const KEY_TYPES = ['ed25519', 'ecdsa', 'rsa'];
 
-
 const occurrences = (text: string, needle: string) => text.split(needle).length - 1;
 
 /** The literal value of boot.ini's active `setenv bootargs "..."`, read with a plain regex. */
@@ -67,7 +66,6 @@ async function fingerprint(publicKey: string): Promise<string> {
 async function imageFingerprints(img: string): Promise<string[]> {
   return Promise.all(KEY_TYPES.map(async (type) => fingerprint(await debugfsCat(img, `/etc/ssh/ssh_host_${type}_key.pub`))));
 }
-
 
 /** What the device's files look like after a build, for comparing two builds. */
 async function snapshot(img: string): Promise<Record<string, string>> {

@@ -37,7 +37,6 @@ async function sshdEffective(config: string): Promise<Record<string, string>> {
   return Object.fromEntries(run.stdout.split('\n').filter(Boolean).map((line) => [line.split(' ')[0], line.slice(line.indexOf(' ') + 1)]));
 }
 
-
 const FILES = ['/etc/shadow', '/etc/ssh/sshd_config', '/root/.ssh/authorized_keys'];
 const snapshot = (img: string) => Promise.all(FILES.map(async (file) => [await debugfsStat(img, file), await debugfsCat(img, file)]));
 

@@ -47,7 +47,6 @@ const ncmModule = reshape('kernel with g_ncm', {
 /** The lines that are not comments: what the tools act on. */
 const settings = (text: string) => text.split('\n').filter((line) => line.trim() !== '' && !line.trimStart().startsWith('#'));
 
-
 describe('usb-gadget step on the stock image (ifupdown, systemd-resolved)', () => {
   it('loads g_ether at boot with the derived MACs and ECM+RNDIS', async () => {
     const { img, config } = await patchFixture([usbGadget], { name: 'c2-builder' });
