@@ -8,20 +8,11 @@ import { scanImage } from '../src/release.js';
 import { buildImage } from './cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { stockImage, tempDir } from './fixtures.js';
+import { fakeBin } from './kit-helpers.js';
 
 // A release reads every byte of the image (sha256, bmap, xz), holes included: a small disk with
 // the stock content keeps these builds quick without changing what they prove.
 const releaseInput = () => stockImage('stock', { sizeMiB: 256 });
-import { fakeBin } from './kit-helpers.js';
-
-const hasBmaptool = (() => {
-  try {
-    execFileSync('bmaptool', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 /** SHA256SUMS in `out`, after `sha256sum -c` accepts it, as { file: sha256 } in its order. */
 async function checkedSums(out: string): Promise<Record<string, string>> {
@@ -44,13 +35,11 @@ async function expectReleaseFiles(out: string, name: string, sha256: string): Pr
   const total = Number(/<BlocksCount> (\d+) </.exec(bmap)?.[1]);
   expect(mapped).toBeGreaterThan(0);
   expect(mapped).toBeLessThan(total / 10);
-  if (hasBmaptool) {
-    // bmaptool verifies the bmap's own checksum and every range's while copying.
-    const target = join(await tempDir(), 'flashed.img');
-    execFileSync('bmaptool', ['copy', '--bmap', join(out, `${name}.bmap`), xz, target], { stdio: 'pipe' });
-    expect(await sha256File(target)).toBe(sha256);
-    await rm(target);
-  }
+  // bmaptool verifies the bmap's own checksum and every range's while copying.
+  const target = join(await tempDir(), 'flashed.img');
+  execFileSync('bmaptool', ['copy', '--bmap', join(out, `${name}.bmap`), xz, target], { stdio: 'pipe' });
+  expect(await sha256File(target)).toBe(sha256);
+  await rm(target);
 }
 
 /** Every file under `out` with its sha256, to tell whether a build changed anything there. */
