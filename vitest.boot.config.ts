@@ -8,7 +8,7 @@ export default defineConfig({
   test: {
     include: ['test/boot/**/*.boot.ts'],
     // One boot under TCG takes minutes; the first run also builds the rootfs.
-    testTimeout: 15 * 60_000,
+    testTimeout: 25 * 60_000,
     hookTimeout: 40 * 60_000,
     pool: 'forks',
     fileParallelism: false,

@@ -143,7 +143,8 @@ export function bootImage(options: BootOptions): Promise<BootResult> {
       clearTimeout(timer);
       reject(error);
     });
-    child.once('exit', (exitCode) => {
+    // 'close', not 'exit': the console's last lines (the poweroff) may still be in the pipe at exit.
+    child.once('close', (exitCode) => {
       clearTimeout(timer);
       log.end(() => resolve({ checks, end, exitCode, userspaceSeconds, seconds: elapsed(), log: options.log }));
     });
