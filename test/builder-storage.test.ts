@@ -93,7 +93,8 @@ describe.skipIf(noNamespaces)('builder-storage in a user namespace', () => {
     const started = Date.now();
     const run = startWithLink(file, ADD_USB0);
     expect(run.status).toBe(1);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    // The script counts whole seconds since boot: a 2 s wait ends after 1 to 2 s.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
     expect(run.stderr).toMatch(
       /NFS share 10\.0\.0\.1:\/srv\/c2-test unreachable after 2s \(.*usb0.*\): is the host exporting it \(see the host kit\) and is usb0 up\? Then: systemctl start docker\n$/,
     );

@@ -249,6 +249,24 @@ describe('npm run build-image -- --fleet 3', () => {
     }
   });
 
+  it('nat.sh sets up the attached boards when one is unplugged, warning about that one', async () => {
+    const [unplugged, ...attached] = boards;
+    const sysfs = await tempDir();
+    for (const board of attached) {
+      await mkdir(join(sysfs, `usb-${board.name}`));
+      await writeFile(join(sysfs, `usb-${board.name}`, 'address'), `${board.hostMac}\n`);
+    }
+    const state = await tempDir();
+    const log = 'echo "$(basename "$0") $*" >>"$STATE/log"';
+    const result = runKitScript(join(kit, 'nat.sh'), await fakeBin({ id: 'echo 0', ip: log, sysctl: log, iptables: `${log}; [ "$3" != -C ] || exit 1` }), { STATE: state, SYSFS_NET: sysfs });
+    expect(result.status).toBe(0);
+    expect(result.stderr).toBe(`nat.sh: warning: no network interface has MAC ${unplugged.hostMac} (that board is not plugged in or not booted yet); run nat.sh again when it is\n`);
+    const calls = (await readFile(join(state, 'log'), 'utf8')).split('\n');
+    for (const board of attached) expect(calls).toContain(`ip address replace ${board.gateway}/24 dev usb-${board.name}`);
+    expect(calls.filter((call) => call.includes(unplugged.ip))).toEqual([]);
+    expect(calls).toContain('sysctl -q -w net.ipv4.ip_forward=1');
+  });
+
   it('patches board 2 exactly as a build of board 2 alone would: nothing of board 1 is left in its copy', async () => {
     const alone = await tempDir();
     // The same secrets, so the same keys and certificates: only the way the image was made differs.
