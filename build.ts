@@ -6,23 +6,24 @@
  */
 import { fileURLToPath } from 'node:url';
 import { join, relative, resolve } from 'node:path';
-import { buildBoardImage, describeBoardImage, type BoardImage } from './src/board-image.js';
-import { parseOptions, runMain, type WritePlace } from './src/cli.js';
-import { loadConfig, type BuildConfig } from './src/config.js';
-import { openImage } from './src/disk/image.js';
-import type { ImageLayout } from './src/disk/layout.js';
-import { fleetConfigs, parseFleetSize } from './src/fleet.js';
-import { hostKitDirOf, writeHostKit } from './src/host-kit.js';
+import { buildBoardImage, describeBoardImage, type BoardImage } from './src/cli/board-image.js';
+import { parseOptions, runMain, type WritePlace } from './src/cli/options.js';
+import { loadConfig } from './src/config/load.js';
+import { type BuildConfig } from './src/config/schema.js';
+import { openImage } from './src/image/open.js';
+import type { ImageLayout } from './src/image/layout.js';
+import { fleetConfigs, parseFleetSize } from './src/config/fleet.js';
+import { hostKitDirOf, writeHostKit } from './src/host-kit/host-kit.js';
 import { info } from './src/log.js';
-import { pendingOutput, prepareOutputDir } from './src/output.js';
-import type { PendingDir } from './src/pending-dir.js';
-import { patchImage, runMemo } from './src/patch.js';
-import { pinClock, sourceDateEpoch } from './src/reproducible.js';
-import { openSecrets, secretsDirOf } from './src/secrets.js';
-import { resolveSource } from './src/source.js';
+import { pendingOutput, prepareOutputDir } from './src/output/pending-output.js';
+import type { PendingDir } from './src/output/pending-dir.js';
+import { patchImage, runMemo } from './src/engine/patch.js';
+import { pinClock, sourceDateEpoch } from './src/output/reproducible.js';
+import { openSecrets, secretsDirOf } from './src/secrets/secrets-dir.js';
+import { resolveSource } from './src/artifacts/stock-image.js';
 import { STEPS } from './src/steps/index.js';
 import { remoteLoginWarning } from './src/steps/remote-access.js';
-import type { BuildPaths, RunMemo } from './src/steps/step.js';
+import type { BuildPaths, RunMemo } from './src/engine/step.js';
 import { stageTimer, type Stage } from './src/timing.js';
 
 const repo = fileURLToPath(new URL('.', import.meta.url));

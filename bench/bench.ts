@@ -9,10 +9,10 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveConfig } from '../src/config.js';
-import { openImage } from '../src/disk/image.js';
-import { withRootfs } from '../src/disk/ext4.js';
-import { patchImage } from '../src/patch.js';
+import { resolveConfig } from '../src/config/load.js';
+import { openImage } from '../src/image/open.js';
+import { withRootfs } from '../src/image/ext4.js';
+import { patchImage } from '../src/engine/patch.js';
 import { docker } from '../src/steps/docker.js';
 import { bundleFiles, makeBundle } from '../test/docker-bundle-fixture.js';
 

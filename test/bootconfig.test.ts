@@ -2,22 +2,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { changedLines, lineIndex } from './text-diff.js';
-import {
-  addBootArg,
-  BOOT_INI_MAX_BYTES,
-  detectBootConfig,
-  expandBootArgs,
-  getBootArgs,
-  getEnv,
-  getIniKey,
-  insertBeforeBoot,
-  nographicsForConfigIni,
-  removeBootArg,
-  setEnv,
-  setIniKey,
-  setPersistentOverride,
-  validateBootIni,
-} from '../src/bootconfig.js';
+import { addBootArg, BOOT_INI_MAX_BYTES, expandBootArgs, getBootArgs, getEnv, insertBeforeBoot, removeBootArg, setEnv, validateBootIni } from '../src/formats/hush.js';
+import { detectBootConfig, nographicsForConfigIni } from '../src/facts/boot-config.js';
+import { getIniKey, setIniKey, setPersistentOverride } from '../src/formats/ini.js';
 import { UserError } from '../src/errors.js';
 import { REFERENCE_DIR } from './fixtures.js';
 

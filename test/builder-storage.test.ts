@@ -4,9 +4,9 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../src/config.js';
+import { resolveConfig } from '../src/config/load.js';
 import { dockerView } from '../src/steps/docker.js';
-import { renderTemplate } from '../src/templates.js';
+import { renderTemplate } from '../src/engine/templates.js';
 import { skipWithout, tempDir } from './fixtures.js';
 
 const execFile = promisify(execFileCallback);

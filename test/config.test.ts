@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, renderConfigDoc, resolveConfig } from '../src/config.js';
+import { renderConfigDoc } from '../src/config/doc.js';
+import { loadConfig, resolveConfig } from '../src/config/load.js';
 import { UserError } from '../src/errors.js';
 
 const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';

@@ -10,7 +10,7 @@ import {
   listBundle,
   resolveBundle,
   type DockerBundle,
-} from '../src/docker-bundle.js';
+} from '../src/artifacts/docker-bundle.js';
 import { UserError } from '../src/errors.js';
 import { bundleFiles, EM_X86_64, HOSTILE_ENTRIES, makeBundle } from './docker-bundle-fixture.js';
 import { tempDir } from './fixtures.js';

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { downloadFile, fetchMd5 } from '../src/download.js';
+import { downloadFile, fetchMd5 } from '../src/artifacts/download.js';
 import { startServer, type TestServer } from './http-server.js';
 
 describe('downloadFile', () => {

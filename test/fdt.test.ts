@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
-import { deviceTreeNodes } from '../src/fdt.js';
+import { deviceTreeNodes } from '../src/formats/fdt.js';
 import { C2_TREE, compileDeviceTree, fdtgetPaths } from './device-tree.js';
 
 const TREE = `/dts-v1/;

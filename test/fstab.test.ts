@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { editFstab, readOnlyOptions } from '../src/fstab.js';
+import { editFstab, readOnlyOptions } from '../src/formats/fstab.js';
 
 describe('editFstab', () => {
   const fstab = [

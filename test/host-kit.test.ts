@@ -2,8 +2,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig, type BuildConfig } from '../src/config.js';
-import { hostKitDirOf, writeHostKit } from '../src/host-kit.js';
+import { resolveConfig } from '../src/config/load.js';
+import { type BuildConfig } from '../src/config/schema.js';
+import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
 import { tempDir } from './fixtures.js';
 import { fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
 

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ImageReport } from '../src/inspect.js';
+import type { ImageReport } from '../src/cli/inspect.js';
 import { buildImage, runScript } from './cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { debugfsCat, dumpe2fsHeader, partitionOffsets, ROOT_UUID, stockImage, tempDir } from './fixtures.js';
 
-const inspect = (args: string[]) => runScript('src/inspect-cli.ts', args);
+const inspect = (args: string[]) => runScript('src/cli/inspect-command.ts', args);
 
 async function inspectJson(img: string): Promise<ImageReport> {
   const run = await inspect(['--input', img, '--json']);

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderTemplate } from '../src/templates.js';
+import { renderTemplate } from '../src/engine/templates.js';
 
 const TEMPLATE = 'readonly-root/sbin/overlay-init.mustache';
 const DEFAULTS = { tmpfsSize: '50%', realInit: '/sbin/init' };

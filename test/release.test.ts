@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '../src/checksum.js';
 import { UserError } from '../src/errors.js';
-import { scanImage } from '../src/release.js';
+import { scanImage } from '../src/output/release.js';
 import { buildImage } from './cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { stockImage, tempDir } from './fixtures.js';

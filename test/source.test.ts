@@ -6,7 +6,7 @@ import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sha256File } from '../src/checksum.js';
 import { UserError } from '../src/errors.js';
-import { resolveSource, STOCK_LOCK, STOCK_MANIFEST } from '../src/source.js';
+import { resolveSource, STOCK_LOCK, STOCK_MANIFEST } from '../src/artifacts/stock-image.js';
 import { startServer, type TestServer } from './http-server.js';
 
 const KiB = 1024;

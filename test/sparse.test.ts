@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createSparseWriteStream } from '../src/sparse.js';
+import { createSparseWriteStream } from '../src/image/sparse.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
-import { renderTemplate } from '../src/templates.js';
+import { renderTemplate } from '../src/engine/templates.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'templates-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

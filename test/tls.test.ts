@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { cp, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tlsMaterial, type TlsMaterial } from '../src/tls.js';
+import { tlsMaterial, type TlsMaterial } from '../src/secrets/tls.js';
 import { tempDir } from './fixtures.js';
 import { keyMatchesCertificate } from './kit-helpers.js';
 

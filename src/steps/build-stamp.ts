@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import type { Step } from './step.js';
+import type { Step } from '../engine/step.js';
 
-export const BUILD_STAMP_PATH = '/etc/odroid-buildx-image.json';
+import { BUILD_STAMP_PATH } from '../facts/build-stamp.js';
 
 const toolVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

@@ -3,12 +3,10 @@
  * the files it proves itself with. Part of the docker step; the host's half is the host kit.
  */
 import { Readable } from 'node:stream';
-import type { BuildConfig } from '../config.js';
-import type { Operation, StreamEntry } from '../operations.js';
-import { tlsMaterial } from '../tls.js';
+import type { BuildConfig } from '../config/schema.js';
+import type { Operation, StreamEntry } from '../engine/operations.js';
+import { DOCKER_TLS_PORT, tlsMaterial } from '../secrets/tls.js';
 
-/** Docker's registered port for its TLS API; 2375, the plain one, is never used. */
-export const DOCKER_TLS_PORT = 2376;
 const TLS_DIR = '/etc/docker/tls';
 const FILES = { ca: 'ca.pem', cert: 'server-cert.pem', key: 'server-key.pem' };
 

@@ -1,11 +1,11 @@
-import type { BuildConfig } from '../config.js';
-import { bundleEntries, listBundle, resolveBundle, type DockerBundle } from '../docker-bundle.js';
+import type { BuildConfig } from '../config/schema.js';
+import { bundleEntries, listBundle, resolveBundle, type DockerBundle } from '../artifacts/docker-bundle.js';
 import { warn } from '../log.js';
-import type { Operation } from '../operations.js';
-import { renderTemplate } from '../templates.js';
-import { enableUnitOperation, mountUnitName, rootfsFile, unitEnabled } from './common.js';
+import { type Operation, rootfsFile } from '../engine/operations.js';
+import { renderTemplate } from '../engine/templates.js';
+import { enableUnitOperation, mountUnitName, unitEnabled } from '../facts/systemd.js';
 import { dockerHosts, dockerTlsOperations, dockerTlsView } from './docker-tls.js';
-import type { ImageView, RunMemo, Step } from './step.js';
+import type { ImageView, RunMemo, Step } from '../engine/step.js';
 
 const BIN_DIR = '/usr/local/bin';
 /** Which bundle is installed, so a rebuild with the same bundle skips the 200 MiB rewrite. */

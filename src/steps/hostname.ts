@@ -1,6 +1,6 @@
-import type { Operation } from '../operations.js';
-import { renderTemplate } from '../templates.js';
-import type { Step } from './step.js';
+import type { Operation } from '../engine/operations.js';
+import { renderTemplate } from '../engine/templates.js';
+import type { Step } from '../engine/step.js';
 
 /** What /etc/hostname holds on HardKernel's stock image. */
 const STOCK_HOSTNAME = 'odroid';

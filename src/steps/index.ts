@@ -6,7 +6,7 @@ import { OVERLAYS_DIR, overlaysStep } from './overlays.js';
 import { power } from './power.js';
 import { readonlyRoot } from './readonly-root.js';
 import { remoteAccess } from './remote-access.js';
-import type { Step } from './step.js';
+import type { Step } from '../engine/step.js';
 import { usbGadget } from './usb-gadget.js';
 
 /** The device features, applied in this order. */

@@ -1,7 +1,9 @@
-import { detectBootConfig, getEnv, getIniKey, nographicsForConfigIni, setIniKey } from '../bootconfig.js';
+import { detectBootConfig, nographicsForConfigIni } from '../facts/boot-config.js';
+import { getEnv } from '../formats/hush.js';
+import { getIniKey, setIniKey } from '../formats/ini.js';
 import { UserError } from '../errors.js';
-import { bootFile, bootIniSettingsOperations } from './common.js';
-import type { ImageView, Step } from './step.js';
+import { bootFile, bootIniSettingsOperations } from '../facts/boot-config.js';
+import type { ImageView, Step } from '../engine/step.js';
 
 function applyConfigIniSettings(configIni: string): string {
   return nographicsForConfigIni.reduce((text, { section, key, value }) => setIniKey(text, section, key, value), configIni);

@@ -2,12 +2,12 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FileMeta } from '../disk/partition-fs.js';
+import type { FileMeta } from '../image/partition-fs.js';
 import { isUserError, UserError } from '../errors.js';
-import type { Operation, Partition } from '../operations.js';
-import { readModes, walkOverlay, type OverlayEntry, type OwnerMode } from '../overlay-tree.js';
-import { TEMPLATES_DIR } from '../templates.js';
-import type { ImageView, Step } from './step.js';
+import type { Operation, Partition } from '../engine/operations.js';
+import { readModes, walkOverlay, type OverlayEntry, type OwnerMode } from './overlay-tree.js';
+import { TEMPLATES_DIR } from '../engine/templates.js';
+import type { ImageView, Step } from '../engine/step.js';
 
 /** The repository's overlays/: rootfs/ and boot/ are copied into the image, templates/ shadows templates/. */
 export const OVERLAYS_DIR = fileURLToPath(new URL('../../overlays/', import.meta.url));

@@ -1,10 +1,12 @@
-import { detectBootConfig, expandBootArgs, getEnv, getIniKey, insertBeforeBoot, setEnv, validateBootIni } from '../bootconfig.js';
-import type { PowerProfile } from '../config.js';
+import { detectBootConfig } from '../facts/boot-config.js';
+import { expandBootArgs, getEnv, insertBeforeBoot, setEnv, validateBootIni } from '../formats/hush.js';
+import { getIniKey } from '../formats/ini.js';
+import type { PowerProfile } from '../config/schema.js';
 import { UserError } from '../errors.js';
-import { deviceTreeNodes } from '../fdt.js';
-import type { Operation } from '../operations.js';
-import { bootFile, bootIniSettingsOperations } from './common.js';
-import type { ImageView, Step } from './step.js';
+import { deviceTreeNodes } from '../formats/fdt.js';
+import type { Operation } from '../engine/operations.js';
+import { bootFile, bootIniSettingsOperations } from '../facts/boot-config.js';
+import type { ImageView, Step } from '../engine/step.js';
 
 interface ProfileSettings {
   /** `setenv maxcpus`: the cores the kernel starts; the others are never powered up. */

@@ -1,12 +1,13 @@
 import { join, posix } from 'node:path';
-import { addBootArg, getBootArgs, removeBootArg } from '../bootconfig.js';
+import { addBootArg, getBootArgs, removeBootArg } from '../formats/hush.js';
 import { UserError } from '../errors.js';
-import { editFstab, readOnlyOptions } from '../fstab.js';
-import type { Operation, StreamEntry } from '../operations.js';
-import { HOST_KEY_TYPES, hostKeys, hostKeysDir, privateDir } from '../ssh-host-keys.js';
-import { renderTemplate } from '../templates.js';
-import { kernelArgsOperations, maskUnitsOperations } from './common.js';
-import type { ImageView, Step } from './step.js';
+import { editFstab, readOnlyOptions } from '../formats/fstab.js';
+import type { Operation, StreamEntry } from '../engine/operations.js';
+import { HOST_KEY_TYPES, hostKeys, hostKeysDir, privateDir } from '../secrets/ssh-host-keys.js';
+import { renderTemplate } from '../engine/templates.js';
+import { kernelArgsOperations } from '../facts/boot-config.js';
+import { maskUnitsOperations } from '../facts/systemd.js';
+import type { ImageView, Step } from '../engine/step.js';
 
 export const OVERLAY_INIT = '/sbin/overlay-init';
 const INIT_ARG = `init=${OVERLAY_INIT}`;

@@ -1,8 +1,8 @@
-import type { BuildConfig } from '../config.js';
+import type { BuildConfig } from '../config/schema.js';
 import { UserError } from '../errors.js';
-import type { Operation } from '../operations.js';
-import { renderTemplate } from '../templates.js';
-import type { Step } from './step.js';
+import type { Operation } from '../engine/operations.js';
+import { renderTemplate } from '../engine/templates.js';
+import type { Step } from '../engine/step.js';
 
 const SHADOW = '/etc/shadow';
 const SSHD_CONFIG = '/etc/ssh/sshd_config';

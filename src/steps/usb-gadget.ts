@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import type { BuildConfig, UsbProtocol } from '../config.js';
+import type { BuildConfig, UsbProtocol } from '../config/schema.js';
 import { UserError } from '../errors.js';
-import type { Operation } from '../operations.js';
-import { renderTemplate } from '../templates.js';
-import { detectNetworkStack, kernelModules, NETWORK_STACK_MARKERS, rootfsFile, unitPath, type NetworkStack } from './common.js';
-import type { ImageView, Step } from './step.js';
+import { type Operation, rootfsFile } from '../engine/operations.js';
+import { renderTemplate } from '../engine/templates.js';
+import { detectNetworkStack, NETWORK_STACK_MARKERS, type NetworkStack } from '../facts/network.js';
+import { kernelModules } from '../facts/kernel-modules.js';
+import { unitPath } from '../facts/systemd.js';
+import type { ImageView, Step } from '../engine/step.js';
 
 const MARKER = 'Written by odroid-buildx-image (usb-gadget step); a rebuild replaces it.';
 const MODPROBE_CONF = '/etc/modprobe.d/usb-gadget.conf';

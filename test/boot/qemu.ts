@@ -9,7 +9,7 @@ import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { expandBootArgs } from '../../src/bootconfig.js';
+import { expandBootArgs } from '../../src/formats/hush.js';
 
 const execFile = promisify(execFileCallback);
 const SECTOR = 512;

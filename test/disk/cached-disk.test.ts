@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CachedFileDisk } from '../../src/disk/cached-disk.js';
+import { CachedFileDisk } from '../../src/image/cached-disk.js';
 import { tempDir } from '../fixtures.js';
 
 /** A small deterministic generator, so a failure replays the same operations. */

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { sha256File } from '../../src/checksum.js';
-import { openImage } from '../../src/disk/image.js';
-import { readLayout } from '../../src/disk/layout.js';
-import { MAX_WRITE, withRootfs } from '../../src/disk/ext4.js';
+import { openImage } from '../../src/image/open.js';
+import { readLayout } from '../../src/image/layout.js';
+import { MAX_WRITE, withRootfs } from '../../src/image/ext4.js';
 import { UserError } from '../../src/errors.js';
 import { copyOfStockImage, debugfsStat, e2fsckClean, stockImage, tempDir } from '../fixtures.js';
 

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openImage } from '../../src/disk/image.js';
-import { withBootPartition } from '../../src/disk/fat.js';
+import { openImage } from '../../src/image/open.js';
+import { withBootPartition } from '../../src/image/fat.js';
 import { REFERENCE_DIR, copyOfStockImage, fsckFatClean, mtypeBoot, tempDir } from '../fixtures.js';
 
 describe('FAT boot partition access (js-fatfs)', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { openImage } from '../../src/disk/image.js';
+import { openImage } from '../../src/image/open.js';
 import { UserError } from '../../src/errors.js';
 import { ROOT_UUID, stockImage } from '../fixtures.js';
 

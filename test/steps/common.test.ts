@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { mountUnitName } from '../../src/steps/common.js';
+import { mountUnitName } from '../../src/facts/systemd.js';
 
 // What systemd-escape --path --suffix=mount prints for each path (systemd 252).
 const NAMES: [string, string][] = [

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { BUNDLE_URL_PATTERN } from '../../src/docker-bundle.js';
+import { BUNDLE_URL_PATTERN } from '../../src/artifacts/docker-bundle.js';
 import { UserError } from '../../src/errors.js';
 import { docker } from '../../src/steps/docker.js';
 import { bundleFiles, HOSTILE_ENTRIES, makeBundle } from '../docker-bundle-fixture.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hostname, setHostsSelfName } from '../../src/steps/hostname.js';
-import type { Step } from '../../src/steps/step.js';
+import type { Step } from '../../src/engine/step.js';
 import { debugfsCat, debugfsStat, e2fsckClean } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { changedLines, lineIndex } from '../text-diff.js';
 import { UserError } from '../../src/errors.js';
 import { nographics } from '../../src/steps/nographics.js';
-import type { Step } from '../../src/steps/step.js';
+import type { Step } from '../../src/engine/step.js';
 import { fsckFatClean, mtypeBoot, REFERENCE_DIR } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';

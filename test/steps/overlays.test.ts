@@ -3,11 +3,11 @@ import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openImage } from '../../src/disk/image.js';
+import { openImage } from '../../src/image/open.js';
 import { UserError } from '../../src/errors.js';
-import { viewOf, withPartitions } from '../../src/patch.js';
+import { viewOf, withPartitions } from '../../src/engine/patch.js';
 import { overlaysStep } from '../../src/steps/overlays.js';
-import type { Step } from '../../src/steps/step.js';
+import type { Step } from '../../src/engine/step.js';
 import { debugfsCat, debugfsStat, e2fsckClean, fsckFatClean, mtypeBoot, partitionOffsets, tempDir } from '../fixtures.js';
 import { patchFixture, type PatchedFixture } from './patch-fixture.js';
 

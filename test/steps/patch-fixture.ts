@@ -1,9 +1,10 @@
 import { join } from 'node:path';
-import { resolveConfig, type BuildConfig } from '../../src/config.js';
-import { openImage } from '../../src/disk/image.js';
-import type { ImageLayout } from '../../src/disk/layout.js';
-import { patchImage, type PatchResult } from '../../src/patch.js';
-import type { Step } from '../../src/steps/step.js';
+import { resolveConfig } from '../../src/config/load.js';
+import { type BuildConfig } from '../../src/config/schema.js';
+import { openImage } from '../../src/image/open.js';
+import type { ImageLayout } from '../../src/image/layout.js';
+import { patchImage, type PatchResult } from '../../src/engine/patch.js';
+import type { Step } from '../../src/engine/step.js';
 import { copyOfStockImage, tempDir, type FixtureVariant } from '../fixtures.js';
 
 export interface PatchedFixture {

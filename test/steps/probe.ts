@@ -1,4 +1,4 @@
-import type { ImageView, Step } from '../../src/steps/step.js';
+import type { ImageView, Step } from '../../src/engine/step.js';
 import { patchFixture } from './patch-fixture.js';
 
 /** A step that only looks: runs `look` on the image as the pipeline shows it to steps. */

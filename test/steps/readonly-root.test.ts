@@ -5,12 +5,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { changedLines, lineIndex } from '../text-diff.js';
-import { resolveConfig } from '../../src/config.js';
-import { openImage } from '../../src/disk/image.js';
+import { resolveConfig } from '../../src/config/load.js';
+import { openImage } from '../../src/image/open.js';
 import { UserError } from '../../src/errors.js';
-import { patchImage } from '../../src/patch.js';
+import { patchImage } from '../../src/engine/patch.js';
 import { protectFstab, readonlyRoot } from '../../src/steps/readonly-root.js';
-import type { Step } from '../../src/steps/step.js';
+import type { Step } from '../../src/engine/step.js';
 import {
   copyOfStockImage,
   debugfsCat,

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { chmod, chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../src/config.js';
+import { resolveConfig } from '../../src/config/load.js';
 import { UserError } from '../../src/errors.js';
 import { lockRootPassword, remoteAccess, remoteLoginWarning, setSshdBlock } from '../../src/steps/remote-access.js';
 import { AUTHORIZED_KEY, copyOfStockImage, debugfsCat, debugfsStat, e2fsckClean, stockImage, tempDir } from '../fixtures.js';

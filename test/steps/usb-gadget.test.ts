@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
-import type { Operation } from '../../src/operations.js';
-import type { Step } from '../../src/steps/step.js';
+import type { Operation } from '../../src/engine/operations.js';
+import type { Step } from '../../src/engine/step.js';
 import { sourceInterfacesD, usbGadget } from '../../src/steps/usb-gadget.js';
 import { debugfsCat, debugfsStat, e2fsckClean } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';

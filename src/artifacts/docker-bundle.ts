@@ -1,0 +1,254 @@
+/**
+ * Docker's static bundle (docker-<version>.tgz): where it comes from (a path, a URL, or the
+ * pinned default in image/docker.json), its verification, and its files as a stream of
+ * entries for the applier, read straight from the .tgz without unpacking it anywhere.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import tar, { type Header } from 'tar-stream';
+import { hashFile } from '../checksum.js';
+import type { BuildConfig } from '../config/schema.js';
+import { downloadFile } from './download.js';
+import { UserError } from '../errors.js';
+import { readLock, writeLock, type LockEntry } from './lock.js';
+import { info, warn } from '../log.js';
+import type { StreamEntry } from '../engine/operations.js';
+
+/** image/docker.json: the bundle a build uses when docker.bundle is unset. */
+export const BUNDLE_MANIFEST = 'docker.json';
+/** image/docker.lock.json: the sha256 of each downloaded bundle, recorded on first download. */
+export const BUNDLE_LOCK = 'docker.lock.json';
+export const BUNDLE_URL_PATTERN = 'https://download.docker.com/linux/static/stable/aarch64/docker-<version>.tgz';
+
+/** Without these the units cannot start; the rest of the bundle (docker, ctr, ...) is optional. */
+export const REQUIRED_BINARIES = ['dockerd', 'containerd', 'containerd-shim-runc-v2', 'runc'];
+
+export interface BundleManifest {
+  url: string;
+  /** The file name in the cache dir. */
+  file: string;
+  /** Optional: without it the first download is recorded in the lock and pinned from then on. */
+  sha256?: string;
+}
+
+export interface DockerBundle {
+  /** A local .tgz, verified. */
+  path: string;
+  sha256: string;
+  /** What the user gave, or the manifest's URL, for messages. */
+  origin: string;
+}
+
+/** The bundle the config asks for, downloaded into `cacheDir` if it is a URL, and verified. */
+export async function resolveBundle(docker: BuildConfig['docker'], cacheDir: string): Promise<DockerBundle> {
+  if (docker.bundle === undefined) {
+    const manifest = await readManifest(join(cacheDir, BUNDLE_MANIFEST));
+    return fetchBundle(manifest.url, manifest.file, manifest.sha256, cacheDir);
+  }
+  if (/^https?:\/\//i.test(docker.bundle)) {
+    const file = decodeURIComponent(basename(new URL(docker.bundle).pathname));
+    if (!file.endsWith('.tgz') && !file.endsWith('.tar.gz')) {
+      throw new UserError(`docker.bundle ${docker.bundle} does not name a .tgz; give the URL of docker-<version>.tgz (${BUNDLE_URL_PATTERN})`);
+    }
+    return fetchBundle(docker.bundle, file, docker.sha256, cacheDir);
+  }
+  return localBundle(docker.bundle, docker.sha256);
+}
+
+async function localBundle(given: string, sha256: string | undefined): Promise<DockerBundle> {
+  const path = resolve(given);
+  const stats = await stat(path).catch(() => undefined);
+  if (!stats?.isFile()) {
+    throw new UserError(`docker.bundle ${given} is not a file; give the path of docker-<version>.tgz for aarch64, or its URL (${BUNDLE_URL_PATTERN})`);
+  }
+  const got = (await hashFile(path, ['sha256'])).sha256;
+  if (sha256 !== undefined && got !== sha256) {
+    throw new UserError(`docker.bundle ${given} has sha256 ${got}, but docker.sha256 is ${sha256}; check which of the two is wrong`);
+  }
+  return { path, sha256: got, origin: given };
+}
+
+/**
+ * A URL's bundle in the cache, downloaded once. It is checked against `sha256` when given,
+ * else against the lock, which its first download fills in.
+ */
+async function fetchBundle(url: string, file: string, sha256: string | undefined, cacheDir: string): Promise<DockerBundle> {
+  await mkdir(cacheDir, { recursive: true });
+  const path = join(cacheDir, file);
+  const lockPath = join(cacheDir, BUNDLE_LOCK);
+  const lock = await readLock(lockPath);
+  const expected: Expected | undefined =
+    sha256 !== undefined
+      ? { sha256, source: 'docker.sha256', fix: 'check docker.sha256 and docker.bundle, then run again' }
+      : lock[file] && { ...lock[file], source: lockPath, fix: `run again to download it afresh, or if the file really changed, remove its entry from ${lockPath}` };
+  let digests: LockEntry;
+  if (await exists(path)) {
+    digests = await verify(path, file, expected).catch(async (error: unknown) => {
+      await rm(path, { force: true });
+      throw error;
+    });
+  } else {
+    let verified: LockEntry | undefined;
+    await downloadFile(url, path, {
+      verify: async (part) => {
+        verified = await verify(part, file, expected);
+      },
+    }).catch((error: unknown) => {
+      throw bundleHint(error);
+    });
+    digests = verified!;
+  }
+  if (!expected) {
+    await writeLock(lockPath, { ...lock, [file]: digests });
+    info(`recorded the sha256 of ${file} in ${lockPath}: commit it to pin the bundle`);
+  }
+  return { path, sha256: digests.sha256, origin: url };
+}
+
+type Expected = { sha256: string; size?: number; source: string; fix: string };
+
+async function verify(path: string, file: string, expected: Expected | undefined): Promise<LockEntry> {
+  const size = (await stat(path)).size;
+  const { sha256 } = await hashFile(path, ['sha256']);
+  if (expected && (sha256 !== expected.sha256 || (expected.size !== undefined && size !== expected.size))) {
+    throw new UserError(
+      `checksum mismatch for ${file}: ${expected.source} expects sha256 ${expected.sha256}, got ${sha256}; the file was deleted: ${expected.fix}`,
+    );
+  }
+  return { sha256, size };
+}
+
+/** download.ts advises --input, which is about the stock image: point at docker.bundle instead. */
+function bundleHint(error: unknown): unknown {
+  if (!(error instanceof UserError)) return error;
+  return new UserError(error.message.replace(/, or pass a local image with --input PATH$/, ', or set docker.bundle to a local copy of the .tgz'));
+}
+
+async function readManifest(path: string): Promise<BundleManifest> {
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `is unreadable (${(error as Error).message})`;
+    throw new UserError(
+      `docker.bundle is not set and the default bundle manifest ${path} ${reason}; set docker.bundle to the URL or path of Docker's static bundle (${BUNDLE_URL_PATTERN}), or restore the manifest from git`,
+    );
+  }
+  const valid =
+    typeof json.url === 'string' &&
+    typeof json.file === 'string' &&
+    json.file === basename(json.file) &&
+    (json.sha256 === undefined || (typeof json.sha256 === 'string' && /^[0-9a-f]{64}$/.test(json.sha256)));
+  if (!valid) throw new UserError(`${path} must have string keys url, file (a plain file name) and optionally sha256 (64 hex digits); restore it from git`);
+  return json as unknown as BundleManifest;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+// --- the archive ----------------------------------------------------------------------------
+
+/** What becomes of one tar entry: a binary to install, or why it is left out. */
+export type EntryFate = { install: string } | { skip: string } | { ignore: true };
+
+/**
+ * Only regular files directly under docker/ are installed, under their own name. Everything
+ * else, including any path that would climb out with "..", is left out deliberately.
+ */
+export function entryFate(header: Pick<Header, 'name'> & Partial<Header>): EntryFate {
+  const name = header.name.replace(/^(\.\/)+/, '');
+  if (name === 'docker/' || name === 'docker') return { ignore: true };
+  if (!name.startsWith('docker/')) return { skip: 'not under docker/' };
+  const rest = name.slice('docker/'.length).replace(/\/+$/, '');
+  const type = header.type ?? 'file';
+  if (type !== 'file' && type !== 'contiguous-file') return { skip: `a ${type}, not a regular file` };
+  if (rest.includes('/') || rest === '..' || rest === '.' || rest === '') return { skip: 'not a plain file name directly under docker/' };
+  return { install: rest };
+}
+
+type TarEntry = tar.Extract extends AsyncIterable<infer E> ? E : never;
+
+/** An entry's data; tar-stream's types leave the chunks of its streamx Readable untyped, they are Buffers. */
+const body = (entry: TarEntry) => entry as unknown as AsyncIterable<Buffer>;
+
+/** The entries of a .tgz in order; each entry's body must be read or resumed before the next. */
+async function* tarEntries(path: string): AsyncGenerator<TarEntry> {
+  const file = createReadStream(path);
+  const gunzip = createGunzip();
+  const extract = tar.extract();
+  const fail = (error: Error) => extract.destroy(error);
+  file.on('error', fail);
+  gunzip.on('error', fail);
+  file.pipe(gunzip).pipe(extract);
+  try {
+    yield* extract;
+  } finally {
+    file.destroy();
+    gunzip.destroy();
+    extract.destroy();
+  }
+}
+
+const EM_AARCH64 = 183;
+const MACHINES: Record<number, string> = { 3: 'x86 (32-bit)', 40: 'arm (32-bit)', 62: 'x86-64', [EM_AARCH64]: 'aarch64' };
+
+/** The ELF machine of a file's first bytes, or undefined for a file that is not ELF. */
+function elfMachine(head: Buffer): number | undefined {
+  if (head.length < 20 || head.readUInt32BE(0) !== 0x7f454c46) return undefined;
+  return head[5] === 2 ? head.readUInt16BE(18) : head.readUInt16LE(18);
+}
+
+/**
+ * The binaries a bundle installs, checked before anything is written: it must be a readable
+ * .tgz, hold the required binaries, and be built for aarch64. Left-out entries are reported.
+ */
+export async function listBundle(bundle: DockerBundle): Promise<{ binaries: string[]; bytes: number }> {
+  const binaries: string[] = [];
+  let bytes = 0;
+  try {
+    for await (const entry of tarEntries(bundle.path)) {
+      const fate = entryFate(entry.header);
+      if ('skip' in fate) warn(`docker bundle: leaving out ${entry.header.name}: ${fate.skip}`);
+      if (!('install' in fate)) {
+        entry.resume();
+        continue;
+      }
+      const chunks: Buffer[] = [];
+      let length = 0;
+      for await (const chunk of body(entry)) {
+        if (length < 20) chunks.push(chunk);
+        length += chunk.length;
+      }
+      const machine = elfMachine(Buffer.concat(chunks));
+      if (machine !== undefined && machine !== EM_AARCH64) {
+        const arch = MACHINES[machine] ?? `ELF machine ${machine}`;
+        throw new UserError(`docker.bundle ${bundle.origin} holds ${arch} binaries (${entry.header.name}), the ODROID-C2 needs aarch64: use ${BUNDLE_URL_PATTERN}`);
+      }
+      if (!binaries.includes(fate.install)) binaries.push(fate.install);
+      bytes += length;
+    }
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    throw new UserError(`docker.bundle ${bundle.origin} is not a readable .tgz (${(error as Error).message}); give Docker's static docker-<version>.tgz for aarch64`);
+  }
+  const missing = REQUIRED_BINARIES.filter((name) => !binaries.includes(name));
+  if (missing.length > 0) {
+    throw new UserError(`docker.bundle ${bundle.origin} has no ${missing.map((name) => `docker/${name}`).join(', ')}; give Docker's static docker-<version>.tgz (${BUNDLE_URL_PATTERN})`);
+  }
+  return { binaries, bytes };
+}
+
+/** The bundle's binaries as stream entries (root:root 0755), decompressed as the applier writes them. */
+export async function* bundleEntries(bundle: DockerBundle): AsyncGenerator<StreamEntry> {
+  for await (const entry of tarEntries(bundle.path)) {
+    const fate = entryFate(entry.header);
+    if ('install' in fate) {
+      yield { type: 'file', path: fate.install, data: body(entry), mode: 0o755, uid: 0, gid: 0 };
+    } else {
+      entry.resume();
+    }
+  }
+}

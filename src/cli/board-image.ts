@@ -1,0 +1,64 @@
+/**
+ * One board's image: a copy of the source (or of an earlier board's finished image) patched with
+ * the board's config, then read once for its checksum and, for a release, its xz and block map;
+ * and the lines of the build summary that describe it.
+ */
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import { sha256File } from '../checksum.js';
+import type { BuildConfig } from '../config/schema.js';
+import type { ImageLayout } from '../image/layout.js';
+import { writeFile } from '../files.js';
+import { releaseFiles, type PendingImage, type PendingOutput } from '../output/pending-output.js';
+import { patchImage, type PatchResult } from '../engine/patch.js';
+import { scanImage } from '../output/release.js';
+import { STEPS } from '../steps/index.js';
+import type { BuildPaths, RunMemo } from '../engine/step.js';
+import type { Stage } from '../timing.js';
+
+export interface BoardImage {
+  pending: PendingImage;
+  patched: PatchResult;
+  sha256: string;
+  /** The sha256 of each of the board's files in --out: its image and, for a release, its xz and bmap. */
+  sha256s: Record<string, string>;
+  release?: { xz: string; bmap: string };
+}
+
+interface BoardOptions {
+  /** The source image's layout; every copy of it has the same. */
+  layout: ImageLayout;
+  paths: BuildPaths;
+  once: RunMemo;
+  release: boolean;
+}
+
+/** Copies `from` into the run's output as the board's image, patches it and reads it back once. */
+export async function buildBoardImage(stage: Stage, output: PendingOutput, from: string, board: BuildConfig, options: BoardOptions): Promise<BoardImage> {
+  const pending = await stage('copy', () => output.startImage(from, board.name));
+  const patched = await stage('patch', () => patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
+  const image = basename(pending.finalPath);
+  const release = options.release ? releaseFiles(board.name) : undefined;
+  const xzTemp = release && pending.artifact(release.xz);
+  const scan = await stage(release ? 'release' : 'checksum', () => scanImage(pending.tempPath, { bmap: Boolean(release), xzTo: xzTemp }));
+  const sha256s: Record<string, string> = { [image]: scan.sha256 };
+  if (release && xzTemp && scan.bmap) {
+    await writeFile(pending.artifact(release.bmap), scan.bmap);
+    sha256s[release.xz] = await sha256File(xzTemp);
+    sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
+  }
+  return { pending, patched, sha256: scan.sha256, sha256s, release };
+}
+
+/** The summary's lines for a committed board image. */
+export function describeBoardImage(board: BoardImage, origin: string, checksumFiles: string[]): string {
+  const { finalPath } = board.pending;
+  return (
+    `built ${finalPath}\n` +
+    `  from     ${origin}\n` +
+    `  steps    ${STEPS.map((s) => s.name).join(', ')} (${board.patched.operations} operations, ${board.patched.bytesWritten} bytes written)\n` +
+    `  sha256   ${board.sha256}  (${checksumFiles.join(', ')})\n` +
+    (board.release ? `  release  ${board.release.xz}, ${board.release.bmap}: flash with bmaptool copy --bmap ${board.release.bmap} ${board.release.xz} /dev/sdX\n` : '') +
+    `  flash    with Etcher, or: sudo dd if=${finalPath} of=/dev/sdX bs=4M conv=fsync status=progress\n`
+  );
+}

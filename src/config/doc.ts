@@ -1,0 +1,48 @@
+/** docs/config.md, made from the schema. */
+import { asConfigFile, resolveConfig } from './load.js';
+import { SCHEMA, USB_PROTOCOLS, type Setting } from './schema.js';
+
+/** Escapes pipes so a value stays inside its markdown table cell. */
+function cell(value: string): string {
+  return value.replaceAll('|', '\\|');
+}
+
+function defaultDoc(entry: Setting<unknown>): string {
+  if (!entry.default) return 'unset';
+  return 'value' in entry.default ? `\`${JSON.stringify(entry.default.value)}\`` : entry.default.doc;
+}
+
+
+/** The whole of docs/config.md; a test keeps the checked-in file equal to it. */
+export function renderConfigDoc(): string {
+  const rows = SCHEMA.map((entry) =>
+    `| \`${entry.key}\` | \`${cell(entry.type.name)}\` | ${cell(defaultDoc(entry))} | ${cell(entry.doc)} |`);
+  const protocols = Object.entries(USB_PROTOCOLS).map(([name, doc]) => `- \`${name}\`: ${doc}`);
+  return [
+    '# Build configuration',
+    '',
+    '<!-- Generated from the schema in src/config/schema.ts; regenerate with `npx vitest run -u test/config.test.ts`. -->',
+    '',
+    'Pass a JSON file with `--config FILE`. Every key is optional; unknown keys are an error.',
+    '`--name NAME` overrides `name`, and with it every default derived from it.',
+    '',
+    '| key | type | default | meaning |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+    '## USB protocols',
+    '',
+    'There is no RNDIS-only choice: the stock g_ether offers RNDIS only alongside CDC-ECM, which is `ecm`.',
+    '',
+    ...protocols,
+    '',
+    '## Defaults',
+    '',
+    'With no config file (and no `--name`) the build uses:',
+    '',
+    '```json',
+    JSON.stringify(asConfigFile(resolveConfig({})), null, 2),
+    '```',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,126 @@
+/** Reads a config file and resolves it against the schema: defaults filled in, every value checked. */
+import { readFile } from 'node:fs/promises';
+import { UserError } from '../errors.js';
+import { describeValue, explained, parseCidr } from './checks.js';
+import { SCHEMA, type BuildConfig } from './schema.js';
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The names directly under a group ('' is the top level), in table order. */
+function childrenOf(group: string): string[] {
+  const prefix = group === '' ? '' : `${group}.`;
+  const names = SCHEMA.filter((entry) => entry.key.startsWith(prefix)).map((entry) => entry.key.slice(prefix.length).split('.')[0]);
+  return [...new Set(names)];
+}
+
+const isLeaf = (key: string) => SCHEMA.some((entry) => entry.key === key);
+
+/** Rejects keys the table does not know and groups that are not objects, naming the full path. */
+function checkShape(object: Record<string, unknown>, group: string): void {
+  const known = childrenOf(group);
+  for (const [name, value] of Object.entries(object)) {
+    const key = group === '' ? name : `${group}.${name}`;
+    if (!known.includes(name)) {
+      const where = group === '' ? 'known top-level keys' : `known keys under ${group}`;
+      throw new UserError(`unknown config key ${key}; ${where}: ${known.join(', ')}`);
+    }
+    if (isLeaf(key)) continue;
+    if (!isObject(value)) {
+      throw new UserError(`config key ${key} must be an object with keys ${childrenOf(key).join(', ')}, got ${describeValue(value)}`);
+    }
+    checkShape(value, key);
+  }
+}
+
+function getPath(object: Record<string, unknown>, key: string): unknown {
+  return key.split('.').reduce<unknown>((node, name) => (isObject(node) ? node[name] : undefined), object);
+}
+
+function setPath(object: Record<string, unknown>, key: string, value: unknown): void {
+  const names = key.split('.');
+  const leaf = names.pop()!;
+  let node = object;
+  for (const name of names) {
+    if (!isObject(node[name])) node[name] = {};
+    node = node[name] as Record<string, unknown>;
+  }
+  if (value !== undefined) node[leaf] = value;
+}
+
+/** Turns the parsed JSON of a config file into a complete, checked BuildConfig. */
+export function resolveConfig(raw: unknown, overrides: { name?: string } = {}): BuildConfig {
+  if (!isObject(raw)) throw new UserError(`the config must be a JSON object like {"name": "c2-builder"}, got ${describeValue(raw)}`);
+  checkShape(raw, '');
+  const given: Record<string, unknown> = { ...raw };
+  const fromCommandLine = new Set<string>();
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    given[key] = value;
+    fromCommandLine.add(key);
+  }
+
+  // Filled in table order, so by the time a default or check reads a key it is resolved.
+  const resolved: Record<string, unknown> = {};
+  const config = resolved as unknown as BuildConfig;
+  for (const entry of SCHEMA) {
+    const label = fromCommandLine.has(entry.key) ? `--${entry.key}` : `config key ${entry.key}`;
+    let value = getPath(given, entry.key);
+    if (value === undefined && entry.default) {
+      value = 'value' in entry.default ? structuredClone(entry.default.value) : entry.default.derive(config);
+    } else if (value !== undefined && !entry.type.accepts(value)) {
+      throw new UserError(`${label} must be ${entry.type.expected}, got ${describeValue(value)}`);
+    }
+    const check = entry.check;
+    if (value !== undefined && check) value = explained<unknown>(label, value, (checked) => check(checked, config, entry.key));
+    setPath(resolved, entry.key, value);
+  }
+  const { ip, prefix } = parseCidr(config.network.address);
+  return { ...config, network: { ...config.network, ip, prefix } };
+}
+
+/** Where a JSON.parse error points, as line and column, when V8 says "at position N". */
+function jsonErrorLocation(source: string, message: string): string {
+  const match = / at position (\d+)/.exec(message);
+  const position = match ? Number(match[1]) : /end of JSON input/.test(message) ? source.length : undefined;
+  if (position === undefined) return '';
+  const before = source.slice(0, position).split('\n');
+  return ` at line ${before.length}, column ${before[before.length - 1].length + 1}`;
+}
+
+/** Reads and resolves a config file; without a file, every key takes its default. */
+export async function loadConfig(file: string | undefined, overrides: { name?: string } = {}): Promise<BuildConfig> {
+  if (file === undefined) return resolveConfig({}, overrides);
+  let source: string;
+  try {
+    source = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`config file ${file} does not exist; check the --config path`);
+    throw new UserError(`cannot read config file ${file} (${code ?? String(error)}); check the --config path`);
+  }
+  // Editors on Windows may save a byte-order mark, which JSON.parse rejects.
+  source = source.replace(/^\uFEFF/, '');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(source);
+  } catch (error) {
+    const message = (error as Error).message;
+    // V8 quotes the offending text, which may span lines; keep only the reason.
+    const reason = message.replace(/ in JSON at position.*$/s, '').replace(/, ".*$/s, '').replace(/\s+/g, ' ');
+    throw new UserError(`config file ${file} is not valid JSON${jsonErrorLocation(source, message)}: ${reason}; fix the syntax there`);
+  }
+  try {
+    return resolveConfig(raw, overrides);
+  } catch (error) {
+    if (error instanceof UserError) throw new UserError(`${file}: ${error.message}`);
+    throw error;
+  }
+}
+
+/** The keys of the file format only, without BuildConfig's derived fields (ip, prefix). */
+export function asConfigFile(config: BuildConfig): Record<string, unknown> {
+  const file: Record<string, unknown> = {};
+  for (const entry of SCHEMA) setPath(file, entry.key, getPath(config as unknown as Record<string, unknown>, entry.key));
+  return file;
+}

@@ -1,0 +1,190 @@
+import { checkAddress, checkBundle, checkExport, checkGateway, checkHostname, checkIpv4, checkItem, checkMac, checkName, checkPublicKey, defaultGateway, derivedMacs, invalid } from './checks.js';
+
+export type UsbProtocol = 'ecm' | 'eem' | 'ncm';
+
+/** Named by the supply the board runs from; what each changes is in src/steps/power.ts and docs/power.md. */
+export const POWER_PROFILES = ['usb2-0.5A', 'usb3-0.9A', 'full'] as const;
+export type PowerProfile = (typeof POWER_PROFILES)[number];
+
+export interface BuildConfig {
+  name: string;
+  hostname: string;
+  power: { profile: PowerProfile };
+  usb: { deviceMac: string; hostMac: string; protocol: UsbProtocol };
+  /** `ip` and `prefix` are `address` split up, for templates that need them apart. */
+  network: { address: string; prefix: number; ip: string; gateway: string; dns: string[] };
+  nfs: { server: string; export: string };
+  docker: { bundle?: string; sha256?: string };
+  ssh: { authorizedKeys: string[] };
+}
+
+/**
+ * What each usb.protocol value presents to the host. Only what the stock 3.16 kernel can do:
+ * g_ether (CONFIG_USB_ETH=m) has RNDIS and EEM built in and picks between them with
+ * `use_eem`, which defaults to 1 there; CDC-NCM is the separate g_ncm module.
+ */
+export const USB_PROTOCOLS: Record<UsbProtocol, string> = {
+  ecm: 'g_ether with use_eem=0: offers an RNDIS configuration (Windows; Device Manager may need "Remote NDIS Compatible Device" picked by hand) next to a CDC-ECM one (Linux, macOS), so every common host has a driver.',
+  eem: 'g_ether as the stock image loads it (use_eem=1): CDC-EEM only. Linux hosts drive it (cdc_eem); macOS and Windows have no driver.',
+  ncm: 'g_ncm: CDC-NCM, which batches frames per USB transfer. Linux (cdc_ncm), current macOS and Windows 11 drive it.',
+};
+
+// --- the schema ---------------------------------------------------------------------------
+
+/** A JSON value type: its name in docs, its phrase in error messages, its runtime test. */
+export interface ValueType<T> {
+  name: string;
+  expected: string;
+  accepts(value: unknown): value is T;
+}
+
+const text: ValueType<string> = {
+  name: 'string',
+  expected: 'a string',
+  accepts: (value): value is string => typeof value === 'string',
+};
+
+const textList: ValueType<string[]> = {
+  name: 'string[]',
+  expected: 'an array of strings',
+  accepts: (value): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string'),
+};
+
+function oneOf<T extends string>(values: readonly T[]): ValueType<T> {
+  const name = values.map((value) => JSON.stringify(value)).join(' | ');
+  return { name, expected: `one of ${name}`, accepts: (value): value is T => values.includes(value as T) };
+}
+
+export type Default<T> =
+  | { value: T }
+  /** Computed from the keys above it in the table, which are resolved first. */
+  | { doc: string; derive: (config: BuildConfig) => T };
+
+export interface Setting<T> {
+  /** Dotted path in the JSON file. */
+  key: string;
+  type: ValueType<T>;
+  /** Absent: the key stays unset when the file leaves it out. */
+  default?: Default<T>;
+  /** Returns the value normalized, or calls `invalid` with what is wrong and what to do. */
+  check?: (value: T, config: BuildConfig, key: string) => T;
+  doc: string;
+}
+
+// The table holds settings of different value types; each is checked against its own
+// type before its `check` sees the value, so erasing T here loses nothing at runtime.
+function setting<T>(entry: Setting<T>): Setting<unknown> {
+  return entry as unknown as Setting<unknown>;
+}
+
+/**
+ * Every config key, in resolution order: a default or check may read only keys above it.
+ * Validation, defaults and docs/config.md all come from this table.
+ */
+export const SCHEMA: Setting<unknown>[] = [
+  setting({
+    key: 'name',
+    type: text,
+    default: { value: 'odroid-c2-builder' },
+    check: checkName,
+    doc: 'Names the output image (`<name>.img`) and seeds the defaults of hostname, USB MACs and NFS export. `--name` overrides it.',
+  }),
+  setting({
+    key: 'hostname',
+    type: text,
+    default: { doc: 'same as `name`', derive: (config) => config.name },
+    check: checkHostname,
+    doc: 'Host name of the device (/etc/hostname): one RFC 1123 label.',
+  }),
+  setting({
+    key: 'power.profile',
+    type: oneOf(POWER_PROFILES),
+    default: { value: 'full' },
+    doc: 'The supply the board runs from: `usb2-0.5A` and `usb3-0.9A` limit the CPU cores and switch the Ethernet off to stay within a USB port\'s current; `full` keeps HardKernel\'s CPU settings and the Ethernet. What each changes, and the figures behind them: [docs/power.md](power.md).',
+  }),
+  setting({
+    key: 'usb.protocol',
+    type: oneOf(Object.keys(USB_PROTOCOLS) as UsbProtocol[]),
+    default: { value: 'ecm' },
+    doc: 'Which USB Ethernet gadget the device presents to the host; see [USB protocols](#usb-protocols).',
+  }),
+  setting({
+    key: 'usb.deviceMac',
+    type: text,
+    default: { doc: 'derived from `name`', derive: (config) => derivedMacs(config.name).device },
+    check: checkMac,
+    doc: 'MAC of the device end of the link (`usb0`). Fixed because g_ether otherwise picks a random one at every boot. Locally administered unicast.',
+  }),
+  setting({
+    key: 'usb.hostMac',
+    type: text,
+    default: { doc: 'derived from `name`', derive: (config) => derivedMacs(config.name).host },
+    check: (value, config, key) => {
+      const mac = checkMac(value);
+      if (mac === config.usb.deviceMac) invalid('equals usb.deviceMac; give the two ends of the link different MACs');
+      return mac;
+    },
+    doc: 'MAC of the host end of the link. Fixed so the host keeps one interface name (Linux: `enx<mac>`) and its network settings across boots. Locally administered unicast.',
+  }),
+  setting({
+    key: 'network.address',
+    type: text,
+    default: { value: '10.0.0.2/24' },
+    check: checkAddress,
+    doc: 'IPv4 address and prefix length of the device on the USB link (CIDR).',
+  }),
+  setting({
+    key: 'network.gateway',
+    type: text,
+    default: { doc: 'first host of the subnet other than the device (`10.0.0.1`)', derive: defaultGateway },
+    check: checkGateway,
+    doc: 'Default route: the host end of the link, which forwards and masquerades the device\'s traffic. Must be in the device\'s subnet.',
+  }),
+  setting({
+    key: 'network.dns',
+    type: textList,
+    default: { value: ['1.1.1.1'] },
+    check: (value, _config, key) => {
+      if (value.length === 0) invalid('is empty; list at least one IPv4 nameserver, e.g. ["1.1.1.1"]');
+      return value.map((server, index) => checkItem(`${key}[${index}]`, server, checkIpv4));
+    },
+    doc: 'IPv4 nameservers for /etc/resolv.conf.',
+  }),
+  setting({
+    key: 'nfs.server',
+    type: text,
+    default: { doc: 'same as `network.gateway`', derive: (config) => config.network.gateway },
+    check: checkIpv4,
+    doc: 'IPv4 address of the NFS server holding the persistent storage; an address, so the mount does not wait for DNS.',
+  }),
+  setting({
+    key: 'nfs.export',
+    type: text,
+    default: { doc: '`/srv/<name>`', derive: (config) => `/srv/${config.name}` },
+    check: checkExport,
+    doc: 'Directory the server exports for the device\'s persistent storage (the root filesystem is read-only).',
+  }),
+  setting({
+    key: 'docker.bundle',
+    type: text,
+    check: checkBundle,
+    doc: 'URL (http/https) or local path of Docker\'s static `docker-<version>.tgz` for aarch64 (download.docker.com/linux/static/stable/aarch64/). Unset: the bundle pinned in image/docker.json, downloaded once (docs/docker.md).',
+  }),
+  setting({
+    key: 'docker.sha256',
+    type: text,
+    check: (value, config) => {
+      if (config.docker.bundle === undefined) invalid('is set but docker.bundle is not; set docker.bundle or remove docker.sha256');
+      if (!/^[0-9a-f]{64}$/i.test(value)) invalid('is not a SHA-256 digest; give the 64 hex digits that `sha256sum` prints');
+      return value.toLowerCase();
+    },
+    doc: 'Expected SHA-256 of the bundle, checked before it is used.',
+  }),
+  setting({
+    key: 'ssh.authorizedKeys',
+    type: textList,
+    default: { value: [] },
+    check: (value, _config, key) => value.map((line, index) => checkItem(`${key}[${index}]`, line, checkPublicKey)),
+    doc: 'OpenSSH public keys (one .pub line each) allowed to log in over SSH.',
+  }),
+];

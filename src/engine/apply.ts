@@ -1,0 +1,95 @@
+import { posix } from 'node:path';
+import type { PartitionFs } from '../image/partition-fs.js';
+import { progressBar } from '../log.js';
+import type { Operation, Partition } from './operations.js';
+
+export type Partitions = Record<Partition, PartitionFs>;
+
+export interface ApplyStats {
+  operations: number;
+  bytesWritten: number;
+}
+
+async function* counted(data: AsyncIterable<Uint8Array>, bar: { advance(bytes: number): void }): AsyncGenerator<Uint8Array> {
+  for await (const chunk of data) {
+    bar.advance(chunk.length);
+    yield chunk;
+  }
+}
+
+/** Refuses paths that are not absolute or that climb out with "..". */
+function checkPath(path: string): string {
+  if (!path.startsWith('/') || path.split('/').includes('..')) {
+    throw new Error(`operation path must be absolute without "..": ${path}`);
+  }
+  return posix.normalize(path);
+}
+
+/**
+ * Performs operations in order on the open partitions. It is the only code that writes
+ * the image, and it knows nothing of what an operation is for.
+ */
+export async function applyOperations(parts: Partitions, operations: Operation[], stats: ApplyStats = { operations: 0, bytesWritten: 0 }): Promise<ApplyStats> {
+  for (const op of operations) {
+    const fs = parts[op.on];
+    switch (op.op) {
+      case 'mkdir':
+        await fs.mkdirp(checkPath(op.path), op);
+        break;
+      case 'write': {
+        const path = checkPath(op.path);
+        await fs.mkdirp(posix.dirname(path));
+        await fs.writeFile(path, op.content, op);
+        stats.bytesWritten += Buffer.byteLength(op.content);
+        break;
+      }
+      case 'edit': {
+        const path = checkPath(op.path);
+        const before = (await fs.readFile(path)).toString('utf8');
+        const after = op.edit(before);
+        // Unchanged files are not rewritten: a rebuild of a patched image touches nothing.
+        if (after !== before) {
+          const stat = await fs.lstat(path);
+          await fs.writeFile(path, after, stat ? { mode: stat.mode, uid: stat.uid, gid: stat.gid } : {});
+          stats.bytesWritten += Buffer.byteLength(after);
+        }
+        break;
+      }
+      case 'symlink': {
+        const path = checkPath(op.path);
+        const existing = await fs.lstat(path);
+        if (existing?.type === 'symlink' && (await fs.readlink(path)) === op.target) break;
+        await fs.mkdirp(posix.dirname(path));
+        await fs.symlink(op.target, path, op);
+        break;
+      }
+      case 'remove':
+        await fs.remove(checkPath(op.path));
+        break;
+      case 'stream': {
+        const dir = checkPath(op.dir);
+        // At the partition root the prefix is "/" itself, not "//".
+        const inside = dir === '/' ? '/' : `${dir}/`;
+        await fs.mkdirp(dir);
+        const bar = op.bytes ? progressBar(`install ${op.on}:${dir}`, op.bytes) : undefined;
+        for await (const entry of op.entries()) {
+          const path = checkPath(posix.join(dir, entry.path));
+          if (!path.startsWith(inside)) throw new Error(`archive entry escapes ${dir}: ${entry.path}`);
+          if (entry.type === 'dir') {
+            await fs.mkdirp(path, entry);
+          } else if (entry.type === 'symlink') {
+            await fs.mkdirp(posix.dirname(path));
+            await fs.symlink(entry.target, path, entry);
+          } else {
+            await fs.mkdirp(posix.dirname(path));
+            stats.bytesWritten += await fs.writeStream(path, bar ? counted(entry.data, bar) : entry.data, entry);
+          }
+        }
+        bar?.finish();
+        break;
+      }
+    }
+    stats.operations += 1;
+  }
+  return stats;
+}

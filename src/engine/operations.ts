@@ -1,0 +1,61 @@
+import { posix } from 'node:path';
+import type { FileMeta } from '../image/partition-fs.js';
+
+/**
+ * The plain operations a step asks for (virt-customize style). Steps return them, the
+ * applier performs them, and `--dry-run` prints them; nothing else writes the image.
+ */
+export type Partition = 'boot' | 'rootfs';
+
+export type Operation =
+  | ({ op: 'mkdir'; on: Partition; path: string } & FileMeta)
+  | ({ op: 'write'; on: Partition; path: string; content: string | Buffer } & FileMeta)
+  | { op: 'edit'; on: Partition; path: string; what: string; edit: (text: string) => string }
+  | ({ op: 'symlink'; on: 'rootfs'; path: string; target: string } & FileMeta)
+  | { op: 'remove'; on: Partition; path: string }
+  | {
+      op: 'stream';
+      on: Partition;
+      /** Where the files land; `entries` yields paths relative to it. */
+      dir: string;
+      what: string;
+      /** The files' total size when known: the applier shows a progress bar. */
+      bytes?: number;
+      entries: () => AsyncIterable<StreamEntry>;
+    };
+
+/** One file of a streamed archive (e.g. a tar entry), written without a temp copy. */
+export type StreamEntry =
+  | ({ type: 'file'; path: string; data: AsyncIterable<Uint8Array> } & FileMeta)
+  | ({ type: 'dir'; path: string } & FileMeta)
+  | ({ type: 'symlink'; path: string; target: string } & FileMeta);
+
+const octal = (mode?: number) => (mode === undefined ? '' : ` mode=${mode.toString(8).padStart(4, '0')}`);
+const owner = (m: FileMeta) => (m.uid === undefined && m.gid === undefined ? '' : ` owner=${m.uid ?? 0}:${m.gid ?? 0}`);
+
+/** One line per operation, for --dry-run and the build log. */
+export function describeOperation(op: Operation): string {
+  const where = `${op.on}:${'path' in op ? op.path : op.dir}`;
+  switch (op.op) {
+    case 'mkdir':
+      return `mkdir   ${where}${octal(op.mode)}${owner(op)}`;
+    case 'write':
+      return `write   ${where} (${Buffer.byteLength(op.content)} bytes)${octal(op.mode)}${owner(op)}`;
+    case 'edit':
+      return `edit    ${where}: ${op.what}`;
+    case 'symlink':
+      return `symlink ${where} -> ${op.target}`;
+    case 'remove':
+      return `remove  ${where}`;
+    case 'stream':
+      return `stream  ${where}: ${op.what}`;
+  }
+}
+
+/** A root-owned file in the rootfs, its directory created 0755 root:root if missing. */
+export function rootfsFile(path: string, content: string | Buffer, mode = 0o644): Operation[] {
+  return [
+    { op: 'mkdir', on: 'rootfs', path: posix.dirname(path), mode: 0o755, uid: 0, gid: 0 },
+    { op: 'write', on: 'rootfs', path, content, mode, uid: 0, gid: 0 },
+  ];
+}

@@ -1,0 +1,110 @@
+/**
+ * The host kit, `<out>/host/`: what the computer the device plugs into needs (network profile or
+ * NAT script, NFS export, SSH known_hosts, docker contexts and the buildx builder, the client's
+ * TLS files, a native-versus-emulation benchmark), rendered from templates/host-kit/. It is written outside the image, so it is a
+ * build stage rather than a step, and it is swapped in whole: a failed build leaves the old kit.
+ * Everything per device comes from one device's config (boardView), so several devices are a list.
+ */
+import { createHash } from 'node:crypto';
+import { chmod, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { BuildConfig } from '../config/schema.js';
+import { writeFile } from '../files.js';
+import { pendingDir, type PendingDir } from '../output/pending-dir.js';
+import { hostKeys, hostKeysDir } from '../secrets/ssh-host-keys.js';
+import { renderTemplate } from '../engine/templates.js';
+import { DOCKER_TLS_PORT, tlsMaterial } from '../secrets/tls.js';
+
+export const hostKitDirOf = (outDir: string) => join(outDir, 'host');
+
+/** The build context bench-buildx.sh builds on both builders. */
+const BENCH_FILES = ['Dockerfile', 'Makefile', 'bench.c'];
+
+interface KitFile {
+  /** Relative to the kit's directory. */
+  path: string;
+  content: string;
+  mode: number;
+}
+
+/** NetworkManager wants a UUID per profile: one derived from the device, so rebuilds keep it. */
+function profileUuid(config: BuildConfig): string {
+  const hex = createHash('sha256').update(`nmconnection:${config.name}:${config.usb.hostMac}`).digest('hex').slice(0, 32).split('');
+  hex[12] = '8'; // RFC 9562 version 8: a UUID made by an application's own rule
+  hex[16] = ((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16); // the RFC variant
+  const text = hex.join('');
+  return `${text.slice(0, 8)}-${text.slice(8, 12)}-${text.slice(12, 16)}-${text.slice(16, 20)}-${text.slice(20)}`;
+}
+
+/** A device's values for the templates: everything per device is here. */
+async function boardView(config: BuildConfig, secrets: string) {
+  const keys = await hostKeys(hostKeysDir(secrets), `root@${config.hostname}`);
+  return {
+    name: config.name,
+    hostname: config.hostname,
+    deviceIp: config.network.ip,
+    hostMac: config.usb.hostMac,
+    // systemd's name for a USB adapter with a fixed MAC (NamePolicy "mac" for USB devices).
+    interfaceName: `enx${config.usb.hostMac.replaceAll(':', '')}`,
+    hostAddress: `${config.network.gateway}/${config.network.prefix}`,
+    nfsServer: config.nfs.server,
+    export: config.nfs.export,
+    tlsPort: DOCKER_TLS_PORT,
+    uuid: profileUuid(config),
+    nmconnection: `${config.name}.nmconnection`,
+    // "type base64", without the comment ssh-keygen put there.
+    hostKeys: keys.map((key) => key.publicKey.toString('utf8').trim().split(/\s+/).slice(0, 2).join(' ')),
+  };
+}
+
+/** The kit's files for `boards` (one config per device) and their buildx builder `builder`. */
+async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<KitFile[]> {
+  const views = await Promise.all(boards.map((board) => boardView(board, secrets)));
+  const view = { builderName: builder, boards: views };
+  const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);
+  // The client pair is the same for every device; asking for each device's material also makes
+  // sure its server certificate matches the CA the kit trusts. One device at a time: on a fresh
+  // secrets directory the first makes the CA the others must find, not one each of their own.
+  const tlsOf = (board: BuildConfig) => tlsMaterial(secrets, { name: board.name, hostname: board.hostname, ip: board.network.ip });
+  const tls = await tlsOf(boards[0]);
+  for (const board of boards.slice(1)) await tlsOf(board);
+  return [
+    // NetworkManager ignores keyfiles that others can read: 0600 lets a plain `cp` work.
+    ...(await Promise.all(views.map(async (board) => ({ path: board.nmconnection, content: await render('board.nmconnection', board), mode: 0o600 })))),
+    { path: 'nat.sh', content: await render('nat.sh'), mode: 0o755 },
+    { path: 'exports', content: await render('exports'), mode: 0o644 },
+    { path: 'known_hosts', content: await render('known_hosts'), mode: 0o644 },
+    { path: 'setup-buildx.sh', content: await render('setup-buildx.sh'), mode: 0o755 },
+    // Native versus emulation: the script and the build it times.
+    { path: 'bench-buildx.sh', content: await render('bench-buildx.sh'), mode: 0o755 },
+    ...(await Promise.all(BENCH_FILES.map(async (file) => ({ path: `bench/${file}`, content: await render(`bench/${file}`), mode: 0o644 })))),
+    { path: 'README.md', content: await render('README.md'), mode: 0o644 },
+    { path: 'tls/ca.pem', content: tls.ca, mode: 0o644 },
+    { path: 'tls/cert.pem', content: tls.client.cert, mode: 0o644 },
+    { path: 'tls/key.pem', content: tls.client.key, mode: 0o600 },
+  ];
+}
+
+/**
+ * Writes the kit into a temp directory beside `<out>/host`; commit() swaps it in. tls/ is 0700:
+ * the client key opens the device's Docker, which is root on the device.
+ */
+export async function writeHostKit(outDir: string, boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<PendingDir> {
+  const kit = await pendingDir(hostKitDirOf(outDir), 0o755);
+  try {
+    await mkdir(join(kit.path, 'tls'), { mode: 0o700 });
+    await mkdir(join(kit.path, 'bench'));
+    await chmod(join(kit.path, 'bench'), 0o755);
+    for (const file of await hostKitFiles(boards, secrets, builder)) {
+      const path = join(kit.path, file.path);
+      await mkdir(dirname(path), { recursive: true });
+      // writeFile's mode is masked by the umask; the kit's modes are part of its contract.
+      await writeFile(path, file.content, { mode: file.mode });
+      await chmod(path, file.mode);
+    }
+  } catch (error) {
+    await kit.discard();
+    throw error;
+  }
+  return kit;
+}

@@ -1,0 +1,153 @@
+import { access, constants, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { $ } from 'zx';
+import { UserError } from '../errors.js';
+import { writeFile } from '../files.js';
+
+/**
+ * A run's images (one, or one per board of a fleet) are built as hidden temp files in --out, beside
+ * their other artifacts, and renamed into place together only when all are complete, so a failed
+ * or interrupted build never leaves a <name>.img behind.
+ */
+export interface PendingImage {
+  /** The temp image being patched. */
+  tempPath: string;
+  /** Where it will land. */
+  finalPath: string;
+  /** A temp path in --out for another artifact of this image (e.g. `<name>.img.xz`), renamed by commit(). */
+  artifact(fileName: string): string;
+}
+
+/** The files `--release` adds for image `<name>.img`, by their names in --out. */
+export function releaseFiles(name: string): { xz: string; bmap: string } {
+  return { xz: `${name}.img.xz`, bmap: `${name}.bmap` };
+}
+
+export interface PendingOutput {
+  /** Copies the source image into a temp file for `<name>.img`, keeping holes as holes. */
+  startImage(sourcePath: string, name: string): Promise<PendingImage>;
+  /**
+   * Writes, as temp files, each image's `<name>.img.sha256` and, when there are artifacts besides
+   * the images, the lines of every image and artifact of the run into SHA256SUMS, keeping other
+   * images' lines. Returns each image's final path with the checksum files that will cover it.
+   * Everything that can fail for want of space fails here, before anything is in place.
+   */
+  prepare(sha256s: Record<string, string>): Promise<Map<string, string[]>>;
+  /**
+   * Renames everything into place, the images last, and removes what an earlier release of the
+   * same images left that would not match them. Only after prepare().
+   */
+  commit(): Promise<void>;
+  /** Removes every temp file of the run. */
+  discard(): Promise<void>;
+}
+
+const pending = new Set<string>();
+let handlersInstalled = false;
+
+// Interrupted builds remove their temp files; the signal's usual exit status follows.
+function installInterruptCleanup(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      for (const path of pending) void rm(path, { force: true });
+      pending.clear();
+      process.stderr.write(`\ninterrupted: no image written\n`);
+      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
+    });
+  }
+}
+
+export async function prepareOutputDir(outDir: string): Promise<void> {
+  try {
+    await mkdir(outDir, { recursive: true });
+    await access(outDir, constants.W_OK);
+  } catch (error) {
+    throw new UserError(`cannot write to the output directory ${outDir} (${(error as NodeJS.ErrnoException).code}): pass a writable directory with --out`);
+  }
+}
+
+export function pendingOutput(outDir: string): PendingOutput {
+  installInterruptCleanup();
+  // Every file of the run, images and artifacts, by its name in --out, with its temp path.
+  const files = new Map<string, string>();
+  const images: string[] = [];
+  // What a release of the run's images would add, written by this run or not.
+  const releases: string[] = [];
+  // What an earlier release left that this run does not replace, found by prepare().
+  const stale: string[] = [];
+  const tempFor = (file: string) => {
+    const temp = join(outDir, `.${file}.${process.pid}.tmp`);
+    files.set(file, temp);
+    pending.add(temp);
+    return temp;
+  };
+  return {
+    async startImage(sourcePath, name) {
+      const image = `${name}.img`;
+      const tempPath = tempFor(image);
+      try {
+        // cp skips holes with SEEK_DATA/SEEK_HOLE (and reflinks where the file system can),
+        // so a mostly-empty 4 GiB image costs what its data costs.
+        await $({ quiet: true })`cp --sparse=always --reflink=auto ${sourcePath} ${tempPath}`;
+      } catch (error) {
+        files.delete(image);
+        pending.delete(tempPath);
+        await rm(tempPath, { force: true });
+        const detail = String((error as { stderr?: string }).stderr ?? error).trim().split('\n').pop();
+        throw new UserError(`cannot copy ${sourcePath} to ${outDir}: ${detail}; check free space in --out, or pass another --out`);
+      }
+      images.push(image);
+      releases.push(...Object.values(releaseFiles(name)));
+      return { tempPath, finalPath: join(outDir, image), artifact: tempFor };
+    },
+    async prepare(sha256s) {
+      const line = (file: string) => `${sha256s[file]}  ${file}`;
+      // A release (artifacts besides the images) lists the run's files in SHA256SUMS: one file for
+      // the run, as per image a fleet's boards would overwrite each other's.
+      const listed = files.size > images.length ? [...files.keys()] : [];
+      for (const image of images) await writeFile(tempFor(`${image}.sha256`), `${line(image)}\n`);
+      // An earlier release of these images no longer matches them: what this run does not replace
+      // goes. SHA256SUMS keeps other images' lines (another board's, another image's release).
+      stale.push(...releases.filter((file) => !files.has(file)));
+      const sums = await mergedSums(join(outDir, 'SHA256SUMS'), new Set([...images, ...releases]), listed.map(line));
+      if (sums === '') stale.push('SHA256SUMS');
+      else if (sums !== undefined) await writeFile(tempFor('SHA256SUMS'), sums);
+      const shared = listed.length > 0 ? [join(outDir, 'SHA256SUMS')] : [];
+      return new Map(images.map((image) => [join(outDir, image), [join(outDir, `${image}.sha256`), ...shared]]));
+    },
+    async commit() {
+      // The images last: a <name>.img present means the whole set is.
+      for (const [file, temp] of files) if (!images.includes(file)) await rename(temp, join(outDir, file));
+      for (const file of stale) await rm(join(outDir, file), { force: true });
+      for (const image of images) await rename(files.get(image)!, join(outDir, image));
+      for (const temp of files.values()) pending.delete(temp);
+    },
+    async discard() {
+      for (const temp of files.values()) {
+        pending.delete(temp);
+        await rm(temp, { force: true });
+      }
+    },
+  };
+}
+
+/**
+ * The SHA256SUMS at `path` with its lines naming any of `replaced` dropped and `added` put in, in
+ * file name order: '' when no line is left, undefined when nothing changes (the file stays as it
+ * is, or absent). Lines in sha256sum's binary (`*`) form count too; lines it does not recognise are
+ * kept, first.
+ */
+async function mergedSums(path: string, replaced: Set<string>, added: string[]): Promise<string | undefined> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return '';
+    throw error;
+  });
+  const nameOf = (line: string) => /^[0-9a-f]{64} [ *](.*)$/i.exec(line)?.[1] ?? '';
+  const lines = text.split('\n').filter(Boolean);
+  const kept = lines.filter((line) => !replaced.has(nameOf(line)));
+  if (kept.length === lines.length && added.length === 0) return undefined;
+  const byName = (a: string, b: string) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0);
+  return [...kept, ...added].sort(byName).map((line) => `${line}\n`).join('');
+}

@@ -1,0 +1,151 @@
+import { spawn } from 'node:child_process';
+import { createHash, type Hash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { once } from 'node:events';
+import { dirname } from 'node:path';
+import { UserError } from '../errors.js';
+import { progressBar } from '../log.js';
+
+/*
+ * The release pass reads the finished image exactly once and, from that one read,
+ * computes its sha256, its block map for bmaptool and its xz compression.
+ * The bmap lists the 4 KiB blocks that hold data; a block of zeros is left unmapped,
+ * which is what `bmaptool create` does with the holes of a sparse image (our images are
+ * sparse: every zero run written by the decompressor or copied by cp is a hole).
+ */
+
+const BLOCK = 4096;
+const CHUNK = 4 * 1024 * 1024;
+const ZERO = Buffer.alloc(BLOCK);
+
+interface ScanResult {
+  sha256: string;
+  /** bmaptool's XML, when asked for. */
+  bmap?: string;
+}
+
+interface Range {
+  first: number;
+  last: number;
+  hash: Hash;
+}
+
+export async function scanImage(path: string, options: { bmap?: boolean; xzTo?: string } = {}): Promise<ScanResult> {
+  const fd = openSync(path, 'r');
+  const size = fstatSync(fd).size;
+  const whole = createHash('sha256');
+  const ranges: { first: number; last: number; sha256: string }[] = [];
+  let open: Range | undefined;
+  const xz = options.xzTo ? startXz(options.xzTo) : undefined;
+  const bar = progressBar(options.xzTo ? 'checksum, block map and xz' : 'checksum', size);
+  const buffer = Buffer.allocUnsafe(CHUNK);
+  try {
+    for (let position = 0; position < size; ) {
+      const got = readSync(fd, buffer, 0, Math.min(CHUNK, size - position), position);
+      if (got === 0) throw new Error(`short read at ${position} of ${path}`);
+      const chunk = buffer.subarray(0, got);
+      whole.update(chunk);
+      if (options.bmap) {
+        for (let offset = 0; offset < got; offset += BLOCK) {
+          const block = chunk.subarray(offset, Math.min(offset + BLOCK, got));
+          const index = (position + offset) / BLOCK;
+          if (block.equals(ZERO.subarray(0, block.length))) {
+            if (open) ranges.push(closeRange(open));
+            open = undefined;
+          } else {
+            open ??= { first: index, last: index, hash: createHash('sha256') };
+            open.last = index;
+            open.hash.update(block);
+          }
+        }
+      }
+      // The chunk buffer is reused: xz gets its own copy.
+      if (xz) await xz.write(Buffer.from(chunk));
+      position += got;
+      bar.advance(got);
+    }
+    if (open) ranges.push(closeRange(open));
+    if (xz) await xz.finish();
+    bar.finish();
+  } catch (error) {
+    xz?.kill();
+    throw error;
+  } finally {
+    closeSync(fd);
+  }
+  return { sha256: whole.digest('hex'), bmap: options.bmap ? renderBmap(size, ranges) : undefined };
+}
+
+function closeRange(range: Range) {
+  return { first: range.first, last: range.last, sha256: range.hash.digest('hex') };
+}
+
+/**
+ * xz -T0: multi-threaded, and its output does not depend on the number of threads. xz writes the
+ * file itself, so a full disk is its write error, reported with its exit status like any other
+ * failure: a missing, killed or failing xz is the machine's problem, not a bug of this tool.
+ */
+function startXz(to: string) {
+  const file = openSync(to, 'w');
+  const child = spawn('xz', ['-T0', '-6', '-c', '-q'], { stdio: ['pipe', file, 'pipe'] });
+  closeSync(file);
+  // Both piped, as stdio says; with a file descriptor in stdio the typings no longer know that.
+  const [input, errors] = [child.stdin!, child.stderr!];
+  let stderr = '';
+  errors.on('data', (d: Buffer) => (stderr += d.toString()));
+  let ended = false;
+  const exited = new Promise<void>((resolve, reject) => {
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      const what = error.code === 'ENOENT' ? 'is not installed' : 'could not be started';
+      reject(new UserError(`xz ${what} (${error.message}); install the xz-utils package to build --release images`));
+    });
+    child.on('close', (code, signal) => {
+      if (code === 0 && ended) return resolve();
+      const how = signal ? `killed by ${signal}` : `exit status ${code}`;
+      const said = stderr.trim().split('\n').pop();
+      reject(new UserError(`xz failed (${how})${said ? `: ${said}` : ''}; check free space in ${dirname(to)} and free memory, and that xz (xz-utils) runs`));
+    });
+  });
+  // Awaited by write() and finish(); an exit between two writes must not count as unhandled.
+  exited.catch(() => {});
+  // A write to an xz that has gone fails with EPIPE, which says nothing: its exit says why.
+  input.on('error', () => {});
+  return {
+    async write(data: Buffer) {
+      if (!input.write(data)) await Promise.race([once(input, 'drain').catch(() => exited), exited]);
+    },
+    async finish() {
+      ended = true;
+      input.end();
+      await exited;
+    },
+    kill() {
+      child.kill();
+    },
+  };
+}
+
+/** bmaptool's format 2.0; the file's own checksum is taken with that field all zeros. */
+function renderBmap(size: number, ranges: { first: number; last: number; sha256: string }[]): string {
+  const blocks = Math.ceil(size / BLOCK);
+  const mapped = ranges.reduce((sum, r) => sum + r.last - r.first + 1, 0);
+  const lines = [
+    '<?xml version="1.0" ?>',
+    '<!-- Block map for bmaptool: the blocks of the image that hold data. Written by odroid-buildx-image. -->',
+    '<bmap version="2.0">',
+    `    <ImageSize> ${size} </ImageSize>`,
+    `    <BlockSize> ${BLOCK} </BlockSize>`,
+    `    <BlocksCount> ${blocks} </BlocksCount>`,
+    `    <MappedBlocksCount> ${mapped} </MappedBlocksCount>`,
+    '    <ChecksumType> sha256 </ChecksumType>',
+    `    <BmapFileChecksum> ${'0'.repeat(64)} </BmapFileChecksum>`,
+    '    <BlockMap>',
+    ...ranges.map((r) => `        <Range chksum="${r.sha256}"> ${r.first === r.last ? r.first : `${r.first}-${r.last}`} </Range>`),
+    '    </BlockMap>',
+    '</bmap>',
+    '',
+  ];
+  const text = lines.join('\n');
+  const checksum = createHash('sha256').update(text).digest('hex');
+  return text.replace('0'.repeat(64), checksum);
+}
