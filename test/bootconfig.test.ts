@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { changedLines, lineIndex } from './text-diff.js';
 import { addBootArg, BOOT_INI_MAX_BYTES, expandBootArgs, getBootArgs, getEnv, insertBeforeBoot, removeBootArg, setEnv, validateBootIni } from '../src/formats/hush.js';
-import { detectBootConfig, nographicsForConfigIni } from '../src/facts/boot-config.js';
+import { locateBootFiles, rootUuidOf } from '../src/formats/boot-files.js';
 import { getIniKey, setIniKey, setPersistentOverride } from '../src/formats/ini.js';
 import { UserError } from '../src/errors.js';
 import { REFERENCE_DIR } from './fixtures.js';
@@ -163,13 +163,9 @@ describe('config.ini (C4/N2)', () => {
     expect(added.endsWith('overlays="hktft35"\n\n[headless]\nx=1\n')).toBe(true);
   });
 
-  it('applies the nographics stand-in to a key the C4 boot.ini reads', () => {
-    let edited = configIni;
-    for (const { section, key, value } of nographicsForConfigIni) {
-      expect(c4BootIni).toContain(`\${${key}}`);
-      edited = setIniKey(edited, section, key, value);
-    }
-    expect(getIniKey(edited, 'generic', 'display_autodetect')).toBe('false');
+  it('sets the key the nographics stand-in uses, which the C4 boot.ini reads', () => {
+    expect(c4BootIni).toContain('${display_autodetect}');
+    expect(getIniKey(setIniKey(configIni, 'generic', 'display_autodetect', 'false'), 'generic', 'display_autodetect')).toBe('false');
   });
 });
 
@@ -188,12 +184,23 @@ describe('boot.ini.default overrides', () => {
   });
 });
 
-describe('detectBootConfig', () => {
-  it('tells the C2 from boards that read config.ini', () => {
-    expect(detectBootConfig(['boot.ini', 'Image', 'meson64_odroidc2.dtb', 'uInitrd'])).toBe('c2-boot.ini');
-    expect(detectBootConfig(['BOOT.INI'])).toBe('c2-boot.ini');
-    expect(detectBootConfig(['boot.ini', 'config.ini', 'Image.gz'])).toBe('config.ini');
-    expect(detectBootConfig(['Image'])).toBeUndefined();
+describe('locateBootFiles', () => {
+  it('tells the C2 from boards that read config.ini, keeping names as the FAT spells them', () => {
+    expect(locateBootFiles(['boot.ini', 'Image', 'meson64_odroidc2.dtb', 'uInitrd'])).toEqual({ kind: 'c2-boot.ini', settings: '/boot.ini', bootIni: '/boot.ini' });
+    expect(locateBootFiles(['BOOT.INI', 'Boot.ini.default'])).toEqual({ kind: 'c2-boot.ini', settings: '/BOOT.INI', bootIni: '/BOOT.INI', persistent: '/Boot.ini.default' });
+    expect(locateBootFiles(['boot.ini', 'config.ini', 'Image.gz'])).toMatchObject({ kind: 'config.ini', settings: '/config.ini', bootIni: '/boot.ini' });
+    expect(locateBootFiles(['Image'])).toBeUndefined();
+  });
+});
+
+describe('rootUuidOf', () => {
+  it("reads root=UUID= from the C2's bootargs as U-Boot expands them", () => {
+    expect(rootUuidOf(bootIni)).toBe('e139ce78-9841-40fe-8823-96a304a09859');
+  });
+
+  it('ignores a commented-out root and gives undefined for a script it cannot follow', () => {
+    expect(rootUuidOf('#setenv bootargs "root=UUID=e139ce78-9841-40fe-8823-96a304a09859"\nsetenv bootargs "root=/dev/mmcblk0p2"\n')).toBeUndefined();
+    expect(rootUuidOf('setenv bootargs "root=UUID=e139ce78-9841-40fe-8823-96a304a09859\n')).toBeUndefined();
   });
 });
 

@@ -3,9 +3,7 @@
  * ships, network stack, init system, and which of this tool's steps it already carries.
  */
 import { open } from 'node:fs/promises';
-import { detectBootConfig, type BootConfigKind } from '../facts/boot-config.js';
-import { expandBootArgs, getEnv } from '../formats/hush.js';
-import { getIniKey } from '../formats/ini.js';
+import { bootSetting, kernelArgs, readBootConfig, type BootConfigKind } from '../facts/boot-config.js';
 import { readExt4Superblock } from '../image/ext4-superblock.js';
 import type { ImageLayout } from '../image/layout.js';
 import { viewOf, withPartitions } from '../engine/patch.js';
@@ -81,32 +79,16 @@ const C2_VARIABLES = ['nographics', 'maxcpus', 'max_freq'];
 const CONFIG_INI_KEYS = ['display_autodetect', 'monitor_onoff', 'maxcpus', 'max_freq_a55', 'max_freq_a73', 'max_freq_a53'];
 
 async function bootOf(image: ImageView): Promise<BootReport> {
-  const names = await image.readdir('boot', '/');
-  const kind = detectBootConfig(names);
-  // FAT ignores case: use the name as it is spelled on the partition.
-  const spelled = (name: string) => names.find((n) => n.toLowerCase() === name);
-  const bootIni = spelled('boot.ini') && (await image.readText('boot', `/${spelled('boot.ini')}`));
+  const boot = await readBootConfig(image);
+  if (!boot) return { variables: {} };
   const variables: Record<string, string> = {};
-  if (kind === 'c2-boot.ini' && bootIni) {
-    for (const name of C2_VARIABLES) {
-      const value = getEnv(bootIni, name);
-      if (value !== undefined) variables[name] = value;
-    }
+  for (const name of boot.kind === 'c2-boot.ini' ? C2_VARIABLES : CONFIG_INI_KEYS) {
+    const value = bootSetting(boot, name);
+    if (value !== undefined) variables[name] = value;
   }
-  if (kind === 'config.ini') {
-    const text = (await image.readText('boot', `/${spelled('config.ini')}`)) ?? '';
-    for (const key of CONFIG_INI_KEYS) {
-      const value = getIniKey(text, 'generic', key);
-      if (value !== undefined) variables[key] = value;
-    }
-  }
-  const bootargs = bootIni ? expandBootArgs(bootIni) : undefined;
-  const init = bootargs
-    ?.split(' ')
-    .find((arg) => arg.startsWith('init='))
-    ?.slice('init='.length);
-  const file = kind === 'config.ini' ? spelled('config.ini') : spelled('boot.ini');
-  return { kind, file: file && `/${file}`, variables, bootargs: bootargs || undefined, init };
+  const args = kernelArgs(boot);
+  const init = args.find((arg) => arg.startsWith('init='))?.slice('init='.length);
+  return { kind: boot.kind, file: boot.settings, variables, bootargs: args.join(' ') || undefined, init };
 }
 
 async function initOf(image: ImageView): Promise<ImageReport['init']> {

@@ -1,19 +1,16 @@
 import { open } from 'node:fs/promises';
 import { UserError } from '../errors.js';
+import { locateBootFiles, rootUuidOf } from '../formats/boot-files.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 import { withBootPartition } from './fat.js';
 import { readLayout, type ImageLayout } from './layout.js';
 
-/** The boot config files HardKernel boards read from the FAT partition, in order of preference. */
-export const BOOT_CONFIG_FILES = ['boot.ini', 'config.ini'];
-
 /** The `root=UUID=` that the boot partition's boot.ini passes to the kernel, if any. */
 async function bootRootUuid(layout: ImageLayout): Promise<string | undefined> {
   return withBootPartition(layout, async (fs) => {
-    if (!(await fs.lstat('/boot.ini'))) return undefined;
-    const text = (await fs.readFile('/boot.ini')).toString('latin1');
-    const active = text.split(/\r?\n/).filter((line) => !line.trimStart().startsWith('#'));
-    return active.join('\n').match(/root=UUID=([0-9a-fA-F-]{36})/)?.[1]?.toLowerCase();
+    const bootIni = locateBootFiles(await fs.readdir('/'))?.bootIni;
+    if (bootIni === undefined) return undefined;
+    return rootUuidOf((await fs.readFile(bootIni)).toString('latin1'));
   });
 }
 

@@ -1,25 +1,21 @@
-import { detectBootConfig, nographicsForConfigIni } from '../facts/boot-config.js';
-import { getEnv } from '../formats/hush.js';
-import { getIniKey, setIniKey } from '../formats/ini.js';
-import { UserError } from '../errors.js';
-import { bootFile, bootIniSettingsOperations } from '../facts/boot-config.js';
-import type { ImageView, Step } from '../engine/step.js';
+import type { Step } from '../engine/step.js';
+import { bootSetting, readBootConfig, requireBootConfig, settingsOperations, type BootConfigKind } from '../facts/boot-config.js';
 
-function applyConfigIniSettings(configIni: string): string {
-  return nographicsForConfigIni.reduce((text, { section, key, value }) => setIniKey(text, section, key, value), configIni);
-}
-
-interface BootFiles {
-  kind: 'c2-boot.ini' | 'config.ini';
-  /** boot.ini (C2) or config.ini (C4/N2) */
-  config: string;
-}
-
-async function bootFiles(image: ImageView): Promise<BootFiles | undefined> {
-  const kind = detectBootConfig(await image.readdir('boot', '/'));
-  if (kind === undefined) return undefined;
-  return { kind, config: (await bootFile(image, kind === 'config.ini' ? 'config.ini' : 'boot.ini'))! };
-}
+/**
+ * What each kind of boot file is told. config.ini's setting is a stand-in for the C2's
+ * `setenv nographics "1"`, not an equivalent: the C2 script deletes the video nodes from the device tree (reference odroid-c2/boot.ini lines 183-186,
+ * `if test "${nographics}" = "1"; then fdt rm /meson-fb; ...`), freeing ~300 MB of reserved
+ * memory, and HardKernel's C4 boot.ini has no such switch. Its only display step of its own is
+ * odroid-c4/boot.ini line 34, `if test "${display_autodetect}" = "true"; then hdmitx edid; fi`,
+ * fed from config.ini's [generic] by lines 24-25 (`load ... config.ini && ini generic`): setting
+ * it false stops U-Boot probing the monitor. The HDMI drivers still load. monitor_onoff, the other
+ * candidate, only reaches the kernel command line (line 40) and these files do not say which value
+ * switches the output off, so it is left as it is.
+ */
+const SETTINGS: Record<BootConfigKind, Record<string, string>> = {
+  'c2-boot.ini': { nographics: '1' },
+  'config.ini': { display_autodetect: 'false' },
+};
 
 /**
  * Server mode: on the C2 boot.ini removes the video nodes from the device tree, which frees
@@ -29,21 +25,11 @@ export const nographics: Step = {
   name: 'nographics',
   summary: 'boot without the video subsystem (setenv nographics "1")',
   async plan({ image }) {
-    const files = await bootFiles(image);
-    if (!files) {
-      const found = (await image.readdir('boot', '/')).join(', ') || 'nothing';
-      throw new UserError(`the boot partition has neither boot.ini nor config.ini (found: ${found}); use a HardKernel ODROID image`);
-    }
-    if (files.kind === 'config.ini') {
-      return [{ op: 'edit', on: 'boot', path: files.config, what: 'display_autodetect=false in [generic]', edit: applyConfigIniSettings }];
-    }
-    return bootIniSettingsOperations(image, files.config, { nographics: '1' });
+    const config = await requireBootConfig(image);
+    return settingsOperations(config, SETTINGS[config.kind]);
   },
   async applied(image) {
-    const files = await bootFiles(image);
-    if (!files) return false;
-    const text = (await image.readText('boot', files.config)) ?? '';
-    if (files.kind === 'c2-boot.ini') return getEnv(text, 'nographics') === '1';
-    return nographicsForConfigIni.every(({ section, key, value }) => getIniKey(text, section, key) === value);
+    const config = await readBootConfig(image);
+    return config !== undefined && Object.entries(SETTINGS[config.kind]).every(([name, value]) => bootSetting(config, name) === value);
   },
 };

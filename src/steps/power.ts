@@ -1,11 +1,9 @@
-import { detectBootConfig } from '../facts/boot-config.js';
 import { expandBootArgs, getEnv, insertBeforeBoot, setEnv, validateBootIni } from '../formats/hush.js';
-import { getIniKey } from '../formats/ini.js';
 import type { PowerProfile } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { deviceTreeNodes } from '../formats/fdt.js';
 import type { Operation } from '../engine/operations.js';
-import { bootFile, bootIniSettingsOperations } from '../facts/boot-config.js';
+import { persistentValue, readBootConfig, requireBootConfig, settingsOperations } from '../facts/boot-config.js';
 import type { ImageView, Step } from '../engine/step.js';
 
 interface ProfileSettings {
@@ -153,30 +151,25 @@ export const power: Step = {
   async plan({ config, image }) {
     const { profile } = config.power;
     const settings = PROFILES[profile];
-    const kind = detectBootConfig(await image.readdir('boot', '/'));
-    if (kind !== 'c2-boot.ini') {
+    const boot = await requireBootConfig(image);
+    if (boot.kind !== 'c2-boot.ini') {
       // config.ini boards (C4/N2) name their CPU settings differently and have another device tree.
       if (profile === 'full') return [];
-      const found = kind === 'config.ini' ? 'config.ini (a C4/N2 image)' : 'no boot.ini';
-      throw new UserError(`power.profile "${profile}" sets the ODROID-C2's boot.ini but this image has ${found}; use power.profile "full"`);
+      throw new UserError(`power.profile "${profile}" sets the ODROID-C2's boot.ini but this image has config.ini (a C4/N2 image); use power.profile "full"`);
     }
-    const bootIni = (await bootFile(image, 'boot.ini'))!;
-    const text = (await image.readText('boot', bootIni)) ?? '';
-    checkReachesKernel(text, profile, settings);
+    checkReachesKernel(boot.text, profile, settings);
     return [
-      ...(await bootIniSettingsOperations(image, bootIni, { maxcpus: settings.maxcpus, max_freq: settings.maxFreq })),
-      ...(await ethernetOperations(image, bootIni, settings)),
+      ...settingsOperations(boot, { maxcpus: settings.maxcpus, max_freq: settings.maxFreq }),
+      ...(await ethernetOperations(image, boot.settings, settings)),
     ];
   },
   async applied(image) {
-    const bootIni = await bootFile(image, 'boot.ini');
-    if (!bootIni || detectBootConfig(await image.readdir('boot', '/')) !== 'c2-boot.ini') return false;
-    const profile = profileOf((await image.readText('boot', bootIni)) ?? '');
+    const boot = await readBootConfig(image);
+    if (boot?.kind !== 'c2-boot.ini') return false;
+    const profile = profileOf(boot.text);
     if (!profile) return false;
     // A stock image matches `full` by its CPU lines alone; the step also makes them persistent.
-    const persistent = await bootFile(image, 'boot.ini.default');
-    if (!persistent) return true;
-    const overrides = (await image.readText('boot', persistent)) ?? '';
-    return getIniKey(overrides, 'general', 'maxcpus') === PROFILES[profile].maxcpus && getIniKey(overrides, 'general', 'max_freq') === PROFILES[profile].maxFreq;
+    if (boot.persistentText === undefined) return true;
+    return persistentValue(boot, 'maxcpus') === PROFILES[profile].maxcpus && persistentValue(boot, 'max_freq') === PROFILES[profile].maxFreq;
   },
 };

@@ -1,11 +1,11 @@
 import { join, posix } from 'node:path';
-import { addBootArg, getBootArgs, removeBootArg } from '../formats/hush.js';
+import { addBootArg, removeBootArg } from '../formats/hush.js';
 import { UserError } from '../errors.js';
 import { editFstab, readOnlyOptions } from '../formats/fstab.js';
 import type { Operation, StreamEntry } from '../engine/operations.js';
 import { HOST_KEY_TYPES, hostKeys, hostKeysDir, privateDir } from '../secrets/ssh-host-keys.js';
 import { renderTemplate } from '../engine/templates.js';
-import { kernelArgsOperations } from '../facts/boot-config.js';
+import { kernelArgs, kernelArgsOperations, readBootConfig, requireBootConfig } from '../facts/boot-config.js';
 import { maskUnitsOperations } from '../facts/systemd.js';
 import type { ImageView, Step } from '../engine/step.js';
 
@@ -68,7 +68,7 @@ async function overlayInitOperations(image: ImageView): Promise<Operation[]> {
   return [
     // Written before boot.ini names it, so no partial build boots into a missing init.
     { op: 'write', on: 'rootfs', path: await overlayInitFile(image), content: script, ...ROOT_FILE, mode: 0o755 },
-    ...(await kernelArgsOperations(image, `bootargs: ${OVERLAY_BOOT_ARGS.join(' ')}`, bootIntoOverlay)),
+    ...kernelArgsOperations(await requireBootConfig(image), `bootargs: ${OVERLAY_BOOT_ARGS.join(' ')}`, bootIntoOverlay),
   ];
 }
 
@@ -137,7 +137,7 @@ export const readonlyRoot: Step = {
     ];
   },
   async applied(image) {
-    const bootIni = await image.readText('boot', '/boot.ini');
-    return bootIni !== undefined && getBootArgs(bootIni).includes(INIT_ARG) && (await image.lstat('rootfs', OVERLAY_INIT))?.type === 'file';
+    const boot = await readBootConfig(image);
+    return boot !== undefined && kernelArgs(boot).includes(INIT_ARG) && (await image.lstat('rootfs', OVERLAY_INIT))?.type === 'file';
   },
 };
