@@ -1,13 +1,13 @@
 /**
- * npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--fleet N] [--dry-run] [--release] [--rotate-secrets]
+ * npm run build-image -- [flags]   (the flags: src/cli/build-flags.ts, or --help)
  *
  * Turns a stock ODROID-C2 image into a USB-tethered docker buildx builder image, offline
  * and without root. The build is the short sequence of stages below.
  */
-import { fileURLToPath } from 'node:url';
-import { join, relative, resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { buildBoardImage, describeBoardImage, type BoardImage } from './src/cli/board-image.js';
-import { parseOptions, runMain, type WritePlace } from './src/cli/options.js';
+import { BUILD_COMMAND, BUILD_FLAGS, IMAGE_CACHE_DIR } from './src/cli/build-flags.js';
+import { parseFlags, runMain, usage, type WritePlace } from './src/cli/options.js';
 import { loadConfig } from './src/config/load.js';
 import { type BuildConfig } from './src/config/schema.js';
 import { openImage } from './src/image/open.js';
@@ -21,37 +21,12 @@ import { patchImage, runMemo } from './src/engine/patch.js';
 import { pinClock, sourceDateEpoch } from './src/output/reproducible.js';
 import { openSecrets, secretsDirOf } from './src/secrets/secrets-dir.js';
 import { resolveSource } from './src/artifacts/stock-image.js';
-import { STEPS } from './src/steps/index.js';
+import { listSteps, STEPS } from './src/steps/index.js';
 import { remoteLoginWarning } from './src/steps/remote-access.js';
 import type { BuildPaths, RunMemo } from './src/engine/step.js';
 import { stageTimer, type Stage } from './src/timing.js';
 
-const repo = fileURLToPath(new URL('.', import.meta.url));
-const cacheDir = join(repo, 'image');
-
-const USAGE = `usage: npm run build-image -- [--input PATH|URL] [--out DIR] [--config FILE] [--name NAME] [--fleet N] [--dry-run] [--release] [--rotate-secrets]
-  --input    stock image: .img, .img.xz, .img.gz, .img.zst or an http(s) URL (default: the image pinned in image/stock.json)
-  --out      output directory (default: out/)
-  --config   JSON build config (keys: docs/config.md)
-  --name     image name, <name>.img (default: the config's name, else odroid-c2-builder)
-  --fleet    N boards from the config: <name>-1.img ... <name>-N.img, each with its own name, MACs, subnet and share, one builder (docs/fleet.md)
-  --dry-run  list the operations each step would perform, write nothing
-  --release  also write <name>.img.xz, <name>.bmap (per board with --fleet) and one SHA256SUMS over all of them (reproducible with SOURCE_DATE_EPOCH)
-  --rotate-secrets  new CA, certificates and SSH host keys in <out>/secrets instead of reusing them (docs/host-kit.md)`;
-
-function parseCommandLine(argv: string[]) {
-  return parseOptions(argv, {
-    input: { type: 'string' },
-    out: { type: 'string', default: join(repo, 'out') },
-    config: { type: 'string' },
-    name: { type: 'string' },
-    fleet: { type: 'string' },
-    'dry-run': { type: 'boolean', default: false },
-    release: { type: 'boolean', default: false },
-    'rotate-secrets': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  });
-}
+const cacheDir = IMAGE_CACHE_DIR;
 
 /** --dry-run: each board's operations, planned against the stock image. */
 async function printPlans(stage: Stage, layout: ImageLayout, boards: BuildConfig[], options: { paths: BuildPaths; once: RunMemo; fleet: boolean }): Promise<void> {
@@ -65,9 +40,13 @@ async function printPlans(stage: Stage, layout: ImageLayout, boards: BuildConfig
 }
 
 async function main(argv: string[]): Promise<void> {
-  const args = parseCommandLine(argv);
+  const args = parseFlags(argv, BUILD_FLAGS);
   if (args.help) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${usage(BUILD_COMMAND, BUILD_FLAGS)}\n`);
+    return;
+  }
+  if (args['list-steps']) {
+    process.stdout.write(listSteps(STEPS));
     return;
   }
   const epoch = sourceDateEpoch();

@@ -1,16 +1,24 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BUILD_FLAGS } from '../src/cli/build-flags.js';
+import { synopsis } from '../src/cli/options.js';
+import { listSteps, STEPS } from '../src/steps/index.js';
 import { describe, expect, it } from 'vitest';
 import { REPO } from './cli.js';
 import { tempDir } from './fixtures.js';
 
+/** The first code block (of the given language, '' for a plain one) after `marker` in the README. */
+async function readmeBlock(marker: string, language = 'sh'): Promise<string> {
+  const readme = await readFile(join(REPO, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf(marker));
+  return new RegExp(`\`\`\`${language}\\n([\\s\\S]*?)\`\`\``).exec(section)?.[1] ?? '';
+}
+
 /** The shell block under a README heading, one command per line. */
 async function readmeCommands(heading: string): Promise<string[]> {
-  const readme = await readFile(join(REPO, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf(heading));
-  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
-  return block.split('\n').filter((line) => line.trim() !== '');
+  return (await readmeBlock(heading)).split('\n').filter((line) => line.trim() !== '');
 }
 
 describe('README', () => {
@@ -38,5 +46,24 @@ describe('README', () => {
     expect(commands).toEqual(['npm test', 'npm run test:boot']);
     const ciCommands = ci.split('\n').filter((line) => commands.includes(line.trim()));
     expect(ciCommands).toEqual(commands);
+  });
+
+  it('shows the build flags as the flag table declares them', async () => {
+    const readme = await readFile(join(REPO, 'README.md'), 'utf8');
+    expect(await readmeBlock('## Command line', '')).toBe(`npm run build-image -- ${synopsis(BUILD_FLAGS)}\n`);
+    const rows = [...readme.matchAll(/^\| `--([a-z-]+)` \|/gm)].map((row) => row[1]);
+    expect(rows).toEqual(BUILD_FLAGS.map((flag) => flag.name));
+  });
+
+  it('lists the steps as --list-steps prints them', async () => {
+    expect(await readmeBlock('The steps, in the order', '')).toBe(listSteps(STEPS));
+  });
+
+  it('has a file map that matches the tree', async () => {
+    const map = (await readmeBlock('The code is in layers', '')).split('\n').filter(Boolean);
+    const paths = map.map((line) => line.split(/\s+/, 1)[0]);
+    for (const path of paths.filter((p) => !p.includes('*'))) expect(existsSync(join(REPO, path)), path).toBe(true);
+    const layers = readdirSync(join(REPO, 'src')).filter((name) => name !== 'types' && statSync(join(REPO, 'src', name)).isDirectory());
+    expect(paths.filter((p) => /^src\/[^*]/.test(p)).sort()).toEqual(layers.map((layer) => `src/${layer}/`).sort());
   });
 });

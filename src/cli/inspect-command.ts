@@ -4,30 +4,30 @@
  * Prints what a disk image is and which of this tool's steps it already carries, without
  * changing it.
  */
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseOptions, runMain } from './options.js';
+import { IMAGE_CACHE_DIR } from './build-flags.js';
+import { parseFlags, runMain, usage, type Flag } from './options.js';
 import { openImage } from '../image/open.js';
 import { UserError } from '../errors.js';
 import { formatReport, inspectImage } from './inspect.js';
 import { resolveSource } from '../artifacts/stock-image.js';
 import { STEPS } from '../steps/index.js';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-const cacheDir = join(repo, 'image');
+const cacheDir = IMAGE_CACHE_DIR;
 
-const USAGE = `usage: npm run inspect -- --input IMAGE [--json]
-  --input  the image: .img, .img.xz, .img.gz, .img.zst or an http(s) URL (compressed and downloaded ones are cached in image/)
-  --json   print the report as JSON`;
+const INSPECT_FLAGS = [
+  {
+    name: 'input',
+    type: 'string',
+    arg: 'IMAGE',
+    doc: 'the image: .img, .img.xz, .img.gz, .img.zst or an http(s) URL (compressed and downloaded ones are cached in image/)',
+  },
+  { name: 'json', type: 'boolean', doc: 'print the report as JSON' },
+] as const satisfies readonly Flag[];
 
 async function main(argv: string[]): Promise<void> {
-  const args = parseOptions(argv, {
-    input: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  });
+  const args = parseFlags(argv, INSPECT_FLAGS);
   if (args.help) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${usage('npm run inspect --', INSPECT_FLAGS)}\n`);
     return;
   }
   if (args.input === undefined) throw new UserError('which image? pass --input IMAGE (see --help)');

@@ -1,13 +1,45 @@
-/** What the command-line entry points (build.ts, inspect) share: option parsing and how they fail. */
+/** What the command-line entry points (build.ts, inspect) share: their flag tables, and how they fail. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isUserError, REFUSED_WRITES, refusedWrite, UserError } from '../errors.js';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+/**
+ * One command-line flag, declared once: the parser, the usage text and the README's option table
+ * (checked by test/readme.test.ts) all come from these entries.
+ */
+export interface Flag {
+  name: string;
+  type: 'string' | 'boolean';
+  /** What the value stands for in the usage line, e.g. PATH|URL. */
+  arg?: string;
+  default?: string;
+  /** One line for --help. */
+  doc: string;
+}
 
-/** The `--name value` options of argv; a mistake in them is the user's, told in one line. */
-export function parseOptions<const O extends Options>(argv: string[], options: O) {
+type FlagValue<F extends Flag> = F['type'] extends 'boolean' ? boolean : F extends { default: string } ? string : string | undefined;
+export type FlagValues<F extends readonly Flag[]> = { [E in F[number] as E['name']]: FlagValue<E> } & { help: boolean };
+
+/** `[--name ARG]` for each flag: the synopsis after the command. */
+export function synopsis(flags: readonly Flag[]): string {
+  return flags.map((flag) => `[--${flag.name}${flag.arg ? ` ${flag.arg}` : ''}]`).join(' ');
+}
+
+/** The --help text: the synopsis, then each flag with its doc line. */
+export function usage(command: string, flags: readonly Flag[]): string {
+  const width = Math.max(...flags.map((flag) => flag.name.length)) + 2;
+  const lines = flags.map((flag) => `  --${flag.name.padEnd(width)}${flag.doc}`);
+  return `usage: ${command} ${synopsis(flags)}\n${lines.join('\n')}`;
+}
+
+/** The flags of argv; a mistake in them is the user's, told in one line. `--help`/`-h` is always there. */
+export function parseFlags<const F extends readonly Flag[]>(argv: string[], flags: F): FlagValues<F> {
+  const options = Object.fromEntries([
+    ...flags.map((flag) => [flag.name, flag.type === 'boolean' ? { type: 'boolean', default: false } : { type: 'string', default: flag.default }]),
+    ['help', { type: 'boolean', short: 'h', default: false }],
+  ]) as NonNullable<ParseArgsConfig['options']>;
   try {
-    return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
+    // parseArgs types its result from a literal options object; this one is built from the table.
+    return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values as FlagValues<F>;
   } catch (error) {
     throw new UserError(`${(error as Error).message.split('\n')[0]}; see --help`);
   }

@@ -11,3 +11,9 @@ import { usbGadget } from './usb-gadget.js';
 
 /** The device features, applied in this order. */
 export const STEPS: Step[] = [nographics, power, usbGadget, readonlyRoot, docker, remoteAccess, hostname, overlaysStep(OVERLAYS_DIR), buildStamp];
+
+/** `--list-steps`: one line per step, `name  summary`, in build order (the README's step list is this). */
+export function listSteps(steps: readonly Step[]): string {
+  const width = Math.max(...steps.map((step) => step.name.length)) + 2;
+  return steps.map((step) => `${step.name.padEnd(width)}${step.summary}\n`).join('');
+}

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { isAbsolute, join, posix, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FileMeta } from '../image/partition-fs.js';
 import { isUserError, UserError } from '../errors.js';
@@ -154,10 +154,16 @@ async function planOverlays(dir: string, image: ImageView): Promise<OverlayPlan>
  * The user's own files, copied verbatim from `<dir>/rootfs/` and `<dir>/boot/` (rules in
  * docs/customizing.md). It runs after every feature step, so the user has the last word.
  */
+/** A directory inside the repository by its relative path (overlays/rootfs), any other as it is. */
+function shown(dir: string): string {
+  const inRepo = relative(join(OVERLAYS_DIR, '..'), dir);
+  return inRepo.startsWith('..') || isAbsolute(inRepo) ? dir : inRepo;
+}
+
 export function overlaysStep(dir: string): Step {
   return {
     name: 'overlays',
-    summary: `copy the files under ${join(dir, 'rootfs')} and ${join(dir, 'boot')} into the image`,
+    summary: `copy the files under ${shown(join(dir, 'rootfs'))}/ and ${shown(join(dir, 'boot'))}/ into the image`,
     async plan({ image }) {
       return (await planOverlays(dir, image)).operations;
     },
