@@ -4,8 +4,8 @@
  * user which file (and so which directory) is out of room: the files the build writes in --out
  * and the image cache go through here.
  */
-import { lstat, writeFile as writeFileUnnamed } from 'node:fs/promises';
-import { withPath } from './errors.js';
+import { lstat, readFile, writeFile as writeFileUnnamed } from 'node:fs/promises';
+import { UserError, withPath } from './errors.js';
 
 export async function writeFile(path: string, data: string | Uint8Array, options?: { mode?: number }): Promise<void> {
   try {
@@ -27,4 +27,36 @@ export async function exists(path: string): Promise<boolean> {
       throw error;
     },
   );
+}
+
+/** A file's text, or undefined when it is not there; any other failure (EACCES, EIO) is thrown. */
+export async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A JSON file the user may have to mend (a manifest, a lock): its parsed value, or one line
+ * naming the file, what is wrong with it and `fix`. A missing file is `fallback` when one is given.
+ */
+export async function readJson(path: string, fix: string, fallback?: unknown): Promise<unknown> {
+  let text: string | undefined;
+  try {
+    text = await readIfExists(path);
+  } catch (error) {
+    throw new UserError(`cannot read ${path}: ${(error as Error).message}; ${fix}`);
+  }
+  if (text === undefined) {
+    if (fallback !== undefined) return fallback;
+    throw new UserError(`${path} is missing; ${fix}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new UserError(`cannot read ${path}: ${(error as Error).message}; ${fix}`);
+  }
 }

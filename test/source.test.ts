@@ -202,7 +202,7 @@ describe('download', () => {
     await writeManifest();
     await expect(resolveSource({ cacheDir })).rejects.toThrow(
       new UserError(
-        `checksum mismatch for ${xzName}: expected md5 ${'0'.repeat(32)}, got md5 ${md5(compressed.xz)}; it was deleted, run again to download it afresh`,
+        `checksum mismatch for ${xzName}: ${server.url(`/${xzName}.md5sum`)} expects md5 ${'0'.repeat(32)}, got md5 ${md5(compressed.xz)}; it was deleted: run again to download it afresh`,
       ),
     );
     expect(await cached()).toEqual([]);
@@ -218,7 +218,7 @@ describe('download', () => {
     await writeManifest();
     const wrong = { sha256: 'f'.repeat(64), size: compressed.xz.length };
     await writeFile(join(cacheDir, STOCK_LOCK), JSON.stringify({ [xzName]: wrong }));
-    await expect(resolveSource({ cacheDir })).rejects.toThrow(/checksum mismatch for disk\.img\.xz: expected sha256 f{64}/);
+    await expect(resolveSource({ cacheDir })).rejects.toThrow(/checksum mismatch for disk\.img\.xz: \S+stock\.lock\.json expects sha256 f{64} \(\d+ bytes\), got sha256 [0-9a-f]{64} \(\d+ bytes\)/);
     expect(await cached()).toEqual([]);
 
     await rm(join(cacheDir, STOCK_LOCK));

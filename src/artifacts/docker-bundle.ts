@@ -4,15 +4,15 @@
  * entries for the applier, read straight from the .tgz without unpacking it anywhere.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import tar, { type Header } from 'tar-stream';
 import { hashFile } from '../checksum.js';
 import type { BuildConfig } from '../config/schema.js';
-import { downloadFile } from './download.js';
 import { UserError } from '../errors.js';
-import { readLock, writeLock, type LockEntry } from './lock.js';
+import { exists } from '../files.js';
+import { fetchPinned, readManifest } from './pinned.js';
 import { info, warn } from '../log.js';
 import type { StreamEntry } from '../engine/operations.js';
 
@@ -44,7 +44,7 @@ export interface DockerBundle {
 /** The bundle the config asks for, downloaded into `cacheDir` if it is a URL, and verified. */
 export async function resolveBundle(docker: BuildConfig['docker'], cacheDir: string): Promise<DockerBundle> {
   if (docker.bundle === undefined) {
-    const manifest = await readManifest(join(cacheDir, BUNDLE_MANIFEST));
+    const manifest = await readBundleManifest(join(cacheDir, BUNDLE_MANIFEST));
     return fetchBundle(manifest.url, manifest.file, manifest.sha256, cacheDir);
   }
   if (/^https?:\/\//i.test(docker.bundle)) {
@@ -76,48 +76,15 @@ async function localBundle(given: string, sha256: string | undefined): Promise<D
  */
 async function fetchBundle(url: string, file: string, sha256: string | undefined, cacheDir: string): Promise<DockerBundle> {
   await mkdir(cacheDir, { recursive: true });
-  const path = join(cacheDir, file);
-  const lockPath = join(cacheDir, BUNDLE_LOCK);
-  const lock = await readLock(lockPath);
-  const expected: Expected | undefined =
-    sha256 !== undefined
-      ? { sha256, source: 'docker.sha256', fix: 'check docker.sha256 and docker.bundle, then run again' }
-      : lock[file] && { ...lock[file], source: lockPath, fix: `run again to download it afresh, or if the file really changed, remove its entry from ${lockPath}` };
-  let digests: LockEntry;
-  if (await exists(path)) {
-    digests = await verify(path, file, expected).catch(async (error: unknown) => {
-      await rm(path, { force: true });
-      throw error;
-    });
-  } else {
-    let verified: LockEntry | undefined;
-    await downloadFile(url, path, {
-      verify: async (part) => {
-        verified = await verify(part, file, expected);
-      },
-    }).catch((error: unknown) => {
-      throw bundleHint(error);
-    });
-    digests = verified!;
-  }
-  if (!expected) {
-    await writeLock(lockPath, { ...lock, [file]: digests });
-    info(`recorded the sha256 of ${file} in ${lockPath}: commit it to pin the bundle`);
-  }
-  return { path, sha256: digests.sha256, origin: url };
-}
-
-type Expected = { sha256: string; size?: number; source: string; fix: string };
-
-async function verify(path: string, file: string, expected: Expected | undefined): Promise<LockEntry> {
-  const size = (await stat(path)).size;
-  const { sha256 } = await hashFile(path, ['sha256']);
-  if (expected && (sha256 !== expected.sha256 || (expected.size !== undefined && size !== expected.size))) {
-    throw new UserError(
-      `checksum mismatch for ${file}: ${expected.source} expects sha256 ${expected.sha256}, got ${sha256}; the file was deleted: ${expected.fix}`,
-    );
-  }
-  return { sha256, size };
+  const fetched = await fetchPinned({
+    url,
+    file,
+    cacheDir,
+    lockPath: join(cacheDir, BUNDLE_LOCK),
+    sha256: sha256 === undefined ? undefined : { algorithm: 'sha256', value: sha256, source: 'docker.sha256', fix: 'check docker.sha256 and docker.bundle, then run again' },
+    downloadHint: bundleHint,
+  });
+  return { path: fetched.path, sha256: fetched.sha256!, origin: url };
 }
 
 /** download.ts advises --input, which is about the stock image: point at docker.bundle instead. */
@@ -126,27 +93,14 @@ function bundleHint(error: unknown): unknown {
   return new UserError(error.message.replace(/, or pass a local image with --input PATH$/, ', or set docker.bundle to a local copy of the .tgz'));
 }
 
-async function readManifest(path: string): Promise<BundleManifest> {
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `is unreadable (${(error as Error).message})`;
-    throw new UserError(
-      `docker.bundle is not set and the default bundle manifest ${path} ${reason}; set docker.bundle to the URL or path of Docker's static bundle (${BUNDLE_URL_PATTERN}), or restore the manifest from git`,
-    );
+async function readBundleManifest(path: string): Promise<BundleManifest> {
+  const fix = `set docker.bundle to the URL or path of Docker's static bundle (${BUNDLE_URL_PATTERN}), or restore the manifest from git`;
+  if (!(await exists(path))) throw new UserError(`docker.bundle is not set and the default bundle manifest ${path} is missing; ${fix}`);
+  const json = await readManifest(path, fix);
+  if (json.sha256 !== undefined && !(typeof json.sha256 === 'string' && /^[0-9a-f]{64}$/.test(json.sha256))) {
+    throw new UserError(`${path} has a sha256 that is not 64 hex digits; ${fix}`);
   }
-  const valid =
-    typeof json.url === 'string' &&
-    typeof json.file === 'string' &&
-    json.file === basename(json.file) &&
-    (json.sha256 === undefined || (typeof json.sha256 === 'string' && /^[0-9a-f]{64}$/.test(json.sha256)));
-  if (!valid) throw new UserError(`${path} must have string keys url, file (a plain file name) and optionally sha256 (64 hex digits); restore it from git`);
-  return json as unknown as BundleManifest;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
+  return { url: json.url, file: json.file, sha256: json.sha256 as string | undefined };
 }
 
 // --- the archive ----------------------------------------------------------------------------

@@ -1,11 +1,11 @@
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { hashFile } from '../checksum.js';
-import { compressionOf, decompressedName, decompressFile } from './decompress.js';
-import { downloadFile, fetchMd5 } from './download.js';
 import { UserError } from '../errors.js';
-import { writeFile } from '../files.js';
+import { readJson, writeFile } from '../files.js';
 import { info } from '../log.js';
+import { compressionOf, decompressedName, decompressFile } from './decompress.js';
+import { fetchMd5 } from './download.js';
+import { fetchPinned, readManifest, type Expected } from './pinned.js';
 
 export interface SourceOptions {
   /** A local .img / .img.xz / .img.gz / .img.zst, or an http(s) URL; default: the pinned stock image. */
@@ -30,9 +30,6 @@ export interface StockManifest {
   md5Url: string;
 }
 
-/** image/stock.lock.json: what each stock file was on its first verified download. */
-type Lock = Record<string, { sha256: string; size: number }>;
-
 export const STOCK_MANIFEST = 'stock.json';
 export const STOCK_LOCK = 'stock.lock.json';
 
@@ -40,7 +37,7 @@ export async function resolveSource(opts: SourceOptions): Promise<ResolvedSource
   await mkdir(opts.cacheDir, { recursive: true });
   const { input, cacheDir } = opts;
   if (input === undefined) {
-    const manifest = await readManifest(join(cacheDir, STOCK_MANIFEST));
+    const manifest = await readStockManifest(join(cacheDir, STOCK_MANIFEST));
     const file = await fetchStock(manifest, cacheDir, join(cacheDir, STOCK_LOCK));
     return { path: await rawImage(file, cacheDir), origin: manifest.url };
   }
@@ -53,52 +50,38 @@ export async function resolveSource(opts: SourceOptions): Promise<ResolvedSource
   return { path: await rawImage(input, cacheDir), origin: input };
 }
 
+/** HardKernel's `<md5>  <filename>` file, as the digest a download must have; undefined when not published. */
+async function publishedMd5(md5Url: string): Promise<Expected | undefined> {
+  const value = await fetchMd5(md5Url);
+  return value === undefined ? undefined : { algorithm: 'md5', value, source: md5Url, fix: 'run again to download it afresh' };
+}
+
 /**
- * The pinned stock image in the cache, downloaded if missing. A download is checked against the
- * published md5sum, and every file against the lock, which the first verified download fills in.
+ * The pinned stock image in the cache, downloaded if missing. A file the lock does not pin yet is
+ * checked against the published md5sum, and its first verified download fills in the lock.
  */
 export async function fetchStock(manifest: StockManifest, cacheDir: string, lockPath: string): Promise<string> {
-  const path = join(cacheDir, manifest.file);
-  const lock = await readLock(lockPath);
-  const locked = lock[manifest.file];
-  let digests: Digests;
-  if (await exists(path)) {
-    // Without a lock entry a cached file (e.g. copied in by hand) must still match HardKernel's md5.
-    const md5 = locked ? undefined : await requireMd5(manifest);
-    digests = await verify(path, manifest.file, md5, locked).catch(async (error: unknown) => {
-      await rm(path, { force: true });
-      throw error;
-    });
-  } else {
-    const md5 = await requireMd5(manifest);
-    let verified: Digests | undefined;
-    await downloadFile(manifest.url, path, {
-      verify: async (part) => {
-        verified = await verify(part, manifest.file, md5, locked);
-      },
-    });
-    digests = verified!;
-  }
-  if (!locked) {
-    await writeLock(lockPath, { ...lock, [manifest.file]: digests });
-    info(`recorded the sha256 of ${manifest.file} in ${lockPath}`);
-  }
-  return path;
+  const fetched = await fetchPinned({
+    url: manifest.url,
+    file: manifest.file,
+    cacheDir,
+    lockPath,
+    published: () => publishedMd5(manifest.md5Url),
+    requirePin: () => new UserError(`cannot verify the stock image: ${manifest.md5Url} is not available; pass a local image with --input PATH`),
+  });
+  return fetched.path;
 }
 
 /** An arbitrary http(s) URL, downloaded into the cache once; verified if an md5sum is published beside it. */
 async function fetchUrl(url: string, cacheDir: string): Promise<string> {
   const name = decodeURIComponent(basename(new URL(url).pathname));
   checkImageName(name, url);
-  const path = join(cacheDir, name);
-  if (await exists(path)) {
-    info(`using the earlier download of ${url}: ${path}`);
-    return path;
-  }
-  const md5 = await fetchMd5(`${url}.md5sum`);
-  if (!md5) info(`${url}.md5sum is not published: the download cannot be verified`);
-  await downloadFile(url, path, { verify: md5 ? (part) => verify(part, name, md5) : undefined });
-  return path;
+  const published = async () => {
+    const md5 = await publishedMd5(`${url}.md5sum`);
+    if (!md5) info(`${url}.md5sum is not published: the download cannot be verified`);
+    return md5;
+  };
+  return (await fetchPinned({ url, file: name, cacheDir, published })).path;
 }
 
 /** A local image as a raw .img path: as is, or decompressed once into the cache. */
@@ -116,7 +99,7 @@ async function rawImage(path: string, cacheDir: string): Promise<string> {
   const dest = join(cacheDir, decompressedName(path));
   const sidecar = `${dest}.source.json`;
   const source = { source: resolve(path), size: stats.size, mtimeMs: stats.mtimeMs };
-  const recorded = await readJson(sidecar).catch(() => undefined);
+  const recorded = (await readJson(sidecar, 'it is remade').catch(() => undefined)) as Record<string, unknown> | undefined;
   const cachedSize = await stat(dest).then((s) => s.size, () => undefined);
   if (
     recorded?.source === source.source &&
@@ -138,68 +121,8 @@ function checkImageName(name: string, given: string): void {
   }
 }
 
-type Digests = { sha256: string; size: number };
-
-/** Checks a file against an md5 and/or a lock entry; a mismatch names both values. */
-async function verify(
-  path: string,
-  name: string,
-  md5: string | undefined,
-  locked?: Digests,
-): Promise<Digests> {
-  const size = (await stat(path)).size;
-  const hashes = await hashFile(path, ['md5', 'sha256']);
-  const mismatch = (expected: string, got: string) =>
-    new UserError(`checksum mismatch for ${name}: expected ${expected}, got ${got}; it was deleted, run again to download it afresh`);
-  if (md5 && hashes.md5 !== md5) throw mismatch(`md5 ${md5}`, `md5 ${hashes.md5}`);
-  if (locked && (hashes.sha256 !== locked.sha256 || size !== locked.size)) {
-    throw mismatch(`sha256 ${locked.sha256} (${locked.size} bytes)`, `sha256 ${hashes.sha256} (${size} bytes)`);
-  }
-  return { sha256: hashes.sha256, size };
-}
-
-async function requireMd5(manifest: StockManifest): Promise<string> {
-  const md5 = await fetchMd5(manifest.md5Url);
-  if (!md5) {
-    throw new UserError(
-      `cannot verify the stock image: ${manifest.md5Url} is not available; pass a local image with --input PATH`,
-    );
-  }
-  return md5;
-}
-
-async function readManifest(path: string): Promise<StockManifest> {
-  const json = await readJson(path).catch((error: unknown) => {
-    throw new UserError(`cannot read the stock image manifest ${path}: ${(error as Error).message}; restore it from git, or pass --input PATH`);
-  });
-  const valid =
-    typeof json?.url === 'string' &&
-    typeof json.md5Url === 'string' &&
-    typeof json.file === 'string' &&
-    json.file === basename(json.file);
-  if (!valid) {
-    throw new UserError(`${path} must have string keys url, file (a plain file name) and md5Url; restore it from git`);
-  }
+async function readStockManifest(path: string): Promise<StockManifest> {
+  const json = await readManifest(path, 'restore it from git, or pass --input PATH');
+  if (typeof json.md5Url !== 'string') throw new UserError(`${path} must have a string key md5Url; restore it from git, or pass --input PATH`);
   return { url: json.url, file: json.file, md5Url: json.md5Url };
-}
-
-async function readLock(path: string): Promise<Lock> {
-  if (!(await exists(path))) return {};
-  return (await readJson(path).catch((error: unknown) => {
-    throw new UserError(`cannot read ${path}: ${(error as Error).message}; restore it from git`);
-  })) as Lock;
-}
-
-async function writeLock(path: string, lock: Lock): Promise<void> {
-  const temp = `${path}.tmp`;
-  await writeFile(temp, `${JSON.stringify(lock, null, 2)}\n`);
-  await rename(temp, path);
-}
-
-async function readJson(path: string): Promise<any> {
-  return JSON.parse(await readFile(path, 'utf8'));
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
 }

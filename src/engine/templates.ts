@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Mustache from 'mustache';
 import { UserError } from '../errors.js';
+import { readIfExists } from '../files.js';
 
 /** The repository's templates/ directory, found from this module so the working directory does not matter. */
 export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
@@ -31,15 +32,6 @@ function missingNames(template: string, view: object): string[] {
     .filter(([type, name]) => (type === 'name' || type === '&') && name !== '.' && lookup(view, name) === undefined)
     .map(([, name]) => name);
   return [...new Set(missing)];
-}
-
-async function readIfExists(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
 }
 
 /**
