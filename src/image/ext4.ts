@@ -7,11 +7,14 @@ import type { ImageLayout } from './layout.js';
 import {
   DEFAULT_DIR_MODE,
   DEFAULT_FILE_MODE,
-  parentDirs,
+  PartitionFsBase,
+  PartitionFsError,
   rechunk,
+  toAsync,
   type EntryStat,
   type FileMeta,
   type PartitionFs,
+  type ScopeOptions,
 } from './partition-fs.js';
 
 /*
@@ -36,13 +39,9 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
 
-export class Ext4Error extends Error {
-  constructor(
-    readonly op: string,
-    readonly path: string,
-    readonly code: string,
-  ) {
-    super(`ext4 ${op} ${path}: ${code}`);
+export class Ext4Error extends PartitionFsError {
+  constructor(op: string, path: string, code: string) {
+    super('ext4', op, path, code);
     this.name = 'Ext4Error';
   }
 }
@@ -64,12 +63,14 @@ function toEntryStat(s: ext2fs.Ext2Stats): EntryStat {
   return { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size };
 }
 
-class Ext4Fs implements PartitionFs {
+class Ext4Fs extends PartitionFsBase {
   readonly kind = 'ext4' as const;
   constructor(
     private readonly fs: ext2fs.Ext2Promises,
     readonly writable: boolean,
-  ) {}
+  ) {
+    super();
+  }
 
   async lstat(path: string): Promise<EntryStat | undefined> {
     try {
@@ -105,11 +106,6 @@ class Ext4Fs implements PartitionFs {
     return call('readlink', path, () => this.fs.readlink(path));
   }
 
-  async writeFile(path: string, data: Buffer | string, meta: FileMeta = {}): Promise<void> {
-    const buffer = typeof data === 'string' ? Buffer.from(data) : data;
-    await this.writeStream(path, [buffer], meta);
-  }
-
   async writeStream(path: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, meta: FileMeta = {}): Promise<number> {
     const existing = await this.replaceable(path, 'file');
     const handle = await call('open', path, () => this.fs.open(path, 'w', DEFAULT_FILE_MODE));
@@ -126,15 +122,13 @@ class Ext4Fs implements PartitionFs {
     return position;
   }
 
-  async mkdirp(path: string, meta: FileMeta = {}): Promise<void> {
-    for (const dir of [...parentDirs(path), path]) {
-      const stat = await this.lstat(dir);
-      if (stat?.type === 'dir') continue;
-      if (stat) throw new Ext4Error('mkdir', dir, stat.type === 'symlink' ? 'is a symlink' : 'ENOTDIR');
-      await call('mkdir', dir, () => this.fs.mkdir(dir, DEFAULT_DIR_MODE));
-      // Parents we create get the defaults; only the leaf takes the caller's owner and mode.
-      await this.setMeta(dir, dir === path ? meta : {}, { mode: DEFAULT_DIR_MODE, uid: 0, gid: 0 });
-    }
+  protected async makeDir(dir: string, meta: FileMeta): Promise<void> {
+    await call('mkdir', dir, () => this.fs.mkdir(dir, DEFAULT_DIR_MODE));
+    await this.setMeta(dir, meta, { mode: DEFAULT_DIR_MODE, uid: 0, gid: 0 });
+  }
+
+  protected notADirectory(dir: string, type: EntryStat['type']): Error {
+    return new Ext4Error('mkdir', dir, type === 'symlink' ? 'is a symlink' : 'ENOTDIR');
   }
 
   async symlink(target: string, path: string, meta: FileMeta = {}): Promise<void> {
@@ -146,10 +140,8 @@ class Ext4Fs implements PartitionFs {
     }
   }
 
-  async remove(path: string): Promise<void> {
-    const stat = await this.lstat(path);
-    if (!stat) return;
-    if (stat.type === 'dir') await call('rmdir', path, () => this.fs.rmdir(path));
+  protected async removeEntry(path: string, type: EntryStat['type']): Promise<void> {
+    if (type === 'dir') await call('rmdir', path, () => this.fs.rmdir(path));
     else await call('unlink', path, () => this.fs.unlink(path));
   }
 
@@ -169,14 +161,6 @@ class Ext4Fs implements PartitionFs {
     await call('chmod', path, () => this.fs.chmod(path, meta.mode ?? fallback.mode));
     await call('chown', path, () => this.fs.lchown(path, meta.uid ?? fallback.uid, meta.gid ?? fallback.gid));
   }
-}
-
-async function* toAsync(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  yield* source;
-}
-
-export interface ScopeOptions {
-  writable?: boolean;
 }
 
 /**

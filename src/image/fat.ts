@@ -2,8 +2,16 @@ import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import * as FatFs from 'js-fatfs';
 import { withPath } from '../errors.js';
 import type { ImageLayout } from './layout.js';
-import { parentDirs, rechunk, type EntryStat, type FileMeta, type PartitionFs } from './partition-fs.js';
-import type { ScopeOptions } from './ext4.js';
+import {
+  PartitionFsBase,
+  PartitionFsError,
+  rechunk,
+  toAsync,
+  type EntryStat,
+  type FileMeta,
+  type PartitionFs,
+  type ScopeOptions,
+} from './partition-fs.js';
 
 /*
  * The FAT boot partition through ChaN's FatFs compiled to WASM (`js-fatfs`). FatFs keeps
@@ -22,13 +30,9 @@ const RESULT_NAMES: Record<number, string> = Object.fromEntries(
     .map(([name, value]) => [value as number, name]),
 );
 
-export class FatError extends Error {
-  constructor(
-    readonly op: string,
-    readonly path: string,
-    readonly code: string,
-  ) {
-    super(`FAT ${op} ${path}: ${code}`);
+export class FatError extends PartitionFsError {
+  constructor(op: string, path: string, code: string) {
+    super('FAT', op, path, code);
     this.name = 'FatError';
   }
 }
@@ -84,12 +88,14 @@ class PartitionDiskIO implements FatFs.DiskIO {
   }
 }
 
-class FatPartitionFs implements PartitionFs {
+class FatPartitionFs extends PartitionFsBase {
   readonly kind = 'fat' as const;
   constructor(
     private readonly ff: FatFs.FatFs,
     readonly writable: boolean,
-  ) {}
+  ) {
+    super();
+  }
 
   private check(op: string, path: string, result: number): void {
     if (result !== FatFs.FR_OK) throw new FatError(op, path, RESULT_NAMES[result] ?? `FRESULT ${result}`);
@@ -159,10 +165,6 @@ class FatPartitionFs implements PartitionFs {
     throw new FatError('readlink', path, 'FAT has no symlinks');
   }
 
-  async writeFile(path: string, data: Buffer | string): Promise<void> {
-    await this.writeStream(path, [typeof data === 'string' ? Buffer.from(data) : data]);
-  }
-
   async writeStream(path: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, _meta?: FileMeta): Promise<number> {
     const existing = await this.lstat(path);
     if (existing?.type === 'dir') throw new FatError('write', path, 'is a directory');
@@ -188,21 +190,19 @@ class FatPartitionFs implements PartitionFs {
     return total;
   }
 
-  async mkdirp(path: string): Promise<void> {
-    for (const dir of [...parentDirs(path), path]) {
-      const stat = await this.lstat(dir);
-      if (stat?.type === 'dir') continue;
-      if (stat) throw new FatError('mkdir', dir, 'a file is in the way');
-      this.check('mkdir', dir, this.ff.f_mkdir(dir));
-    }
+  protected async makeDir(dir: string): Promise<void> {
+    this.check('mkdir', dir, this.ff.f_mkdir(dir));
+  }
+
+  protected notADirectory(dir: string): Error {
+    return new FatError('mkdir', dir, 'a file is in the way');
   }
 
   async symlink(_target: string, path: string): Promise<void> {
     throw new FatError('symlink', path, 'FAT has no symlinks');
   }
 
-  async remove(path: string): Promise<void> {
-    if (!(await this.lstat(path))) return;
+  protected async removeEntry(path: string): Promise<void> {
     this.check('unlink', path, this.ff.f_unlink(path));
   }
 
@@ -216,10 +216,6 @@ class FatPartitionFs implements PartitionFs {
       }
     });
   }
-}
-
-async function* toAsync(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  yield* source;
 }
 
 /** Mounts the FAT boot partition for the duration of `fn`, always unmounting after. */

@@ -66,3 +66,63 @@ export async function* rechunk(source: AsyncIterable<Uint8Array>, max: number): 
   }
   if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
 }
+
+export interface ScopeOptions {
+  writable?: boolean;
+}
+
+/** A failed call on a partition's file system, naming the call, the path and the library's code. */
+export class PartitionFsError extends Error {
+  constructor(
+    readonly fs: string,
+    readonly op: string,
+    readonly path: string,
+    readonly code: string,
+  ) {
+    super(`${fs} ${op} ${path}: ${code}`);
+  }
+}
+
+export async function* toAsync(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* source;
+}
+
+/**
+ * What every adapter does the same way on top of its library's primitives: whole-file writes as
+ * one-chunk streams, `mkdir -p` by walking the path, removal of whatever type is there.
+ */
+export abstract class PartitionFsBase implements PartitionFs {
+  abstract readonly kind: 'fat' | 'ext4';
+  abstract readonly writable: boolean;
+  abstract readFile(path: string): Promise<Buffer>;
+  abstract lstat(path: string): Promise<EntryStat | undefined>;
+  abstract readdir(path: string): Promise<string[]>;
+  abstract readlink(path: string): Promise<string>;
+  abstract writeStream(path: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, meta?: FileMeta): Promise<number>;
+  abstract symlink(target: string, path: string, meta?: FileMeta): Promise<void>;
+  /** Creates one directory whose parent exists; `meta` is the caller's for the leaf, {} for a parent. */
+  protected abstract makeDir(path: string, meta: FileMeta): Promise<void>;
+  /** Removes an existing entry of the given type. */
+  protected abstract removeEntry(path: string, type: EntryStat['type']): Promise<void>;
+  /** The error for a non-directory in the way of mkdirp. */
+  protected abstract notADirectory(path: string, type: EntryStat['type']): Error;
+
+  async writeFile(path: string, data: Buffer | string, meta: FileMeta = {}): Promise<void> {
+    await this.writeStream(path, [typeof data === 'string' ? Buffer.from(data) : data], meta);
+  }
+
+  async mkdirp(path: string, meta: FileMeta = {}): Promise<void> {
+    for (const dir of [...parentDirs(path), path]) {
+      const stat = await this.lstat(dir);
+      if (stat?.type === 'dir') continue;
+      if (stat) throw this.notADirectory(dir, stat.type);
+      // Parents we create get the defaults; only the leaf takes the caller's owner and mode.
+      await this.makeDir(dir, dir === path ? meta : {});
+    }
+  }
+
+  async remove(path: string): Promise<void> {
+    const stat = await this.lstat(path);
+    if (stat) await this.removeEntry(path, stat.type);
+  }
+}
