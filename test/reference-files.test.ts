@@ -27,9 +27,10 @@ const served = (path: string) => server.files.get(`/${REFERENCE_FILES.find((file
 
 /** A command in the clone as a user would run it there: no REFERENCE_DIR, not inside this vitest. */
 function runInClone(command: string, args: string[], baseUrl = server.url('')): Promise<Run> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'REFERENCE_DIR' && !name.startsWith('VITEST')));
+  const inherited = Object.entries(process.env).filter(([name]) => !['REFERENCE_DIR', 'FORCE_COLOR'].includes(name) && !name.startsWith('VITEST'));
+  const env = { ...Object.fromEntries(inherited), REFERENCE_BASE_URL: baseUrl, NO_COLOR: '1' };
   return new Promise((resolve) => {
-    execFileCallback(command, args, { cwd: clone, env: { ...env, REFERENCE_BASE_URL: baseUrl } }, (error, stdout, stderr) => {
+    execFileCallback(command, args, { cwd: clone, env }, (error, stdout, stderr) => {
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr });
     });
   });
