@@ -120,7 +120,10 @@ export async function ensureReferenceFiles(): Promise<string> {
   const checked = await Promise.all(
     REFERENCE_FILES.map(async (file): Promise<[string, string | undefined]> => {
       const problem = await problemWith(dir, file);
-      return [file.path, problem && dir === CACHE ? await fetchIntoCache(file, baseUrl) : problem];
+      if (!problem || dir !== CACHE) return [file.path, problem];
+      // A cached file that lost its sum is dropped, whether or not a good one can be fetched now.
+      await rm(join(CACHE, file.path), { force: true });
+      return [file.path, await fetchIntoCache(file, baseUrl)];
     }),
   );
   const problems = checked.filter((entry): entry is [string, string] => entry[1] !== undefined);
