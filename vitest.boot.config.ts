@@ -11,6 +11,7 @@ export default defineConfig({
     testTimeout: 25 * 60_000,
     hookTimeout: 40 * 60_000,
     pool: 'forks',
+    globalSetup: ['test/support/reference-setup.ts'],
     fileParallelism: false,
   },
 });

@@ -1,19 +1,15 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { changedLines, lineIndex } from './text-diff.js';
 import { addBootArg, BOOT_INI_MAX_BYTES, expandBootArgs, getBootArgs, getEnv, insertBeforeBoot, removeBootArg, setEnv, validateBootIni } from '../src/formats/hush.js';
 import { locateBootFiles, rootUuidOf } from '../src/formats/boot-files.js';
 import { getIniKey, setIniKey, setPersistentOverride } from '../src/formats/ini.js';
 import { UserError } from '../src/errors.js';
-import { REFERENCE_DIR } from './fixtures.js';
+import { referenceText } from './support/reference.js';
 
-const reference = (file: string) => readFileSync(path.join(REFERENCE_DIR, file), 'utf8');
-
-const bootIni = reference('odroid-c2/boot.ini');
-const bootIniDefault = reference('odroid-c2/boot.ini.default');
-const c4BootIni = reference('odroid-c4/boot.ini');
-const configIni = reference('odroid-c4/config.ini');
+const bootIni = referenceText('odroid-c2/boot.ini');
+const bootIniDefault = referenceText('odroid-c2/boot.ini.default');
+const c4BootIni = referenceText('odroid-c4/boot.ini');
+const configIni = referenceText('odroid-c4/config.ini');
 
 const lines = (text: string) => text.split('\n');
 const toCrlf = (text: string) => text.replace(/\n/g, '\r\n');

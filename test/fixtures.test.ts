@@ -6,7 +6,6 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   FIXTURE_VARIANTS,
-  REFERENCE_DIR,
   ROOT_UUID,
   copyOfStockImage,
   debugfsCat,
@@ -21,6 +20,7 @@ import {
   type DebugfsStat,
   type FixtureVariant,
 } from './fixtures.js';
+import { referenceText } from './support/reference.js';
 
 const execFile = promisify(execFileCallback);
 const SECTOR = 512;
@@ -44,7 +44,6 @@ async function readBytes(path: string, offset: number, length: number): Promise<
 }
 
 const allZero = (buffer: Buffer) => buffer.every((byte) => byte === 0);
-const reference = (file: string) => readFile(join(REFERENCE_DIR, file), 'utf8');
 
 const images = {} as Record<FixtureVariant, string>;
 let scratch: string;
@@ -92,8 +91,8 @@ describe('stock fixture: HardKernel layout', () => {
 
   it("holds HardKernel's real boot.ini and boot.ini.default byte for byte in a FAT32 labelled BOOT", async () => {
     const img = images.stock;
-    expect(await mtypeBoot(img, '/boot.ini')).toBe(await reference('odroid-c2/boot.ini'));
-    expect(await mtypeBoot(img, '/boot.ini.default')).toBe(await reference('odroid-c2/boot.ini.default'));
+    expect(await mtypeBoot(img, '/boot.ini')).toBe(referenceText('odroid-c2/boot.ini'));
+    expect(await mtypeBoot(img, '/boot.ini.default')).toBe(referenceText('odroid-c2/boot.ini.default'));
     for (const standIn of ['/Image', '/meson64_odroidc2.dtb', '/uInitrd']) {
       expect((await mtypeBoot(img, standIn)).length).toBeGreaterThan(0);
     }
@@ -191,7 +190,7 @@ describe('fixture variants', () => {
     const bootSector = await readBytes(img, 2048 * SECTOR, SECTOR);
     expect(bootSector.toString('latin1', 0x2b, 0x36)).toBe('BOOT       ');
     expect(bootSector.toString('latin1', 0x36, 0x3e)).toBe('FAT16   ');
-    expect(await mtypeBoot(img, '/boot.ini')).toBe(await reference('odroid-c2/boot.ini'));
+    expect(await mtypeBoot(img, '/boot.ini')).toBe(referenceText('odroid-c2/boot.ini'));
     expect(await fsckFatClean(img)).toMatchObject({ ok: true });
     expect(await e2fsckClean(img)).toMatchObject({ ok: true });
   });
@@ -240,8 +239,8 @@ describe('fixture variants', () => {
 
   it("c4: the FAT holds HardKernel's C4 boot.ini and config.ini", async () => {
     const img = images.c4;
-    expect(await mtypeBoot(img, '/boot.ini')).toBe(await reference('odroid-c4/boot.ini'));
-    expect(await mtypeBoot(img, '/config.ini')).toBe(await reference('odroid-c4/config.ini'));
+    expect(await mtypeBoot(img, '/boot.ini')).toBe(referenceText('odroid-c4/boot.ini'));
+    expect(await mtypeBoot(img, '/config.ini')).toBe(referenceText('odroid-c4/config.ini'));
     await expect(mtypeBoot(img, '/boot.ini.default')).rejects.toThrow();
     expect(await fsckFatClean(img)).toMatchObject({ ok: true });
     expect((await dumpe2fsHeader(img))['Filesystem UUID']).toBe(ROOT_UUID);

@@ -11,14 +11,13 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { referenceDir, referencePath } from './support/reference.js';
 
 const execFile = promisify(execFileCallback);
 
 export const ROOT_UUID = 'e139ce78-9841-40fe-8823-96a304a09859';
 /** An SSH public key line, for configs' ssh.authorizedKeys. */
 export const AUTHORIZED_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYx3PbR1b0wE4y8R2e6u3W5iK0Jw8rC3yY4z1Qk2aB me@laptop';
-/** HardKernel's real boot files: shared/ sits beside the repository checkout (in CI too). */
-export const REFERENCE_DIR = fileURLToPath(new URL('../../shared/reference', import.meta.url));
 export const FIXTURE_VARIANTS = ['stock', 'fat16', 'legacy-ext4', 'dirty-journal', 'gpt', 'no-ext4', 'zero', 'c4'] as const;
 export type FixtureVariant = (typeof FIXTURE_VARIANTS)[number];
 
@@ -52,7 +51,7 @@ function computeFixtureHash(): Promise<string> {
   fixtureHash ??= (async () => {
     const hash = createHash('sha256');
     for (const file of SCRIPT_FILES) hash.update(file).update(await readFile(join(SCRIPTS_DIR, file)));
-    for (const file of REFERENCE_FILES) hash.update(file).update(await readFile(join(REFERENCE_DIR, file)));
+    for (const file of REFERENCE_FILES) hash.update(file).update(await readFile(referencePath(file)));
     return hash.digest('hex').slice(0, 12);
   })();
   return fixtureHash;
@@ -86,7 +85,7 @@ async function buildFixture(variant: FixtureVariant, name: string, sizeMiB: numb
   // file and renames it into place, which is atomic, and the builds are byte-identical.
   const partial = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await execFile('bash', [SCRIPT, partial, variant], { env: { ...process.env, REFERENCE_DIR, DISK_SIZE_MIB: String(sizeMiB) }, maxBuffer: MAX_OUTPUT });
+    await execFile('bash', [SCRIPT, partial, variant], { env: { ...process.env, REFERENCE_DIR: referenceDir(), DISK_SIZE_MIB: String(sizeMiB) }, maxBuffer: MAX_OUTPUT });
     await rename(partial, path);
   } finally {
     await rm(partial, { force: true });

@@ -9,7 +9,8 @@
 # usage: make-debian-image.sh OUTPUT.img [EXTRA_TREE]
 #   EXTRA_TREE  a directory copied over the rootfs before the filesystem is made: the test's
 #               own additions to the image under test (check service, dummy_hcd, eth0)
-# Env: BOOT_CACHE (default <repo>/.cache/boot), DEBIAN_MIRROR, DISK_SIZE_MIB (default 3072).
+# Env: BOOT_CACHE (default <repo>/.cache/boot), DEBIAN_MIRROR, DISK_SIZE_MIB (default 3072), REFERENCE_DIR
+# (default: where `npm run fetch-reference` finds or fetches HardKernel's boot files).
 # Needs root (the tarball's owners and device nodes are unpacked as they are), mmdebstrap,
 # qemu-user-static, binfmt-support, sfdisk, mkfs.fat, mtools, mkfs.ext4.
 set -euo pipefail
@@ -21,7 +22,7 @@ out=$1
 extra=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-reference=${REFERENCE_DIR:-$(cd "$repo/.." && pwd)/shared/reference}
+reference=${REFERENCE_DIR:-$("$repo/node_modules/.bin/tsx" "$repo/test/support/fetch-reference.ts")}
 cache=${BOOT_CACHE:-$repo/.cache/boot}
 
 readonly SUITE=bookworm

@@ -1,16 +1,16 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openImage } from '../../src/image/open.js';
 import { withBootPartition } from '../../src/image/fat.js';
-import { REFERENCE_DIR, copyOfStockImage, fsckFatClean, mtypeBoot, tempDir } from '../fixtures.js';
+import { copyOfStockImage, fsckFatClean, mtypeBoot, tempDir } from '../fixtures.js';
+import { referencePath } from '../support/reference.js';
 
 describe('FAT boot partition access (js-fatfs)', () => {
   for (const variant of ['stock', 'fat16'] as const) {
     it(`reads the real boot.ini and writes long names that mtools and fsck.fat accept (${variant})`, async () => {
       const img = await copyOfStockImage(variant, await tempDir());
       const layout = await openImage(img);
-      const original = await readFile(join(REFERENCE_DIR, 'odroid-c2/boot.ini'));
+      const original = await readFile(referencePath('odroid-c2/boot.ini'));
       await withBootPartition(layout, async (fs) => {
         expect(await fs.readFile('/boot.ini')).toEqual(original);
         await fs.mkdirp('/overlays/user');

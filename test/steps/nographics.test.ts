@@ -1,25 +1,22 @@
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { changedLines, lineIndex } from '../text-diff.js';
 import { UserError } from '../../src/errors.js';
 import { nographics } from '../../src/steps/nographics.js';
 import type { Step } from '../../src/engine/step.js';
-import { fsckFatClean, mtypeBoot, REFERENCE_DIR } from '../fixtures.js';
+import { fsckFatClean, mtypeBoot } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
-
-const reference = (file: string) => readFileSync(path.join(REFERENCE_DIR, file), 'utf8');
+import { referenceText } from '../support/reference.js';
 
 describe('nographics step', () => {
   it('on a C2 image changes exactly the nographics line of boot.ini and keeps it across bootini upgrades', async () => {
     const { img } = await patchFixture([nographics]);
-    const stock = reference('odroid-c2/boot.ini');
+    const stock = referenceText('odroid-c2/boot.ini');
     const bootIni = await mtypeBoot(img, 'boot.ini');
     expect(changedLines(stock, bootIni)).toEqual([[lineIndex(stock, /^setenv nographics /), 'setenv nographics "1"']]);
     expect(bootIni.split('\n')[0]).toBe('ODROIDC2-UBOOT-CONFIG');
 
-    const stockDefault = reference('odroid-c2/boot.ini.default');
+    const stockDefault = referenceText('odroid-c2/boot.ini.default');
     const bootIniDefault = await mtypeBoot(img, 'boot.ini.default');
     expect(changedLines(stockDefault, bootIniDefault)).toEqual([[lineIndex(stockDefault, /^#nographics=/), 'nographics=1']]);
 
@@ -37,14 +34,14 @@ describe('nographics step', () => {
 
   it('on a config.ini board sets display_autodetect=false in [generic] and leaves boot.ini alone', async () => {
     const { img } = await patchFixture([nographics], {}, { variant: 'c4' });
-    const stock = reference('odroid-c4/config.ini');
+    const stock = referenceText('odroid-c4/config.ini');
     const configIni = await mtypeBoot(img, 'config.ini');
     const changed = changedLines(stock, configIni);
     expect(changed).toEqual([[lineIndex(stock, /^display_autodetect=/), 'display_autodetect=false']]);
     // The key must be in [generic], the section the C4 boot.ini imports with `ini generic`.
     const sectionOf = configIni.split('\n').slice(0, changed[0][0]).filter((line) => /^\s*\[/.test(line)).at(-1);
     expect(sectionOf?.trim()).toBe('[generic]');
-    expect(await mtypeBoot(img, 'boot.ini')).toBe(reference('odroid-c4/boot.ini'));
+    expect(await mtypeBoot(img, 'boot.ini')).toBe(referenceText('odroid-c4/boot.ini'));
     expect(await fsckFatClean(img)).toMatchObject({ ok: true });
     expect(await appliedOn(nographics, img)).toBe(true);
   });

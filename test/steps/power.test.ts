@@ -1,5 +1,4 @@
 import { execFile as execFileCallback } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,13 +11,12 @@ import { deviceTreeNodes } from '../../src/formats/fdt.js';
 import { hotplugOnly, power } from '../../src/steps/power.js';
 import type { Step } from '../../src/engine/step.js';
 import { C2_TREE, compileDeviceTree, fdtRemove } from '../device-tree.js';
-import { debugfsCat, e2fsckClean, fsckFatClean, mtypeBoot, REFERENCE_DIR, stockImage, tempDir } from '../fixtures.js';
+import { debugfsCat, e2fsckClean, fsckFatClean, mtypeBoot, stockImage, tempDir } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
+import { referenceText } from '../support/reference.js';
 
 const execFile = promisify(execFileCallback);
-const reference = (file: string) => readFileSync(path.join(REFERENCE_DIR, file), 'utf8');
-
 // Written out here, not imported from the step, so a change to the step's table fails a test.
 const EXPECTED = {
   'usb2-0.5A': { maxcpus: '2', maxFreq: '1536', ethernet: false },
@@ -71,8 +69,8 @@ const offered = (text: string, name: string) =>
   [...text.matchAll(new RegExp(`^#? ?setenv ${name} "([^"]*)"`, 'gm'))].map((match) => match[1]);
 
 describe('power step on a C2 image', () => {
-  const stockBootIni = reference('odroid-c2/boot.ini');
-  const stockDefault = reference('odroid-c2/boot.ini.default');
+  const stockBootIni = referenceText('odroid-c2/boot.ini');
+  const stockDefault = referenceText('odroid-c2/boot.ini.default');
   let stockInterfaces: string;
   beforeAll(async () => {
     stockInterfaces = await debugfsCat(await stockImage(), '/etc/network/interfaces');
@@ -200,7 +198,7 @@ describe('power step refuses', () => {
     const tree = await compileDeviceTree(C2_TREE.replace(/ethmac: ethernet@0xc9410000 \{[^}]*\};/, ''));
     const { message, bootIni } = await refusal([bootFiles({ '/meson64_odroidc2.dtb': tree }), power], 'usb2-0.5A');
     expect(message).toMatch(/^meson64_odroidc2\.dtb has no \/ethernet@0xc9410000 node .* use power\.profile "full"$/);
-    expect(bootIni).toBe(reference('odroid-c2/boot.ini'));
+    expect(bootIni).toBe(referenceText('odroid-c2/boot.ini'));
   });
 
   it('a device tree file that is not one', async () => {
@@ -209,7 +207,7 @@ describe('power step refuses', () => {
   });
 
   it('a boot.ini whose bootargs do not pass maxcpus to the kernel', async () => {
-    const stock = reference('odroid-c2/boot.ini');
+    const stock = referenceText('odroid-c2/boot.ini');
     const trimmed = stock.replace(' maxcpus=${maxcpus}', '');
     expect(trimmed).not.toBe(stock);
     const { message } = await refusal([withC2Tree(), bootFiles({ '/boot.ini': trimmed }), power], 'usb2-0.5A');
@@ -221,7 +219,7 @@ describe('power step refuses', () => {
     expect(message).toMatch(/^power\.profile "usb2-0\.5A" sets the ODROID-C2's boot\.ini but this image has config\.ini/);
     const { img, result } = await patchFixture([power], {}, { variant: 'c4' });
     expect(result.planned).toEqual([{ step: 'power', operations: [] }]);
-    expect(await mtypeBoot(img, 'config.ini')).toBe(reference('odroid-c4/config.ini'));
+    expect(await mtypeBoot(img, 'config.ini')).toBe(referenceText('odroid-c4/config.ini'));
   });
 });
 

@@ -1,5 +1,4 @@
 import { execFile as execFileCallback } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,15 +18,13 @@ import {
   fsckFatClean,
   mtypeBoot,
   partitionOffsets,
-  REFERENCE_DIR,
   tempDir,
 } from '../fixtures.js';
 import { patchFixture, type PatchedFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
+import { referenceText } from '../support/reference.js';
 
 const execFile = promisify(execFileCallback);
-const reference = (file: string) => readFileSync(path.join(REFERENCE_DIR, file), 'utf8');
-
 const INIT_ARG = 'init=/sbin/overlay-init';
 /** What the step adds: no boot-time fsck of the never-written root, then the overlay's init. */
 const ADDED_ARGS = `fsck.mode=skip fastboot ${INIT_ARG}`;
@@ -90,7 +87,7 @@ describe('readonly-root step on a stock C2 image', () => {
   });
 
   it('adds init=/sbin/overlay-init to bootargs, changing no other line of boot.ini', async () => {
-    const stock = reference('odroid-c2/boot.ini');
+    const stock = referenceText('odroid-c2/boot.ini');
     const bootIni = first['boot.ini'];
     const stockArgs = bootargsOf(stock)!;
     expect(changedLines(stock, bootIni)).toEqual([[lineIndex(stock, /^setenv bootargs /), `setenv bootargs "${stockArgs} ${ADDED_ARGS}"`]]);
@@ -99,7 +96,7 @@ describe('readonly-root step on a stock C2 image', () => {
   });
 
   it('makes the same bootargs the persistent override the bootini package re-applies after upgrades', async () => {
-    const stock = reference('odroid-c2/boot.ini.default');
+    const stock = referenceText('odroid-c2/boot.ini.default');
     const expected = `bootargs=${bootargsOf(first['boot.ini'])}`;
     expect(changedLines(stock, first['boot.ini.default'])).toEqual([[lineIndex(stock, /^#bootargs=/), expected]]);
     // The section the persistence script reads.
@@ -280,17 +277,17 @@ describe('readonly-root step on other images', () => {
     const attempt = patchFixture([readonlyRoot], CONFIG, { img, dir });
     await expect(attempt).rejects.toThrow(UserError);
     await expect(attempt).rejects.toThrow(/no \/sbin\/init/);
-    expect(await mtypeBoot(img, 'boot.ini')).toBe(reference('odroid-c2/boot.ini'));
+    expect(await mtypeBoot(img, 'boot.ini')).toBe(referenceText('odroid-c2/boot.ini'));
   });
 
   it('on a C4 boot.ini, which mounts the root rw, makes it ro and adds init=', async () => {
     const { img } = await patchFixture([readonlyRoot], CONFIG, { variant: 'c4' });
-    const stock = reference('odroid-c4/boot.ini');
+    const stock = referenceText('odroid-c4/boot.ini');
     const args = bootargsOf(await mtypeBoot(img, 'boot.ini'))!.split(' ');
     const stockArgs = bootargsOf(stock)!.split(' ');
     expect(args).toEqual([...stockArgs.filter((arg) => arg !== 'rw'), 'ro', ...ADDED_ARGS.split(' ')]);
     expect(changedLines(stock, await mtypeBoot(img, 'boot.ini'))).toHaveLength(1);
-    expect(await mtypeBoot(img, 'config.ini')).toBe(reference('odroid-c4/config.ini'));
+    expect(await mtypeBoot(img, 'config.ini')).toBe(referenceText('odroid-c4/config.ini'));
     expect(await fsckFatClean(img)).toMatchObject({ ok: true });
   });
 });
