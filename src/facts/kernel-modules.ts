@@ -1,6 +1,7 @@
 /** The kernels installed in the image and the modules each provides. */
 import { posix } from 'node:path';
 import type { ImageView } from '../engine/step.js';
+import { realDir } from './root-paths.js';
 
 export interface KernelModules {
   /** The directory name under /lib/modules, e.g. 3.16.85-65. */
@@ -9,8 +10,6 @@ export interface KernelModules {
   modules: Set<string>;
 }
 
-// /lib is a symlink to usr/lib on merged-/usr images, and the view does not follow symlinks.
-const MODULE_ROOTS = ['/lib/modules', '/usr/lib/modules'];
 
 /** modprobe's name for a module file: no directory, no .ko(.xz), and `-` the same as `_`. */
 const moduleName = (path: string) => posix.basename(path).replace(/\.ko(\.[a-z0-9]+)?$/, '').replaceAll('-', '_');
@@ -20,22 +19,25 @@ const moduleName = (path: string) => posix.basename(path).replace(/\.ko(\.[a-z0-
  * tree (thousands of files on a real image). A kernel without modules.dep lists nothing.
  */
 export async function kernelModules(image: ImageView): Promise<KernelModules[]> {
-  for (const root of MODULE_ROOTS) {
-    const versions = (await image.readdir('rootfs', root)).sort();
-    if (versions.length === 0) continue;
-    const kernels: KernelModules[] = [];
-    for (const version of versions) {
-      const modules = new Set<string>();
-      for (const list of ['modules.dep', 'modules.builtin']) {
-        const text = (await image.readText('rootfs', `${root}/${version}/${list}`)) ?? '';
-        for (const line of text.split('\n')) {
-          const path = line.split(':', 1)[0].trim();
-          if (path) modules.add(moduleName(path));
-        }
-      }
-      kernels.push({ version, modules });
-    }
-    return kernels;
+  // Kernel packages install into /lib/modules (a link into /usr on merged-/usr images); some into /usr/lib.
+  const roots = new Set([await realDir(image, '/lib/modules'), '/usr/lib/modules']);
+  let root = '';
+  let versions: string[] = [];
+  for (root of roots) {
+    versions = (await image.readdir('rootfs', root)).sort();
+    if (versions.length > 0) break;
   }
-  return [];
+  const kernels: KernelModules[] = [];
+  for (const version of versions) {
+    const modules = new Set<string>();
+    for (const list of ['modules.dep', 'modules.builtin']) {
+      const text = (await image.readText('rootfs', `${root}/${version}/${list}`)) ?? '';
+      for (const line of text.split('\n')) {
+        const path = line.split(':', 1)[0].trim();
+        if (path) modules.add(moduleName(path));
+      }
+    }
+    kernels.push({ version, modules });
+  }
+  return kernels;
 }

@@ -1,5 +1,6 @@
 /** Which software configures the image's network at boot. */
 import type { ImageView } from '../engine/step.js';
+import { findProgram } from './root-paths.js';
 import { unitEnabled, unitPath } from './systemd.js';
 
 export type NetworkStack = 'netplan' | 'ifupdown' | 'networkd';
@@ -21,7 +22,7 @@ export async function detectNetworkStack(image: ImageView): Promise<NetworkStack
 
   const interfaces = await image.readText('rootfs', '/etc/network/interfaces');
   if (interfaces !== undefined) {
-    const hasIfup = (await image.lstat('rootfs', '/sbin/ifup')) ?? (await image.lstat('rootfs', '/usr/sbin/ifup'));
+    const hasIfup = await findProgram(image, 'ifup');
     const configuresInterface = /^\s*iface\s+(?!lo\s)\S+/m.test(interfaces);
     if (hasIfup || configuresInterface) return 'ifupdown';
   }

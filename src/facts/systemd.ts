@@ -21,6 +21,7 @@ export async function maskUnitsOperations(image: ImageView, units: readonly stri
   return operations;
 }
 
+// Packages put units in /lib (Ubuntu 18.04) or /usr/lib; on merged-/usr images one is the other.
 const PACKAGE_UNIT_DIRS = ['/lib/systemd/system', '/usr/lib/systemd/system'];
 
 /** Where the image's package-provided unit file is, if it has one. */

@@ -1,4 +1,5 @@
 import type { BuildConfig } from '../config/schema.js';
+import { findProgram } from '../facts/root-paths.js';
 import { bundleEntries, listBundle, resolveBundle, type DockerBundle } from '../artifacts/docker-bundle.js';
 import { warn } from '../log.js';
 import { type Operation, rootfsFile } from '../engine/operations.js';
@@ -108,10 +109,7 @@ async function installOperations(image: ImageView, bundle: DockerBundle, once: R
 }
 
 async function hasIptables(image: ImageView): Promise<boolean> {
-  for (const path of ['/sbin/iptables', '/usr/sbin/iptables']) {
-    if (await image.lstat('rootfs', path)) return true;
-  }
-  return false;
+  return (await findProgram(image, 'iptables')) !== undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import { addBootArg, removeBootArg } from '../formats/hush.js';
 import { UserError } from '../errors.js';
 import { editFstab, readOnlyOptions } from '../formats/fstab.js';
@@ -6,6 +6,7 @@ import type { Operation, StreamEntry } from '../engine/operations.js';
 import { HOST_KEY_TYPES, hostKeys, hostKeysDir, privateDir } from '../secrets/ssh-host-keys.js';
 import { renderTemplate } from '../engine/templates.js';
 import { kernelArgs, kernelArgsOperations, readBootConfig, requireBootConfig } from '../facts/boot-config.js';
+import { realPath } from '../facts/root-paths.js';
 import { maskUnitsOperations } from '../facts/systemd.js';
 import type { ImageView, Step } from '../engine/step.js';
 
@@ -55,9 +56,8 @@ export function protectFstab(text: string): string {
  * Where /sbin/overlay-init really lives: on merged-/usr systems /sbin is a link to usr/sbin, and
  * the applier never writes through links, so the file goes where the link points.
  */
-async function overlayInitFile(image: ImageView): Promise<string> {
-  const target = (await image.lstat('rootfs', '/sbin'))?.type === 'symlink' ? await image.readlink('rootfs', '/sbin') : undefined;
-  return target === undefined ? OVERLAY_INIT : posix.join(posix.resolve('/', target), posix.basename(OVERLAY_INIT));
+function overlayInitFile(image: ImageView): Promise<string> {
+  return realPath(image, OVERLAY_INIT);
 }
 
 async function overlayInitOperations(image: ImageView): Promise<Operation[]> {

@@ -1,0 +1,52 @@
+/**
+ * Paths in the root file system as the running system resolves them. The image view never follows
+ * symlinks, and on merged-/usr images /sbin, /bin and /lib are links into /usr: every probe of a
+ * system path goes through here instead of listing both spellings.
+ */
+import { posix } from 'node:path';
+import type { ImageView } from '../engine/step.js';
+
+/** More links than this on one path is a loop (the kernel's own limit is 40). */
+const MAX_LINKS = 40;
+
+/** `dir` with every symlink in it resolved, relative and absolute targets alike. */
+export async function realDir(image: ImageView, dir: string): Promise<string> {
+  const pending = dir.split('/').filter(Boolean);
+  let resolved = '/';
+  let links = 0;
+  while (pending.length > 0) {
+    const part = pending.shift()!;
+    if (part === '.') continue;
+    if (part === '..') {
+      resolved = posix.dirname(resolved);
+      continue;
+    }
+    const next = posix.join(resolved, part);
+    const target = await image.readlink('rootfs', next);
+    if (target === undefined || ++links > MAX_LINKS) {
+      resolved = next;
+      continue;
+    }
+    pending.unshift(...target.split('/').filter(Boolean));
+    if (target.startsWith('/')) resolved = '/';
+  }
+  return resolved;
+}
+
+/** Where a file at `path` really is, or would be written: its directory resolved, its own name kept. */
+export async function realPath(image: ImageView, path: string): Promise<string> {
+  return posix.join(await realDir(image, posix.dirname(path)), posix.basename(path));
+}
+
+/** The directories a root shell's PATH searches for system programs. */
+const PROGRAM_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+
+/** Where the image has the program `name` (a file or a link to one), if anywhere on root's PATH. */
+export async function findProgram(image: ImageView, name: string): Promise<string | undefined> {
+  for (const dir of PROGRAM_DIRS) {
+    const path = await realPath(image, `${dir}/${name}`);
+    const stat = await image.lstat('rootfs', path);
+    if (stat?.type === 'file' || stat?.type === 'symlink') return path;
+  }
+  return undefined;
+}
