@@ -5,7 +5,7 @@ import { UserError } from '../errors.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 
 /** Where a partition sits in the image file, in bytes. */
-export interface Partition {
+export interface DiskPartition {
   /** 1-based, as Linux numbers them (/dev/mmcblk0pN). */
   number: number;
   offset: number;
@@ -16,14 +16,14 @@ export interface Partition {
 export interface ImageLayout {
   path: string;
   size: number;
-  boot: Partition & { fat: 'FAT16' | 'FAT32' | 'FAT12' };
-  rootfs: Partition & { uuid: string };
+  boot: DiskPartition & { fat: 'FAT16' | 'FAT32' | 'FAT12' };
+  rootfs: DiskPartition & { uuid: string };
   /** How many ext4 partitions there are: more than one needs boot.ini's root=UUID= to choose. */
   ext4Count: number;
   /** Disk identifier from the MBR, e.g. "0x3cedfd53", for the summary and inspect. */
   diskId: string;
   /** Every non-empty partition of the table, in table order (for inspect). */
-  partitions: Partition[];
+  partitions: DiskPartition[];
 }
 
 // MBR type bytes of FAT partitions (FAT12, FAT16 <32M, FAT16, FAT32 CHS, FAT32 LBA, FAT16 LBA).
@@ -113,7 +113,7 @@ async function readSector(handle: import('node:fs/promises').FileHandle, offset:
 }
 
 /** The FAT flavour, from the boot sector's own file-system type string (what mkfs wrote). */
-function fatKind(p: Partition, bootSector: Buffer): 'FAT12' | 'FAT16' | 'FAT32' {
+function fatKind(p: DiskPartition, bootSector: Buffer): 'FAT12' | 'FAT16' | 'FAT32' {
   if (bootSector.toString('latin1', 82, 87) === 'FAT32') return 'FAT32';
   const label = bootSector.toString('latin1', 54, 59);
   if (label === 'FAT12') return 'FAT12';
@@ -121,6 +121,6 @@ function fatKind(p: Partition, bootSector: Buffer): 'FAT12' | 'FAT16' | 'FAT32' 
   throw new UserError(`partition ${p.number} has FAT type 0x${p.mbrType.toString(16)} but no FAT file system: the boot partition is damaged or unformatted`);
 }
 
-function describeTypes(partitions: Partition[]): string {
+function describeTypes(partitions: DiskPartition[]): string {
   return partitions.map((p) => `p${p.number}=0x${p.mbrType.toString(16).padStart(2, '0')}`).join(', ');
 }
