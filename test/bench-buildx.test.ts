@@ -9,8 +9,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import { fleetConfigs } from '../src/config/fleet.js';
 import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
-import { REPO } from './cli.js';
-import { tempDir } from './fixtures.js';
+import { REPO } from './support/cli.js';
+import { tempDir } from './support/images.js';
 import { BASH, fakeBin, runKitScript } from './kit-helpers.js';
 
 const TRANSCRIPTS = join(REPO, 'test/fixtures/buildx-plain');

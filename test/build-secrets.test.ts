@@ -7,9 +7,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildImage, type RunResult } from './cli.js';
+import { buildImage, type RunResult } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { AUTHORIZED_KEY, debugfsCat, debugfsDumpDir, debugfsStat, stockImage, tempDir } from './fixtures.js';
+import { debugfsCat, debugfsDumpDir, debugfsStat } from './support/debugfs.js';
+import { AUTHORIZED_KEY, stockImage, tempDir } from './support/images.js';
 import { keyMatchesCertificate } from './kit-helpers.js';
 
 const NAME = 'c2-test';

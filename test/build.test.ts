@@ -1,18 +1,15 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+
 import { readFile, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildImage } from './cli.js';
+import { buildImage } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { copyOfStockImage, debugfsCat, dumpPartitions, e2fsckClean, fsckFatClean, stockImage, tempDir, treeListing } from './fixtures.js';
-
-async function sha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
+import { debugfsCat } from './support/debugfs.js';
+import { e2fsckClean, fsckFatClean } from './support/fsck.js';
+import { copyOfStockImage, stockImage, tempDir, treeListing } from './support/images.js';
+import { dumpPartitions } from './support/mtools.js';
+import { sha256File as sha256 } from './support/sha256.js';
 
 async function firstMiB(path: string): Promise<Buffer> {
   return (await readFile(path)).subarray(0, 1024 * 1024);

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import { dockerView } from '../src/steps/docker.js';
 import { renderTemplate } from '../src/engine/templates.js';
-import { skipWithout, tempDir } from './fixtures.js';
+import { skipWithout, tempDir } from './support/images.js';
 
 const execFile = promisify(execFileCallback);
 const TEMPLATE = 'docker/usr/local/sbin/builder-storage.mustache';

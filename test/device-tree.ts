@@ -3,7 +3,7 @@ import { execFile as execFileCallback } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { tempDir } from './fixtures.js';
+import { tempDir } from './support/images.js';
 
 const execFile = promisify(execFileCallback);
 

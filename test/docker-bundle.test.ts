@@ -13,7 +13,7 @@ import {
 } from '../src/artifacts/docker-bundle.js';
 import { UserError } from '../src/errors.js';
 import { bundleFiles, EM_X86_64, HOSTILE_ENTRIES, makeBundle } from './docker-bundle-fixture.js';
-import { tempDir } from './fixtures.js';
+import { tempDir } from './support/images.js';
 import { startServer } from './http-server.js';
 
 let work: string;

@@ -4,22 +4,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  FIXTURE_VARIANTS,
-  ROOT_UUID,
-  copyOfStockImage,
-  debugfsCat,
-  debugfsStat,
-  dumpe2fsHeader,
-  e2fsckClean,
-  fsckFatClean,
-  mtypeBoot,
-  partitionOffsets,
-  stockImage,
-  tempDir,
-  type DebugfsStat,
-  type FixtureVariant,
-} from './fixtures.js';
+import { debugfsCat, debugfsStat, dumpe2fsHeader, type DebugfsStat } from './support/debugfs.js';
+import { e2fsckClean, fsckFatClean } from './support/fsck.js';
+import { FIXTURE_VARIANTS, ROOT_UUID, copyOfStockImage, partitionOffsets, stockImage, tempDir, type FixtureVariant } from './support/images.js';
+import { mtypeBoot } from './support/mtools.js';
 import { referenceText } from './support/reference.js';
 
 const execFile = promisify(execFileCallback);

@@ -9,9 +9,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { asConfigFile, resolveConfig } from '../src/config/load.js';
 import { type BuildConfig } from '../src/config/schema.js';
 import { fleetConfigs, parseFleetSize } from '../src/config/fleet.js';
-import { buildImage, type RunResult } from './cli.js';
+import { buildImage, type RunResult } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { AUTHORIZED_KEY, debugfsCat, dumpPartitions, e2fsckClean, fsckFatClean, stockImage, tempDir, treeListing } from './fixtures.js';
+import { debugfsCat } from './support/debugfs.js';
+import { e2fsckClean, fsckFatClean } from './support/fsck.js';
+import { AUTHORIZED_KEY, stockImage, tempDir, treeListing } from './support/images.js';
+import { dumpPartitions } from './support/mtools.js';
 import { fakeBin, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
 
 describe('fleet derivation', () => {

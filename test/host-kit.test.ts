@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import { type BuildConfig } from '../src/config/schema.js';
 import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
-import { tempDir } from './fixtures.js';
+import { tempDir } from './support/images.js';
 import { fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
 
 const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: '02:aa:bb:cc:dd:06', deviceMac: '02:aa:bb:cc:dd:02' } });

@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ImageReport } from '../src/cli/inspect.js';
-import { buildImage, runScript } from './cli.js';
+import { buildImage, runScript } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { debugfsCat, dumpe2fsHeader, partitionOffsets, ROOT_UUID, stockImage, tempDir } from './fixtures.js';
+import { debugfsCat, dumpe2fsHeader } from './support/debugfs.js';
+import { partitionOffsets, ROOT_UUID, stockImage, tempDir } from './support/images.js';
 
 const inspect = (args: string[]) => runScript('src/cli/inspect-command.ts', args);
 

@@ -2,7 +2,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmod, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tempDir } from './fixtures.js';
+import { tempDir } from './support/images.js';
 
 /** A GLib key file (NetworkManager's keyfile format) as { section: { key: value } }. */
 export function parseKeyFile(text: string): Record<string, Record<string, string>> {

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256File } from '../src/checksum.js';
-import { buildImage, REPO, type RunResult } from './cli.js';
+import { buildImage, REPO, type RunResult } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { copyOfStockImage, skipWithout, stockImage, tempDir } from './fixtures.js';
+import { copyOfStockImage, skipWithout, stockImage, tempDir } from './support/images.js';
 import { startServer } from './http-server.js';
 
 const noTmpfs = skipWithout({

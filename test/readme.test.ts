@@ -6,8 +6,8 @@ import { BUILD_FLAGS } from '../src/cli/build-flags.js';
 import { synopsis } from '../src/cli/options.js';
 import { listSteps, STEPS } from '../src/steps/index.js';
 import { describe, expect, it } from 'vitest';
-import { REPO } from './cli.js';
-import { tempDir } from './fixtures.js';
+import { REPO } from './support/cli.js';
+import { tempDir } from './support/images.js';
 
 /** The first code block (of the given language, '' for a plain one) after `marker` in the README. */
 async function readmeBlock(marker: string, language = 'sh'): Promise<string> {

@@ -8,8 +8,8 @@ import { readdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO } from './cli.js';
-import { tempDir } from './fixtures.js';
+import { REPO } from './support/cli.js';
+import { tempDir } from './support/images.js';
 import { startServer, type TestServer } from './http-server.js';
 import { REFERENCE_FILES, referencePath } from './support/reference.js';
 

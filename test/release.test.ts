@@ -5,9 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '../src/checksum.js';
 import { UserError } from '../src/errors.js';
 import { scanImage } from '../src/output/release.js';
-import { buildImage } from './cli.js';
+import { buildImage } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { stockImage, tempDir } from './fixtures.js';
+import { stockImage, tempDir } from './support/images.js';
 import { fakeBin } from './kit-helpers.js';
 
 // A release reads every byte of the image (sha256, bmap, xz), holes included: a small disk with

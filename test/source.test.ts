@@ -8,6 +8,7 @@ import { sha256File } from '../src/checksum.js';
 import { UserError } from '../src/errors.js';
 import { resolveSource, STOCK_LOCK, STOCK_MANIFEST } from '../src/artifacts/stock-image.js';
 import { startServer, type TestServer } from './http-server.js';
+import { sha256 } from './support/sha256.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -17,7 +18,6 @@ let image: { path: string; sha256: string; size: number };
 const compressed: Record<'xz' | 'gz' | 'zst', Buffer> = {} as never;
 
 const md5 = (data: Buffer) => createHash('md5').update(data).digest('hex');
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 beforeAll(async () => {
   fixtures = await mkdtemp(join(tmpdir(), 'source-fixtures-'));

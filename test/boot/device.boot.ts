@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildImage, REPO } from '../cli.js';
+import { buildImage, REPO } from '../support/cli.js';
 import { startNfsServer, type NfsServer } from './nfs.js';
 import { changedBlocks } from './image-diff.js';
 import { bootFilesOf, bootImage, lastCheck, partitionOffsets, type BootFiles, type BootResult } from './qemu.js';

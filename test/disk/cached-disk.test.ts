@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CachedFileDisk } from '../../src/image/cached-disk.js';
-import { tempDir } from '../fixtures.js';
+import { tempDir } from '../support/images.js';
 
 /** A small deterministic generator, so a failure replays the same operations. */
 function random(seed: number) {

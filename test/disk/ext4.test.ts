@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -7,9 +7,10 @@ import { openImage } from '../../src/image/open.js';
 import { readLayout } from '../../src/image/layout.js';
 import { MAX_WRITE, withRootfs } from '../../src/image/ext4.js';
 import { UserError } from '../../src/errors.js';
-import { copyOfStockImage, debugfsStat, e2fsckClean, stockImage, tempDir } from '../fixtures.js';
-
-const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+import { debugfsStat } from '../support/debugfs.js';
+import { e2fsckClean } from '../support/fsck.js';
+import { copyOfStockImage, stockImage, tempDir } from '../support/images.js';
+import { sha256 as sha } from '../support/sha256.js';
 
 /** debugfs's own view of a file's bytes, to check what libext2fs wrote. */
 function debugfsDump(img: string, offset: number, path: string): Buffer {

@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { openImage } from '../../src/image/open.js';
 import { withBootPartition } from '../../src/image/fat.js';
-import { copyOfStockImage, fsckFatClean, mtypeBoot, tempDir } from '../fixtures.js';
+import { fsckFatClean } from '../support/fsck.js';
+import { copyOfStockImage, tempDir } from '../support/images.js';
+import { mtypeBoot } from '../support/mtools.js';
 import { referencePath } from '../support/reference.js';
 
 describe('FAT boot partition access (js-fatfs)', () => {

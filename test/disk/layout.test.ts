@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { openImage } from '../../src/image/open.js';
 import { UserError } from '../../src/errors.js';
-import { ROOT_UUID, stockImage } from '../fixtures.js';
+import { ROOT_UUID, stockImage } from '../support/images.js';
 
 describe('finding the partitions', () => {
   it("finds HardKernel's layout: FAT32 p1 at sector 2048, ext4 p2 at sector 264192 named by boot.ini", async () => {

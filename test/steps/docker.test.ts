@@ -6,16 +6,15 @@ import { BUNDLE_URL_PATTERN } from '../../src/artifacts/docker-bundle.js';
 import { UserError } from '../../src/errors.js';
 import { docker } from '../../src/steps/docker.js';
 import { bundleFiles, HOSTILE_ENTRIES, makeBundle } from '../docker-bundle-fixture.js';
-import { copyOfStockImage, debugfsCat, debugfsDumpDir, debugfsStat, e2fsckClean, partitionOffsets, tempDir } from '../fixtures.js';
+import { debugfsBatch, debugfsCat, debugfsDumpDir, debugfsStat } from '../support/debugfs.js';
+import { e2fsckClean } from '../support/fsck.js';
+import { copyOfStockImage, tempDir } from '../support/images.js';
 import { patchFixture, type PatchedFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
 
 /** Runs debugfs requests on the rootfs in one process (each spawn costs more than the request). */
 async function debugfsRequests(img: string, requests: string[]): Promise<string> {
-  const rootfs = (await partitionOffsets(img)).partitions.find((p) => p.number === 2)!;
-  const run = spawnSync('debugfs', ['-f', '-', `${img}?offset=${rootfs.offset}`], { input: requests.join('\n'), encoding: 'utf8' });
-  expect(run.status).toBe(0);
-  return run.stdout;
+  return (await debugfsBatch(img, requests)).stdout;
 }
 
 /** The names in a rootfs directory, as debugfs lists them. */

@@ -8,7 +8,10 @@ import { UserError } from '../../src/errors.js';
 import { viewOf, withPartitions } from '../../src/engine/patch.js';
 import { overlaysStep } from '../../src/steps/overlays.js';
 import type { Step } from '../../src/engine/step.js';
-import { debugfsCat, debugfsStat, e2fsckClean, fsckFatClean, mtypeBoot, partitionOffsets, tempDir } from '../fixtures.js';
+import { debugfsCat, debugfsStat } from '../support/debugfs.js';
+import { e2fsckClean, fsckFatClean } from '../support/fsck.js';
+import { tempDir } from '../support/images.js';
+import { mdirBoot, mtypeBoot } from '../support/mtools.js';
 import { patchFixture, type PatchedFixture } from './patch-fixture.js';
 
 const execFile = promisify(execFileCallback);
@@ -32,9 +35,7 @@ async function makeOverlay(spec: Spec): Promise<string> {
 }
 
 async function bootNames(img: string, dir: string): Promise<string[]> {
-  const offset = (await partitionOffsets(img)).partitions.find((p) => p.number === 1)!.offset;
-  const { stdout } = await execFile('mdir', ['-b', '-i', `${img}@@${offset}`, `::${dir}`], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
-  return stdout.split('\n').filter(Boolean).map((line) => line.replace(/^::\/(.*\/)?/, ''));
+  return (await mdirBoot(img, dir)).map((line) => line.replace(/^::\/(.*\/)?/, ''));
 }
 
 async function isApplied(step: Step, img: string): Promise<boolean> {

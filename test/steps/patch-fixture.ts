@@ -5,7 +5,7 @@ import { openImage } from '../../src/image/open.js';
 import type { ImageLayout } from '../../src/image/layout.js';
 import { patchImage, type PatchResult } from '../../src/engine/patch.js';
 import type { Step } from '../../src/engine/step.js';
-import { copyOfStockImage, tempDir, type FixtureVariant } from '../fixtures.js';
+import { copyOfStockImage, tempDir, type FixtureVariant } from '../support/images.js';
 
 export interface PatchedFixture {
   img: string;

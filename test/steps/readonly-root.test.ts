@@ -10,16 +10,10 @@ import { UserError } from '../../src/errors.js';
 import { patchImage } from '../../src/engine/patch.js';
 import { protectFstab, readonlyRoot } from '../../src/steps/readonly-root.js';
 import type { Step } from '../../src/engine/step.js';
-import {
-  copyOfStockImage,
-  debugfsCat,
-  debugfsStat,
-  e2fsckClean,
-  fsckFatClean,
-  mtypeBoot,
-  partitionOffsets,
-  tempDir,
-} from '../fixtures.js';
+import { debugfsCat, debugfsStat } from '../support/debugfs.js';
+import { e2fsckClean, fsckFatClean } from '../support/fsck.js';
+import { copyOfStockImage, partitionOffsets, tempDir } from '../support/images.js';
+import { mtypeBoot } from '../support/mtools.js';
 import { patchFixture, type PatchedFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
 import { referenceText } from '../support/reference.js';

@@ -5,7 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
 import { UserError } from '../../src/errors.js';
 import { lockRootPassword, remoteAccess, remoteLoginWarning, setSshdBlock } from '../../src/steps/remote-access.js';
-import { AUTHORIZED_KEY, copyOfStockImage, debugfsCat, debugfsStat, e2fsckClean, stockImage, tempDir } from '../fixtures.js';
+import { debugfsCat, debugfsStat } from '../support/debugfs.js';
+import { e2fsckClean } from '../support/fsck.js';
+import { AUTHORIZED_KEY, copyOfStockImage, stockImage, tempDir } from '../support/images.js';
 import { patchFixture, type PatchedFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
 

@@ -3,7 +3,8 @@ import { UserError } from '../../src/errors.js';
 import type { Operation } from '../../src/engine/operations.js';
 import type { Step } from '../../src/engine/step.js';
 import { sourceInterfacesD, usbGadget } from '../../src/steps/usb-gadget.js';
-import { debugfsCat, debugfsStat, e2fsckClean } from '../fixtures.js';
+import { debugfsCat, debugfsStat } from '../support/debugfs.js';
+import { e2fsckClean } from '../support/fsck.js';
 import { patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
 

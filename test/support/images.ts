@@ -1,17 +1,16 @@
 /*
  * Test fixtures: disk images laid out like HardKernel's stock ODROID-C2 image, built by
- * test/fixtures/make-stock-image.sh and cached under .cache/fixtures/, plus helpers that
- * inspect an image with the real tools (sfdisk, debugfs, dumpe2fs, e2fsck, mtools, fsck.fat)
- * so tests never check our code with our own code.
+ * test/fixtures/make-stock-image.sh and cached under .cache/fixtures/, and where their
+ * partitions are as sfdisk reads them.
  */
 import { execFile as execFileCallback } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import { referenceDir, referencePath } from './support/reference.js';
+import { REPO } from './cli.js';
+import { referenceDir, referencePath } from './reference.js';
 
 const execFile = promisify(execFileCallback);
 
@@ -21,7 +20,6 @@ export const AUTHORIZED_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYx3PbR1b0w
 export const FIXTURE_VARIANTS = ['stock', 'fat16', 'legacy-ext4', 'dirty-journal', 'gpt', 'no-ext4', 'zero', 'c4'] as const;
 export type FixtureVariant = (typeof FIXTURE_VARIANTS)[number];
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPTS_DIR = join(REPO, 'test/fixtures');
 const SCRIPT = join(SCRIPTS_DIR, 'make-stock-image.sh');
 // The script and the layout code it sources: a change to either is a new fixture.
@@ -169,7 +167,7 @@ export async function partitionOffsets(img: string): Promise<PartitionTable> {
   };
 }
 
-async function partitionOffset(img: string, wanted: (p: FixturePartition) => boolean, what: string): Promise<number> {
+export async function partitionOffset(img: string, wanted: (p: FixturePartition) => boolean, what: string): Promise<number> {
   const partition = (await partitionOffsets(img)).partitions.find(wanted);
   if (!partition) throw new Error(`${img} has no ${what} partition`);
   return partition.offset;
@@ -177,147 +175,15 @@ async function partitionOffset(img: string, wanted: (p: FixturePartition) => boo
 
 // libext2fs (debugfs, dumpe2fs, e2fsck) opens "file?offset=N" as the file system at byte N
 // of the file, so the tools read the rootfs in place without a loop device.
-async function rootfsSpec(img: string): Promise<string> {
+export async function rootfsSpec(img: string): Promise<string> {
   return `${img}?offset=${await partitionOffset(img, (p) => LINUX_TYPES.has(p.type.toUpperCase()), 'Linux')}`;
 }
 
-/** Runs a tool and returns its exit status and combined output instead of throwing on failure. */
-async function check(command: string, args: string[]): Promise<{ ok: boolean; output: string }> {
-  try {
-    const { stdout, stderr } = await execFile(command, args, { maxBuffer: MAX_OUTPUT });
-    return { ok: true, output: stdout + stderr };
-  } catch (error) {
-    const e = error as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw error;
-    return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
-  }
-}
-
-/**
- * Runs one debugfs request on the rootfs. debugfs exits 0 even when the request fails and
- * reports on stderr after its version banner, so any other stderr line is the error.
- */
-async function debugfs(img: string, request: string): Promise<{ stdout: string; error?: string }> {
-  const { stdout, stderr } = await execFile('debugfs', ['-R', request, await rootfsSpec(img)], { maxBuffer: MAX_OUTPUT });
-  const error = stderr.split('\n').filter((line) => line && !line.startsWith('debugfs ')).join('\n');
-  return { stdout, error: error || undefined };
-}
-
-const quote = (path: string) => `"${path}"`;
-
-/** A file's contents as debugfs reads them from the rootfs. */
-export async function debugfsCat(img: string, path: string): Promise<string> {
-  const { stdout, error } = await debugfs(img, `cat ${quote(path)}`);
-  if (error) throw new Error(`debugfs cat ${path}: ${error}`);
-  return stdout;
-}
-
-export interface DebugfsStat {
-  /** Permission bits including setuid, setgid and sticky (0o1777 for /tmp). */
-  mode: number;
-  uid: number;
-  gid: number;
-  /** debugfs's word: "regular", "directory", "symlink", ... */
-  type: string;
-  size: number;
-  /** For a symlink, where it points. */
-  target?: string;
-}
-
-/** An inode as debugfs reports it (without following a final symlink), or undefined if absent. */
-export async function debugfsStat(img: string, path: string): Promise<DebugfsStat | undefined> {
-  const { stdout, error } = await debugfs(img, `stat ${quote(path)}`);
-  if (error && /not found/i.test(error)) return undefined;
-  if (error) throw new Error(`debugfs stat ${path}: ${error}`);
-  const field = (pattern: RegExp) => {
-    const match = pattern.exec(stdout);
-    if (!match) throw new Error(`debugfs stat ${path}: no ${pattern.source} in:\n${stdout}`);
-    return match[1];
-  };
-  const target = /Fast link dest: "(.*)"/.exec(stdout)?.[1];
-  return {
-    mode: parseInt(field(/Mode:\s+(\d+)/), 8),
-    uid: Number(field(/User:\s+(\d+)/)),
-    gid: Number(field(/Group:\s+(\d+)/)),
-    type: field(/Type: (\S+)/),
-    size: Number(field(/Size: (\d+)/)),
-    ...(target === undefined ? {} : { target }),
-  };
-}
-
-/** The rootfs superblock as `dumpe2fs -h` prints it, e.g. { 'Filesystem UUID': '...' }. */
-export async function dumpe2fsHeader(img: string): Promise<Record<string, string>> {
-  const { stdout } = await execFile('dumpe2fs', ['-h', await rootfsSpec(img)], { maxBuffer: MAX_OUTPUT });
-  const fields: Record<string, string> = {};
-  for (const line of stdout.split('\n')) {
-    const match = /^([^:]+):\s*(.*)$/.exec(line);
-    if (match) fields[match[1]] ??= match[2].trim();
-  }
-  return fields;
-}
-
-const bootOffset = (img: string) => partitionOffset(img, (p) => p.number === 1, 'boot');
-// mtools refuses a FAT whose size is not a whole number of CHS tracks unless told not to check.
-const MTOOLS_ENV = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
-
-/** A file from the boot partition as mtools reads it. */
-export async function mtypeBoot(img: string, path: string): Promise<string> {
-  const { stdout } = await execFile('mtype', ['-i', `${img}@@${await bootOffset(img)}`, `::${path}`], {
-    env: MTOOLS_ENV,
-    maxBuffer: MAX_OUTPUT,
-  });
-  return stdout;
-}
-
-/**
- * Both partitions copied out with the real tools, for `diff -r`: the rootfs by debugfs rdump
- * (keeping modes and owners) at the top, the FAT by mcopy under BOOT/.
- */
-export async function dumpPartitions(img: string): Promise<string> {
-  const dir = await tempDir();
-  const { partitions } = await partitionOffsets(img);
-  const [boot, rootfs] = partitions;
-  await execFile('debugfs', ['-R', `rdump / ${dir}`, `${img}?offset=${rootfs.offset}`], { maxBuffer: MAX_OUTPUT });
-  await mkdir(join(dir, 'BOOT'));
-  await execFile('mcopy', ['-s', '-n', '-i', `${img}@@${boot.offset}`, '::/*', join(dir, 'BOOT')], { env: MTOOLS_ENV });
-  return dir;
-}
-
-/** A rootfs directory copied out by debugfs rdump (keeping modes and owners): the path of the copy. */
-export async function debugfsDumpDir(img: string, dir: string): Promise<string> {
-  const copy = join(await tempDir(), basename(dir));
-  // debugfs reports a missing directory on stderr and exits 0.
-  await execFile('debugfs', ['-R', `rdump ${quote(dir)} ${quote(dirname(copy))}`, await rootfsSpec(img)], { maxBuffer: MAX_OUTPUT });
-  if (!(await exists(copy))) throw new Error(`debugfs rdump ${dir}: not in the rootfs of ${img}`);
-  return copy;
-}
+/** Where the boot partition (partition 1) starts. */
+export const bootOffset = (img: string) => partitionOffset(img, (p) => p.number === 1, 'boot');
 
 /** Every path under `dir` with its mode, owner and type, sorted: what diff -r does not compare. */
 export async function treeListing(dir: string): Promise<string[]> {
   const { stdout } = await execFile('find', ['.', '-printf', '%p %m %U:%G %y\n'], { cwd: dir, maxBuffer: MAX_OUTPUT });
   return stdout.split('\n').sort();
-}
-
-/** `e2fsck -fn` on the rootfs: ok when it finds nothing to fix. */
-export async function e2fsckClean(img: string): Promise<{ ok: boolean; output: string }> {
-  return check('e2fsck', ['-fn', await rootfsSpec(img)]);
-}
-
-/** `fsck.fat -n` on the boot partition: ok when it finds nothing to fix. */
-export async function fsckFatClean(img: string): Promise<{ ok: boolean; output: string }> {
-  const { partitions } = await partitionOffsets(img);
-  const boot = partitions.find((p) => p.number === 1);
-  if (!boot) throw new Error(`${img} has no boot partition`);
-  // fsck.fat has no offset option: it checks a sparse copy of the partition.
-  const dir = await tempDir();
-  try {
-    const copy = join(dir, 'boot.fat');
-    await execFile('dd', [
-      `if=${img}`, `of=${copy}`, 'bs=1M', 'iflag=skip_bytes,count_bytes', `skip=${boot.offset}`, `count=${boot.size}`,
-      'conv=sparse', 'status=none',
-    ]);
-    return await check('fsck.fat', ['-n', copy]);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }
