@@ -11,7 +11,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumpPartitions, e2fsckClean, fsckFatClean, partitionOffsets, skipWithout, stockImage, tempDir, type FixtureVariant } from './fixtures.js';
-import { runScript } from './cli.js';
+import { REPO, runScript } from './cli.js';
 
 const MiB = 1024 * 1024;
 const IMAGE_MIB = 160;
@@ -174,5 +174,29 @@ describe.skipIf(noLoop)('npm run flash', () => {
       const target = await card(dir, 'unconfirmed.card', IMAGE_MIB);
       await refusal([img, target.device, '--allow-non-removable'], /standard input is not a terminal.*; pass --yes/, target.file);
     });
+
+    it('with a terminal: shows the device and its partitions, and writes only when the answer is yes', async () => {
+      const target = await card(dir, 'asked.card', IMAGE_MIB + 32);
+      expect((await flash([img, target.device, '--yes', '--allow-non-removable'])).code).toBe(0);
+      partitionsOf(target.device);
+      // script(1) runs the command on a pseudo-terminal and types what it reads from its stdin.
+      const asked = (answer: string) =>
+        spawnSync('script', ['-qec', `node_modules/.bin/tsx src/cli/flash-command.ts ${img} ${target.device} --allow-non-removable`, '/dev/null'], {
+          cwd: REPO, input: `${answer}\n`, encoding: 'utf8',
+        });
+      const before = await sha256(target.file);
+      const no = asked('n');
+      expect(no.status).not.toBe(0);
+      expect(no.stdout).toMatch(new RegExp(`${target.device}: .*, ${IMAGE_MIB + 32} MiB`));
+      // lsblk names each partition with its size (the file system type needs udev, which a container may lack).
+      expect(no.stdout).toMatch(/loop\d+p1 +128M/);
+      expect(no.stdout).toMatch(/loop\d+p2 +31M/);
+      expect(no.stdout).toContain(`Write ${img} to ${target.device}? Everything on it is lost. [y/N]`);
+      expect(no.stdout).toContain(`error: not confirmed; ${target.device} is untouched`);
+      expect(await sha256(target.file)).toBe(before);
+      const yes = asked('y');
+      expect(yes.status, yes.stdout).toBe(0);
+      expect(yes.stdout).toContain('written and verified');
+    }, 180_000);
   });
 });
