@@ -108,4 +108,19 @@ describe('doctor.sh', () => {
       expect(result.lines.slice(0, -1).every((earlier) => earlier.startsWith('✓ ')), JSON.stringify(change)).toBe(true);
     }
   });
+
+  it('asks a remote NFS server with showmount', async () => {
+    const out = await tempDir();
+    const remote = resolveConfig({ name: 'c2-test', usb: { hostMac: MAC, deviceMac: '02:aa:bb:cc:dd:02' }, nfs: { server: '192.168.7.1', export: '/srv/c2' } });
+    await (await writeHostKit(out, [remote], join(out, 'secrets'))).commit();
+    const showmount = '[ "$*" = "-e --no-headers 192.168.7.1" ] && printf \'/srv/other 10.0.0.9\\n%s %s\\n\' "$EXPORTED" "$CLIENT"';
+    const remoteBin = await fakeBin({ ip: IP, ping: 'exit 0', exportfs: EXPORTFS, showmount, docker: DOCKER });
+    const env = { STATE: await tempDir(), SYSFS_NET: sysfs, ADDRESS: '10.0.0.1/24', DRIVER: 'overlay2', BUILDER: 'c2-test', EXPORTED: '/srv/c2' };
+    const listed = runKitScript(join(hostKitDirOf(out), 'doctor.sh'), remoteBin, { ...env, CLIENT: '10.0.0.3,10.0.0.2' });
+    expect(listed.status, listed.stdout).toBe(0);
+    expect(listed.stdout).toContain('✓ NFS: 192.168.7.1 exports /srv/c2 to 10.0.0.2\n');
+    const missing = runKitScript(join(hostKitDirOf(out), 'doctor.sh'), remoteBin, { ...env, CLIENT: '10.0.0.3' });
+    expect(missing.status).toBe(1);
+    expect(missing.stdout.trim().split('\n').at(-1)).toMatch(/^✗ NFS: 192\.168\.7\.1 does not export \/srv\/c2 to 10\.0\.0\.2; /);
+  });
 });

@@ -21,18 +21,24 @@ const USAGE = `usage: npm run flash -- IMAGE DEVICE [--yes] [--allow-non-removab
   --yes                  write without asking (needed when standard input is not a terminal)
   --allow-non-removable  write a device the kernel does not call removable (some built-in card readers)`;
 
-const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
+/** The first bytes of the compressed forms an image travels in, which a card cannot boot. */
+const COMPRESSED: [string, Buffer][] = [
+  ['xz', Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
+  ['gzip', Buffer.from([0x1f, 0x8b])],
+  ['zstd', Buffer.from([0x28, 0xb5, 0x2f, 0xfd])],
+];
 
+/** The image's size, once it is a non-empty, uncompressed file. */
 async function checkImage(path: string): Promise<number> {
-  const info = await stat(path).catch(() => undefined);
-  if (!info?.isFile()) throw new UserError(`${path} is not an image file; pass the .img the build wrote (out/<name>.img)`);
-  if (path.endsWith('.xz')) throw new UserError(`${path} is compressed; pass the .img beside it (or xz -dk it first)`);
-  if (info.size === 0) throw new UserError(`${path} is empty; build the image again`);
-  const head = Buffer.alloc(XZ_MAGIC.length);
+  const file = await stat(path).catch(() => undefined);
+  if (!file?.isFile()) throw new UserError(`${path} is not an image file; pass the .img the build wrote (out/<name>.img)`);
+  if (file.size === 0) throw new UserError(`${path} is empty; build the image again`);
+  const head = Buffer.alloc(6);
   const handle = await open(path, 'r');
   await handle.read(head, 0, head.length, 0).finally(() => handle.close());
-  if (head.equals(XZ_MAGIC)) throw new UserError(`${path} is xz-compressed; decompress it first (xz -dk)`);
-  return info.size;
+  const compressed = COMPRESSED.find(([, magic]) => head.subarray(0, magic.length).equals(magic));
+  if (compressed) throw new UserError(`${path} is ${compressed[0]}-compressed; pass the .img beside it, or decompress it first`);
+  return file.size;
 }
 
 /** Shows what is on the card now and asks; only "y" or "yes" writes. */
