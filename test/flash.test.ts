@@ -1,7 +1,7 @@
 /**
  * npm run flash on loop devices standing in for cards (the kernel calls them non-removable, so
  * the writes pass --allow-non-removable; the refusal of a non-removable device is tested
- * without it). The cards start full of random bytes: what the image leaves as holes must not
+ * without it). The cards written start full of random bytes: what the image leaves as holes must not
  * show through, so the card's file systems are checked with e2fsck and fsck.fat and their files
  * compared with the image's.
  */
@@ -33,10 +33,11 @@ function partitionsOf(device: string): void {
   sh('test', ['-b', `${device}p1`]);
 }
 
-/** A loop device over a sparse file of `mib` MiB, full of random bytes unless `empty`. */
-async function card(dir: string, name: string, mib: number): Promise<{ file: string; device: string }> {
+/** A loop device over a file of `mib` MiB: full of random bytes, or sparse (zeros) for the refusals. */
+async function card(dir: string, name: string, mib: number, fill: 'random' | 'sparse' = 'sparse'): Promise<{ file: string; device: string }> {
   const file = join(dir, name);
-  sh('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${mib}`, 'status=none']);
+  if (fill === 'random') sh('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${mib}`, 'status=none']);
+  else sh('truncate', ['-s', `${mib}M`, file]);
   const device = sh('losetup', ['-f', '--show', '-P', file]);
   loops.push(device);
   return { file, device };
@@ -86,7 +87,7 @@ describe.skipIf(noLoop)('npm run flash', () => {
   for (const variant of ['stock', 'fat16'] as const) {
     it(`writes the ${variant} image over random bytes: the card's file systems check clean and hold the image's files`, async () => {
       const img = await image(await tempDir(), variant);
-      const target = await card(dir, `${variant}.card`, IMAGE_MIB + 32);
+      const target = await card(dir, `${variant}.card`, IMAGE_MIB + 32, 'random');
       const result = await flash([img, target.device, '--yes', '--allow-non-removable']);
       expect(result.stderr).toMatch(/MiB\/s/);
       expect(result.code, result.stderr).toBe(0);
@@ -100,7 +101,7 @@ describe.skipIf(noLoop)('npm run flash', () => {
     const img = await image(work, 'stock');
     const bmap = join(work, 'stock.bmap');
     sh('bmaptool', ['-q', 'create', '-o', bmap, img]);
-    const target = await card(dir, 'bmap.card', IMAGE_MIB);
+    const target = await card(dir, 'bmap.card', IMAGE_MIB, 'random');
     const result = await flash([img, target.device, '--yes', '--allow-non-removable']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain(`data from ${bmap}`);
@@ -136,6 +137,13 @@ describe.skipIf(noLoop)('npm run flash', () => {
       const file = join(dir, 'plain-file');
       await writeFile(file, Buffer.alloc(IMAGE_MIB * MiB));
       await refusal([img, file, '--yes', '--allow-non-removable'], /is not a block device/, file);
+    });
+
+    it('a compressed image', async () => {
+      const target = await card(dir, 'for-xz.card', IMAGE_MIB);
+      const xz = join(dir, 'image.img.xz');
+      await writeFile(xz, Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.alloc(4096, 1)]));
+      await refusal([xz, target.device, '--yes', '--allow-non-removable'], /image\.img\.xz is xz-compressed; pass the \.img beside it/, target.file);
     });
 
     it('a partition rather than the whole device', async () => {
