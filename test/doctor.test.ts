@@ -109,6 +109,13 @@ describe('doctor.sh', () => {
     }
   });
 
+  it('tells a missing tool from a broken link', async () => {
+    const noPing = await fakeBin({ ip: IP, exportfs: EXPORTFS, docker: DOCKER });
+    const result = runKitScript(join(kit, 'doctor.sh'), noPing, { STATE: await tempDir(), SYSFS_NET: sysfs, ADDRESS: '10.0.0.1/24' });
+    expect(result.status).toBe(1);
+    expect(result.stdout.trim().split('\n').at(-1)).toBe('✗ ping: the ping command is missing here; install iputils-ping');
+  });
+
   it('asks a remote NFS server with showmount', async () => {
     const out = await tempDir();
     const remote = resolveConfig({ name: 'c2-test', usb: { hostMac: MAC, deviceMac: '02:aa:bb:cc:dd:02' }, nfs: { server: '192.168.7.1', export: '/srv/c2' } });
