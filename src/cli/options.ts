@@ -19,31 +19,48 @@ export interface Flag {
 type FlagValue<F extends Flag> = F['type'] extends 'boolean' ? boolean : F extends { default: string } ? string : string | undefined;
 export type FlagValues<F extends readonly Flag[]> = { [E in F[number] as E['name']]: FlagValue<E> } & { help: boolean };
 
-/** `[--name ARG]` for each flag: the synopsis after the command. */
-export function synopsis(flags: readonly Flag[]): string {
-  return flags.map((flag) => `[--${flag.name}${flag.arg ? ` ${flag.arg}` : ''}]`).join(' ');
+/** A word of the command line that is not a flag, such as IMAGE, in the order it must come. */
+export interface Positional {
+  name: string;
+  doc: string;
 }
 
-/** The --help text: the synopsis, then each flag with its doc line. */
-export function usage(command: string, flags: readonly Flag[]): string {
-  const width = Math.max(...flags.map((flag) => flag.name.length)) + 2;
-  const lines = flags.map((flag) => `  --${flag.name.padEnd(width)}${flag.doc}`);
-  return `usage: ${command} ${synopsis(flags)}\n${lines.join('\n')}`;
+/** `[--name ARG]` for each flag, after the positional words: the synopsis after the command. */
+export function synopsis(flags: readonly Flag[], positionals: readonly Positional[] = []): string {
+  return [...positionals.map((word) => word.name), ...flags.map((flag) => `[--${flag.name}${flag.arg ? ` ${flag.arg}` : ''}]`)].join(' ');
 }
 
-/** The flags of argv; a mistake in them is the user's, told in one line. `--help`/`-h` is always there. */
-export function parseFlags<const F extends readonly Flag[]>(argv: string[], flags: F): FlagValues<F> {
+/** The --help text: the synopsis, then each word and flag with its doc line. */
+export function usage(command: string, flags: readonly Flag[], positionals: readonly Positional[] = []): string {
+  const names = [...positionals.map((word) => word.name), ...flags.map((flag) => `--${flag.name}`)];
+  const docs = [...positionals, ...flags].map((entry) => entry.doc);
+  const width = Math.max(...names.map((name) => name.length)) + 2;
+  const lines = names.map((name, i) => `  ${name.padEnd(width)}${docs[i]}`);
+  return `usage: ${command} ${synopsis(flags, positionals)}\n${lines.join('\n')}`;
+}
+
+/**
+ * The flags of argv, and its other words when `positionals` names them (all of them must be
+ * there); a mistake is the user's, told in one line. `--help`/`-h` is always there.
+ */
+export function parseFlags<const F extends readonly Flag[]>(argv: string[], flags: F, positionals: readonly Positional[] = []): FlagValues<F> & { words: string[] } {
   const options = Object.fromEntries([
     ...flags.map((flag) => [flag.name, flag.type === 'boolean' ? { type: 'boolean', default: false } : { type: 'string', default: flag.default }]),
     ['help', { type: 'boolean', short: 'h', default: false }],
   ]) as NonNullable<ParseArgsConfig['options']>;
   try {
     // parseArgs types its result from a literal options object; this one is built from the table.
-    return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values as FlagValues<F>;
+    const parsed = parseArgs({ args: argv, options, allowPositionals: positionals.length > 0, strict: true });
+    const values = parsed.values as FlagValues<F>;
+    if (!values.help && parsed.positionals.length !== positionals.length) {
+      throw new UserError(`expected ${positionals.map((word) => word.name).join(' ')}, got ${parsed.positionals.length} word(s)`);
+    }
+    return { ...values, words: parsed.positionals };
   } catch (error) {
     throw new UserError(`${(error as Error).message.split('\n')[0]}; see --help`);
   }
 }
+
 
 /** Where a file the run could not write belongs, in the user's terms ("--out"), and what else they can do. */
 export interface WritePlace {
