@@ -10,7 +10,7 @@ import { readExt4Superblock } from '../image/ext4-superblock.js';
 import type { ImageLayout } from '../image/layout.js';
 import { viewOf, withPartitions } from '../engine/patch.js';
 import { BUILD_STAMP_PATH } from '../facts/build-stamp.js';
-import { detectNetworkStack, type NetworkStack } from '../facts/network.js';
+import { detectNetwork, type NetworkFacts } from '../facts/network.js';
 import { kernelModules } from '../facts/kernel-modules.js';
 import type { ImageView, Step } from '../engine/step.js';
 
@@ -48,7 +48,8 @@ export interface ImageReport {
   partitions: PartitionReport[];
   boot: BootReport;
   kernels: { version: string; modules: Record<(typeof WATCHED_MODULES)[number], boolean> }[];
-  network?: NetworkStack;
+  /** What brings usb0 up at boot and the file that shows it. */
+  network: NetworkFacts;
   /** /sbin/init and what it is: systemd when it links to a systemd binary. */
   init: { path: string; target?: string; systemd: boolean; present: boolean };
   steps: { name: string; applied: boolean }[];
@@ -143,7 +144,7 @@ export function inspectImage(layout: ImageLayout, steps: Step[]): Promise<ImageR
       partitions: await partitionsOf(layout),
       boot: await bootOf(image),
       kernels,
-      network: await detectNetworkStack(image),
+      network: await detectNetwork(image),
       init: await initOf(image),
       steps: applied,
       stamp: await stampOf(image),
@@ -173,7 +174,8 @@ export function formatReport(report: ImageReport): string {
     const shipped = Object.entries(kernel.modules).map(([name, has]) => `${name} ${has ? 'yes' : 'no'}`);
     row('kernel', `${kernel.version}: ${shipped.join(', ')}`);
   }
-  row('network', report.network ?? 'unknown (no ifupdown, netplan or systemd-networkd configuration found)');
+  const { network } = report;
+  row('network', `${network.mechanism} (${network.evidence})${network.fallback ? `: fallback, ${network.fallback}` : ''}`);
   const { init } = report;
   const initKind = init.systemd ? 'systemd' : init.present ? 'not systemd' : 'missing';
   row('init', `${initKind} (${init.path}${init.target ? ` -> ${init.target}` : ''})`);
