@@ -76,3 +76,33 @@ export const C2_TREE = `/dts-v1/;
   dwc2_a { compatible = "amlogic,dwc2"; gpio-vbus-power = "GPIOAO_5"; };
 };
 `;
+
+/**
+ * The mainline shape of the C2's tree (meson-gxbb-odroidc2.dts): the Ethernet MAC under /soc with
+ * the `ethernet0` alias, properties trimmed as above.
+ */
+export const C2_MAINLINE_TREE = `/dts-v1/;
+/ {
+  compatible = "hardkernel,odroid-c2", "amlogic,meson-gxbb";
+  model = "Hardkernel ODROID-C2";
+  #address-cells = <2>;
+  #size-cells = <2>;
+  aliases {
+    serial0 = "/soc/bus@c8100000/serial@4c0";
+    ethernet0 = "/soc/ethernet@c9410000";
+  };
+  memory@0 { device_type = "memory"; reg = <0x0 0x0 0x0 0x80000000>; };
+  soc {
+    compatible = "simple-bus";
+    #address-cells = <2>;
+    #size-cells = <2>;
+    ranges;
+    ethernet@c9410000 {
+      compatible = "amlogic,meson-gxbb-dwmac", "snps,dwmac-3.70a", "snps,dwmac";
+      reg = <0x0 0xc9410000 0x0 0x10000 0x0 0xc8834540 0x0 0x4>;
+      phy-mode = "rgmii";
+    };
+    usb@c9000000 { compatible = "amlogic,meson-gxbb-usb", "snps,dwc2"; };
+  };
+};
+`;
