@@ -12,6 +12,7 @@ import { viewOf, withPartitions } from '../engine/patch.js';
 import { BUILD_STAMP_PATH } from '../facts/build-stamp.js';
 import { detectNetwork, type NetworkFacts } from '../facts/network.js';
 import { kernelModules } from '../facts/kernel-modules.js';
+import { bootChain, type ChainLink } from '../facts/boot-chain.js';
 import type { ImageView, Step } from '../engine/step.js';
 
 /** The modules this tool's features depend on (USB networking, the overlay root, docker's storage). */
@@ -53,6 +54,8 @@ export interface ImageReport {
   /** /sbin/init and what it is: systemd when it links to a systemd binary. */
   init: { path: string; target?: string; systemd: boolean; present: boolean };
   steps: { name: string; applied: boolean }[];
+  /** "Will it come up?": from the kernel command line to dockerd's API, each with its file. */
+  chain: ChainLink[];
   /** The build stamp this tool writes, parsed; a string when it is not JSON. */
   stamp?: unknown;
 }
@@ -147,6 +150,7 @@ export function inspectImage(layout: ImageLayout, steps: Step[]): Promise<ImageR
       network: await detectNetwork(image),
       init: await initOf(image),
       steps: applied,
+      chain: await bootChain(image),
       stamp: await stampOf(image),
     };
   });
@@ -181,6 +185,8 @@ export function formatReport(report: ImageReport): string {
   row('init', `${initKind} (${init.path}${init.target ? ` -> ${init.target}` : ''})`);
   row('steps');
   for (const step of report.steps) lines.push(`  ${step.name.padEnd(18)} ${step.applied ? 'applied' : 'not applied'}`);
+  row('boot chain', '(what the boot will follow, and the file that sets each)');
+  for (const { link, value, file } of report.chain) lines.push(`  ${link.padEnd(20)} ${value ?? 'NOT SET: the chain breaks here'}  [${file}]`);
   const stamp = report.stamp === undefined ? 'none (not built by odroid-buildx-image)' : JSON.stringify(report.stamp);
   row('build stamp', stamp);
   return `${lines.join('\n')}\n`;
