@@ -113,10 +113,16 @@ export function checkGateway(value: string, config: BuildConfig): string {
   return value;
 }
 
+/**
+ * The export lands in shell scripts, fstab-like mount arguments (`server:path`, options split at
+ * commas), exports(5) and the host kit's commands: only characters none of them treat specially.
+ */
 export function checkExport(value: string): string {
   if (!value.startsWith('/')) invalid('is not an absolute path; write it like /srv/c2-builder');
-  if (/\s/.test(value)) invalid('contains whitespace, which fstab cannot hold; pick a path without spaces');
-  if (value.split('/').includes('..')) invalid('contains a .. segment; write the path without it');
+  if (!/^(?:\/[A-Za-z0-9._+-]+)+$/.test(value)) {
+    invalid('is not a plain path; use /-separated names of letters, digits and . _ + - (no spaces, quotes or $), without a trailing or doubled /, like /srv/c2-builder');
+  }
+  if (value.split('/').some((segment) => segment === '.' || segment === '..')) invalid('contains a . or .. segment; write the path without it');
   return value;
 }
 

@@ -58,7 +58,7 @@ export function dockerView(config: BuildConfig) {
     containerdRoot: CONTAINERD_ROOT,
     envFile: '/run/builder-storage/dockerd.env',
     storageScript: STORAGE_SCRIPT,
-    hostsJson: JSON.stringify(dockerHosts(config)),
+    hosts: dockerHosts(config),
     ...dockerTlsView,
     // Container logs live on the data image: bounded so one chatty build cannot fill it.
     logMaxSize: '10m',
