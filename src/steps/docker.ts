@@ -1,5 +1,5 @@
 import type { BuildConfig } from '../config/schema.js';
-import { bundleEntries, listBundle, resolveBundle, type DockerBundle } from '../artifacts/docker-bundle.js';
+import { bundleEntries, isBinaryName, listBundle, resolveBundle, type DockerBundle } from '../artifacts/docker-bundle.js';
 import { warn } from '../log.js';
 import { type Operation, rootfsFile } from '../engine/operations.js';
 import { renderTemplate } from '../engine/templates.js';
@@ -95,8 +95,8 @@ async function installOperations(image: ImageView, bundle: DockerBundle, once: R
   const record = await readRecord(image);
   if (await alreadyInstalled(image, bundle, record)) return [];
   const { binaries, bytes } = await once(`docker bundle ${bundle.path} ${bundle.sha256} listing`, () => listBundle(bundle));
-  // The record is read from the image: only plain names in BIN_DIR are ever removed.
-  const stale = (record?.binaries ?? []).filter((name) => !binaries.includes(name) && /^(?!\.\.?$)[^/]+$/.test(name));
+  // The record is read from the image: only names a bundle may install are ever removed from BIN_DIR.
+  const stale = (record?.binaries ?? []).filter((name) => typeof name === 'string' && !binaries.includes(name) && isBinaryName(name));
   const newRecord: InstallRecord = { sha256: bundle.sha256, origin: bundle.origin, binaries };
   return [
     ...stale.map((name): Operation => ({ op: 'remove', on: 'rootfs', path: `${BIN_DIR}/${name}` })),
