@@ -1,10 +1,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { renderConfigDoc } from '../src/config/doc.js';
 import { loadConfig, resolveConfig } from '../src/config/load.js';
 import { UserError } from '../src/errors.js';
+import type { BuildConfig, PowerProfile, UsbProtocol } from '../src/config/schema.js';
 
 const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
 
@@ -25,6 +26,23 @@ function macBits(mac: string) {
   const first = parseInt(mac.slice(0, 2), 16);
   return { unicast: (first & 1) === 0, local: (first & 2) === 2 };
 }
+
+describe('BuildConfig', () => {
+  it('is made from the schema: each key nested by its path, keys without a default optional, plus ip and prefix', () => {
+    // Checked by tsc (npx tsc --noEmit), which includes the tests.
+    expectTypeOf<BuildConfig>().toEqualTypeOf<{
+      name: string;
+      hostname: string;
+      power: { profile: PowerProfile };
+      usb: { protocol: UsbProtocol; deviceMac: string; hostMac: string };
+      network: { address: string; gateway: string; dns: string[]; ip: string; prefix: number };
+      nfs: { server: string; export: string };
+      docker: { bundle?: string; sha256?: string };
+      ssh: { authorizedKeys: string[] };
+    }>();
+    expectTypeOf(resolveConfig({})).toEqualTypeOf<BuildConfig>();
+  });
+});
 
 describe('resolveConfig defaults', () => {
   it('fills every key from an empty config', () => {
