@@ -165,6 +165,8 @@ describe('resolveConfig rejects', () => {
     [{ docker: { sha256: 'a'.repeat(64) } }, /^config key docker.sha256 .* is set but docker.bundle is not/],
     [{ ssh: { authorizedKeys: ['-----BEGIN OPENSSH PRIVATE KEY-----'] } }, /^config key ssh.authorizedKeys\[0\] .* does not look like an OpenSSH public key/],
     [{ ssh: { authorizedKeys: [`ssh-ed25519 ${KEY}\nssh-ed25519 ${KEY}`] } }, /^config key ssh.authorizedKeys\[0\] /],
+    [{ ssh: { authorizedKeys: [`ssh-ed25519 ${KEY} me\x1b[2J`] } }, /^config key ssh.authorizedKeys\[0\] .* does not look like an OpenSSH public key/],
+    [{ docker: { bundle: '/tmp/docker\x1b[2J.tgz' } }, /^config key docker.bundle .* is not a URL or a path/],
     [{ ssh: { authorizedKeys: [42] } }, /^config key ssh.authorizedKeys must be an array of strings, got \[42\]/],
     [{ name: 7 }, /^config key name must be a string, got 7/],
   ])('%j', (raw, message) => {

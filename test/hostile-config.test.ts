@@ -40,7 +40,7 @@ const NEAR_VALID: Record<string, fc.Arbitrary<string>> = {
   'nfs.export': fc.stringMatching(/^(\/[A-Za-z0-9._+-]{1,10}){1,4}$/),
   'docker.bundle': fc.stringMatching(/^\/[ -~]{1,30}\.tgz$/),
   'docker.sha256': fc.stringMatching(/^[0-9a-fA-F]{64}$/),
-  'ssh.authorizedKeys': fc.string().map((comment) => `${HOST_KEY} ${comment}`),
+  'ssh.authorizedKeys': fc.string({ unit: 'binary' }).map((comment) => `${HOST_KEY} ${comment}`),
 };
 
 function valueFor(key: string): fc.Arbitrary<string> {

@@ -127,7 +127,8 @@ export function checkExport(value: string): string {
 }
 
 export function checkBundle(value: string): string {
-  if (value.trim() === '' || /[\r\n]/.test(value)) invalid('is not a URL or a path; give the URL or path of docker-<version>.tgz');
+  // It is named in messages and in the image's install record: no line breaks or terminal controls.
+  if (value.trim() === '' || /[\x00-\x1f\x7f]/.test(value)) invalid('is not a URL or a path; give the URL or path of docker-<version>.tgz');
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
     if (!/^https?:\/\//i.test(value) || !URL.canParse(value)) invalid('is not an http(s) URL; give an https:// URL or a local path');
   }
@@ -135,7 +136,7 @@ export function checkBundle(value: string): string {
 }
 
 const PUBLIC_KEY =
-  /^(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}(?: [^\r\n]*)?$/;
+  /^(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}(?: [^\x00-\x08\x0a-\x1f\x7f\u2028\u2029]*)?$/;
 
 export function checkPublicKey(value: string): string {
   // Pasted `cat key.pub` output carries a trailing newline; anything else multi-line is refused.

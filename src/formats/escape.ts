@@ -11,12 +11,13 @@ export class Unrenderable extends Error {}
 export type Escaper = (value: unknown) => string;
 
 const LINE_BREAK = /[\r\n\u2028\u2029]/;
-const CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/;
+/** Control characters but tab and the line breaks (which LINE_BREAK names). */
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 
 function singleLine(value: unknown, language: string): string {
   const text = String(value);
   if (LINE_BREAK.test(text)) throw new Unrenderable(`contains a line break, which ${language} cannot hold on one line`);
-  if (CONTROL.test(text) || text.includes('\t')) throw new Unrenderable(`contains a control character, which ${language} cannot hold`);
+  if (CONTROL.test(text)) throw new Unrenderable(`contains a control character, which ${language} cannot hold`);
   return text;
 }
 
