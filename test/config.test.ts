@@ -1,10 +1,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { renderConfigDoc } from '../src/config/doc.js';
 import { loadConfig, resolveConfig } from '../src/config/load.js';
 import { UserError } from '../src/errors.js';
+import type { BuildConfig, PowerProfile, UsbProtocol } from '../src/config/schema.js';
 
 const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
 
@@ -25,6 +26,23 @@ function macBits(mac: string) {
   const first = parseInt(mac.slice(0, 2), 16);
   return { unicast: (first & 1) === 0, local: (first & 2) === 2 };
 }
+
+describe('BuildConfig', () => {
+  it('is made from the schema: each key nested by its path, keys without a default optional, plus ip and prefix', () => {
+    // Checked by tsc (npx tsc --noEmit), which includes the tests.
+    expectTypeOf<BuildConfig>().toEqualTypeOf<{
+      name: string;
+      hostname: string;
+      power: { profile: PowerProfile };
+      usb: { protocol: UsbProtocol; deviceMac: string; hostMac: string };
+      network: { address: string; gateway: string; dns: string[]; ip: string; prefix: number };
+      nfs: { server: string; export: string };
+      docker: { bundle?: string; sha256?: string };
+      ssh: { authorizedKeys: string[] };
+    }>();
+    expectTypeOf(resolveConfig({})).toEqualTypeOf<BuildConfig>();
+  });
+});
 
 describe('resolveConfig defaults', () => {
   it('fills every key from an empty config', () => {
@@ -135,8 +153,11 @@ describe('resolveConfig rejects', () => {
     [{ network: { dns: ['1.1.1.1', 'dns.google'] } }, /^config key network.dns\[1\] "dns.google" is not an IPv4 address/],
     [{ nfs: { server: 'host.local' } }, /^config key nfs.server "host.local" is not an IPv4 address/],
     [{ nfs: { export: 'srv/c2' } }, /^config key nfs.export "srv\/c2" is not an absolute path/],
-    [{ nfs: { export: '/srv/../etc' } }, /^config key nfs.export .* contains a .. segment/],
-    [{ nfs: { export: '/srv/my c2' } }, /^config key nfs.export .* contains whitespace/],
+    [{ nfs: { export: '/srv/../etc' } }, /^config key nfs.export .* contains a \. or \.\. segment/],
+    [{ nfs: { export: '/srv/my c2' } }, /^config key nfs.export .* is not a plain path/],
+    [{ nfs: { export: "/srv/a'$(touch${IFS}/tmp/x)'b" } }, /^config key nfs.export .* is not a plain path; use \/-separated names/],
+    [{ nfs: { export: '/srv/`id`' } }, /^config key nfs.export .* is not a plain path/],
+    [{ nfs: { export: '/srv/c2/' } }, /^config key nfs.export .* is not a plain path/],
     [{ docker: { bundle: 'ftp://example.com/docker.tgz' } }, /^config key docker.bundle .* is not an http\(s\) URL/],
     [{ docker: { bundle: '' } }, /^config key docker.bundle "" is not a URL or a path/],
     [{ docker: { bundle: null } }, /^config key docker.bundle must be a string, got null/],
@@ -144,6 +165,8 @@ describe('resolveConfig rejects', () => {
     [{ docker: { sha256: 'a'.repeat(64) } }, /^config key docker.sha256 .* is set but docker.bundle is not/],
     [{ ssh: { authorizedKeys: ['-----BEGIN OPENSSH PRIVATE KEY-----'] } }, /^config key ssh.authorizedKeys\[0\] .* does not look like an OpenSSH public key/],
     [{ ssh: { authorizedKeys: [`ssh-ed25519 ${KEY}\nssh-ed25519 ${KEY}`] } }, /^config key ssh.authorizedKeys\[0\] /],
+    [{ ssh: { authorizedKeys: [`ssh-ed25519 ${KEY} me\x1b[2J`] } }, /^config key ssh.authorizedKeys\[0\] .* does not look like an OpenSSH public key/],
+    [{ docker: { bundle: '/tmp/docker\x1b[2J.tgz' } }, /^config key docker.bundle .* is not a URL or a path/],
     [{ ssh: { authorizedKeys: [42] } }, /^config key ssh.authorizedKeys must be an array of strings, got \[42\]/],
     [{ name: 7 }, /^config key name must be a string, got 7/],
   ])('%j', (raw, message) => {

@@ -34,13 +34,17 @@ export function bundleFiles(machine = EM_AARCH64): Record<string, Buffer> {
 
 export type FakeEntry = Pick<Header, 'name'> & Partial<Header> & { content?: Buffer };
 
-/** Entries no bundle should install: a path climbing out, a subdirectory, a symlink, a file outside docker/. */
+/** Entries no bundle should install: a path climbing out, a subdirectory, a symlink, a file outside docker/, odd names. */
 export const HOSTILE_ENTRIES: FakeEntry[] = [
   { name: 'docker/../../etc/evil', content: Buffer.from('pwned\n') },
   { name: 'docker/extras/', type: 'directory' },
   { name: 'docker/extras/tool', content: Buffer.from('nested\n') },
   { name: 'docker/link', type: 'symlink', linkname: '/etc/shadow' },
   { name: 'README', content: Buffer.from('outside docker/\n') },
+  { name: 'docker/-rf', content: Buffer.from('an option to rm\n') },
+  { name: 'docker/.hidden', content: Buffer.from('hidden\n') },
+  { name: 'docker/two\nlines', content: Buffer.from('a newline\n') },
+  { name: 'docker/$(reboot)', content: Buffer.from('shell\n') },
 ];
 
 export async function writeTgz(file: string, entries: FakeEntry[]): Promise<Buffer> {

@@ -150,7 +150,7 @@ describe('reading the bundle', () => {
     expect(entryFate({ name: 'docker/dockerd', type: 'file' })).toEqual({ install: 'dockerd' });
     expect(entryFate({ name: './docker/runc' })).toEqual({ install: 'runc' });
     expect(entryFate({ name: 'docker/', type: 'directory' })).toEqual({ ignore: true });
-    for (const name of ['docker/..', 'docker/../x', 'docker/../../etc/evil', '/docker/x', 'docker/sub/x', 'x']) {
+    for (const name of ['docker/..', 'docker/../x', 'docker/../../etc/evil', '/docker/x', 'docker/sub/x', 'x', 'docker/-rf', 'docker/.hidden', 'docker/a\nb', 'docker/a b']) {
       expect(entryFate({ name, type: 'file' }), name).toHaveProperty('skip');
     }
     expect(entryFate({ name: 'docker/x', type: 'link', linkname: 'docker/y' })).toEqual({ skip: 'a link, not a regular file' });
@@ -164,6 +164,9 @@ describe('reading the bundle', () => {
     expect(stderr).toContain('leaving out docker/link: a symlink, not a regular file');
     expect(stderr).toContain('leaving out docker/extras/tool');
     expect(stderr).toContain('leaving out README: not under docker/');
+    for (const name of ['docker/-rf', 'docker/.hidden', '"docker/two\\nlines"', 'docker/$(reboot)']) {
+      expect(stderr).toContain(`warning: docker bundle: leaving out ${name}: not a plain binary name (letters, digits and . _ + -, not starting with - or .)\n`);
+    }
   });
 
   it('streams each binary byte for byte as root:root 0755', async () => {

@@ -12,7 +12,7 @@ import { tempDir } from './support/images.js';
 import { fakeBin, runKitScript } from './kit-helpers.js';
 
 const MAC = '02:aa:bb:cc:dd:06';
-const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: MAC, deviceMac: '02:aa:bb:cc:dd:02' }, nfs: { export: "/srv/c2-$HOME'test/a-long-path-exportfs-wraps" } });
+const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: MAC, deviceMac: '02:aa:bb:cc:dd:02' }, nfs: { export: '/srv/c2-test/a-long-path-that-exportfs-wraps-onto-its-next-line' } });
 
 /** `ip -o -4 address show [dev X]`: this host has $ADDRESS on the USB link's interface. */
 const IP = `

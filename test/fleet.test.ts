@@ -116,11 +116,17 @@ async function readBoard(image: string, dir: string): Promise<BoardFacts> {
     ip: usb0.address,
     netmask: usb0.netmask,
     gateway: usb0.gateway,
-    share: /^NFS_SHARE='(.*)'$/m.exec(storage)![1],
-    dataImage: /^DATA_IMAGE='(.*)'$/m.exec(storage)![1],
+    share: shellAssignment(storage, 'NFS_SHARE'),
+    dataImage: shellAssignment(storage, 'DATA_IMAGE'),
     san: execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', serverCert], { encoding: 'utf8' }).split('\n')[1].trim(),
     serverCert,
   };
+}
+
+/** What sh makes of the script's assignment to `name`. */
+function shellAssignment(script: string, name: string): string {
+  const line = new RegExp(`^${name}=.*$`, 'm').exec(script)![0];
+  return execFileSync('sh', ['-c', `${line}\nprintf %s "$${name}"`], { encoding: 'utf8' });
 }
 
 describe('npm run build-image -- --fleet 3', () => {

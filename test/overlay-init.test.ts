@@ -33,7 +33,7 @@ describe('overlay-init template', () => {
   it('renders the settings verbatim and passes shellcheck -s sh', async () => {
     const script = await writeScript('overlay-init', DEFAULTS);
     const text = readFileSync(script, 'utf8');
-    expect(text).toContain("REAL_INIT='/sbin/init'\nTMPFS_SIZE='50%'\n");
+    expect(text).toContain('REAL_INIT=/sbin/init\nTMPFS_SIZE=50%\n');
     expect(text).not.toContain('{{');
     const check = spawnSync('shellcheck', ['-s', 'sh', script], { encoding: 'utf8' });
     expect(check.error).toBeUndefined();

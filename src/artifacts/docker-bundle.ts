@@ -109,8 +109,20 @@ async function readBundleManifest(path: string): Promise<BundleManifest> {
 export type EntryFate = { install: string } | { skip: string } | { ignore: true };
 
 /**
- * Only regular files directly under docker/ are installed, under their own name. Everything
- * else, including any path that would climb out with "..", is left out deliberately.
+ * A name a binary may have in /usr/local/bin: no leading `-` (read as an option by whatever lists
+ * or removes it), no leading `.` (hidden, or `..`), nothing a shell or a terminal treats specially.
+ */
+const BINARY_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+
+export const isBinaryName = (name: string) => BINARY_NAME.test(name);
+
+/** An entry's name for a warning: as it is when printable, else JSON-quoted so it stays one line. */
+const shownName = (name: string) => (/^[\x21-\x7e]+$/.test(name) ? name : JSON.stringify(name));
+
+/**
+ * Only regular files directly under docker/ are installed, under their own name, and only names
+ * of BINARY_NAME's grammar. Everything else, including any path that would climb out with "..",
+ * is left out deliberately.
  */
 export function entryFate(header: Pick<Header, 'name'> & Partial<Header>): EntryFate {
   const name = header.name.replace(/^(\.\/)+/, '');
@@ -120,6 +132,7 @@ export function entryFate(header: Pick<Header, 'name'> & Partial<Header>): Entry
   const type = header.type ?? 'file';
   if (type !== 'file' && type !== 'contiguous-file') return { skip: `a ${type}, not a regular file` };
   if (rest.includes('/') || rest === '..' || rest === '.' || rest === '') return { skip: 'not a plain file name directly under docker/' };
+  if (!isBinaryName(rest)) return { skip: 'not a plain binary name (letters, digits and . _ + -, not starting with - or .)' };
   return { install: rest };
 }
 
@@ -165,7 +178,7 @@ export async function listBundle(bundle: DockerBundle): Promise<{ binaries: stri
   try {
     for await (const entry of tarEntries(bundle.path)) {
       const fate = entryFate(entry.header);
-      if ('skip' in fate) warn(`docker bundle: leaving out ${entry.header.name}: ${fate.skip}`);
+      if ('skip' in fate) warn(`docker bundle: leaving out ${shownName(entry.header.name)}: ${fate.skip}`);
       if (!('install' in fate)) {
         entry.resume();
         continue;

@@ -113,15 +113,22 @@ export function checkGateway(value: string, config: BuildConfig): string {
   return value;
 }
 
+/**
+ * The export lands in shell scripts, fstab-like mount arguments (`server:path`, options split at
+ * commas), exports(5) and the host kit's commands: only characters none of them treat specially.
+ */
 export function checkExport(value: string): string {
   if (!value.startsWith('/')) invalid('is not an absolute path; write it like /srv/c2-builder');
-  if (/\s/.test(value)) invalid('contains whitespace, which fstab cannot hold; pick a path without spaces');
-  if (value.split('/').includes('..')) invalid('contains a .. segment; write the path without it');
+  if (!/^(?:\/[A-Za-z0-9._+-]+)+$/.test(value)) {
+    invalid('is not a plain path; use /-separated names of letters, digits and . _ + - (no spaces, quotes or $), without a trailing or doubled /, like /srv/c2-builder');
+  }
+  if (value.split('/').some((segment) => segment === '.' || segment === '..')) invalid('contains a . or .. segment; write the path without it');
   return value;
 }
 
 export function checkBundle(value: string): string {
-  if (value.trim() === '' || /[\r\n]/.test(value)) invalid('is not a URL or a path; give the URL or path of docker-<version>.tgz');
+  // It is named in messages and in the image's install record: no line breaks or terminal controls.
+  if (value.trim() === '' || /[\x00-\x1f\x7f]/.test(value)) invalid('is not a URL or a path; give the URL or path of docker-<version>.tgz');
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
     if (!/^https?:\/\//i.test(value) || !URL.canParse(value)) invalid('is not an http(s) URL; give an https:// URL or a local path');
   }
@@ -129,7 +136,7 @@ export function checkBundle(value: string): string {
 }
 
 const PUBLIC_KEY =
-  /^(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}(?: [^\r\n]*)?$/;
+  /^(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}(?: [^\x00-\x08\x0a-\x1f\x7f\u2028\u2029]*)?$/;
 
 export function checkPublicKey(value: string): string {
   // Pasted `cat key.pub` output carries a trailing newline; anything else multi-line is refused.

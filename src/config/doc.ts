@@ -7,11 +7,10 @@ function cell(value: string): string {
   return value.replaceAll('|', '\\|');
 }
 
-function defaultDoc(entry: Setting<unknown>): string {
+function defaultDoc<T>(entry: Setting<T>): string {
   if (!entry.default) return 'unset';
   return 'value' in entry.default ? `\`${JSON.stringify(entry.default.value)}\`` : entry.default.doc;
 }
-
 
 /** The whole of docs/config.md; a test keeps the checked-in file equal to it. */
 export function renderConfigDoc(): string {

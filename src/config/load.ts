@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../errors.js';
 import { describeValue, explained, parseCidr } from './checks.js';
-import { SCHEMA, type BuildConfig } from './schema.js';
+import { SCHEMA, type BuildConfig, type Setting } from './schema.js';
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -62,8 +62,14 @@ export function resolveConfig(raw: unknown, overrides: { name?: string } = {}): 
 
   // Filled in table order, so by the time a default or check reads a key it is resolved.
   const resolved: Record<string, unknown> = {};
-  const config = resolved as unknown as BuildConfig;
-  for (const entry of SCHEMA) {
+  // The one place the table's types are set aside, for both reasons a loop over it has: its rows
+  // have different value types, and the config is built key by key. Each value passes its row's
+  // `type.accepts` before its `check` sees it, and BuildConfig is made from the same table, so
+  // when the loop is done `resolved` is a complete BuildConfig (checks and defaults see the keys
+  // above them filled in, which the table's order promises).
+  const rows = SCHEMA as Setting<unknown>[];
+  const config = resolved as BuildConfig;
+  for (const entry of rows) {
     const label = fromCommandLine.has(entry.key) ? `--${entry.key}` : `config key ${entry.key}`;
     let value = getPath(given, entry.key);
     if (value === undefined && entry.default) {
@@ -121,6 +127,6 @@ export async function loadConfig(file: string | undefined, overrides: { name?: s
 /** The keys of the file format only, without BuildConfig's derived fields (ip, prefix). */
 export function asConfigFile(config: BuildConfig): Record<string, unknown> {
   const file: Record<string, unknown> = {};
-  for (const entry of SCHEMA) setPath(file, entry.key, getPath(config as unknown as Record<string, unknown>, entry.key));
+  for (const entry of SCHEMA) setPath(file, entry.key, getPath(config, entry.key));
   return file;
 }

@@ -36,7 +36,7 @@ const ADDRESS_PATTERNS: Record<Usb0Mechanism, RegExp> = {
   netplan: /^\s*addresses:\s*\[\s*([^\],\s]+)/m,
   networkmanager: /^\s*address1\s*=\s*([^,\s]+)/m,
   networkd: /^\s*Address\s*=\s*(\S+)/m,
-  'usb0-unit': /^ADDRESS='([^']*)'/m,
+  'usb0-unit': /^ADDRESS='?([^'\s]*)'?$/m,
 };
 
 async function dockerdListens(image: ImageView): Promise<string | undefined> {

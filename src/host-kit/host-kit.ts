@@ -1,7 +1,7 @@
 /**
  * The host kit, `<out>/host/`: what the computer the device plugs into needs (network profile or
  * NAT script, NFS export, SSH known_hosts, docker contexts and the buildx builder, the client's
- * TLS files, a native-versus-emulation benchmark, a check of the whole chain), rendered from templates/host-kit/. It is written outside the image, so it is a
+ * TLS files, a native-versus-emulation benchmark), rendered from templates/host-kit/. It is written outside the image, so it is a
  * build stage rather than a step, and it is swapped in whole: a failed build leaves the old kit.
  * Everything per device comes from one device's config (boardView), so several devices are a list.
  */
@@ -10,7 +10,6 @@ import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BuildConfig } from '../config/schema.js';
 import { writeFile } from '../files.js';
-import { shellQuote } from '../formats/shell.js';
 import { pendingDir, type PendingDir } from '../output/pending-dir.js';
 import { hostKeys, hostKeysDir } from '../secrets/ssh-host-keys.js';
 import { renderTemplate } from '../engine/templates.js';
@@ -21,7 +20,7 @@ export const hostKitDirOf = (outDir: string) => join(outDir, 'host');
 /** The build context bench-buildx.sh builds on both builders. */
 const BENCH_FILES = ['Dockerfile', 'Makefile', 'bench.c'];
 
-interface KitFile {
+export interface KitFile {
   /** Relative to the kit's directory. */
   path: string;
   content: string;
@@ -37,13 +36,12 @@ function profileUuid(config: BuildConfig): string {
   return `${text.slice(0, 8)}-${text.slice(8, 12)}-${text.slice(12, 16)}-${text.slice(16, 20)}-${text.slice(20)}`;
 }
 
-/** Each of `values` as a shell word, for the scripts that take them as arguments (`{{sh.name}}`). */
-const shellWords = (values: Record<string, string | number>) => Object.fromEntries(Object.entries(values).map(([key, value]) => [key, shellQuote(String(value))]));
-
-/** A device's values for the templates: everything per device is here. */
-async function boardView(config: BuildConfig, secrets: string) {
-  const keys = await hostKeys(hostKeysDir(secrets), `root@${config.hostname}`);
-  const shown = {
+/**
+ * A device's values for the templates: everything per device is here. `hostKeys`: the device's
+ * SSH host public keys as known_hosts takes them, "type base64".
+ */
+export function boardView(config: BuildConfig, hostKeys: string[]) {
+  return {
     name: config.name,
     hostname: config.hostname,
     deviceIp: config.network.ip,
@@ -56,24 +54,14 @@ async function boardView(config: BuildConfig, secrets: string) {
     tlsPort: DOCKER_TLS_PORT,
     uuid: profileUuid(config),
     nmconnection: `${config.name}.nmconnection`,
-    // "type base64", without the comment ssh-keygen put there.
-    hostKeys: keys.map((key) => key.publicKey.toString('utf8').trim().split(/\s+/).slice(0, 2).join(' ')),
+    hostKeys,
   };
-  const { name, hostMac, hostAddress, deviceIp, nfsServer, tlsPort } = shown;
-  return { ...shown, sh: shellWords({ name, hostMac, hostAddress, deviceIp, nfsServer, export: shown.export, tlsPort }) };
 }
 
-/** The kit's files for `boards` (one config per device) and their buildx builder `builder`. */
-async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<KitFile[]> {
-  const views = await Promise.all(boards.map((board) => boardView(board, secrets)));
-  const view = { builderName: builder, boards: views, sh: shellWords({ builderName: builder }) };
+/** The kit's files made from templates (all but tls/), for the devices' views and their buildx builder `builder`. */
+export async function renderKitTemplates(views: ReturnType<typeof boardView>[], builder: string): Promise<KitFile[]> {
+  const view = { builderName: builder, boards: views };
   const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);
-  // The client pair is the same for every device; asking for each device's material also makes
-  // sure its server certificate matches the CA the kit trusts. One device at a time: on a fresh
-  // secrets directory the first makes the CA the others must find, not one each of their own.
-  const tlsOf = (board: BuildConfig) => tlsMaterial(secrets, { name: board.name, hostname: board.hostname, ip: board.network.ip });
-  const tls = await tlsOf(boards[0]);
-  for (const board of boards.slice(1)) await tlsOf(board);
   return [
     // NetworkManager ignores keyfiles that others can read: 0600 lets a plain `cp` work.
     ...(await Promise.all(views.map(async (board) => ({ path: board.nmconnection, content: await render('board.nmconnection', board), mode: 0o600 })))),
@@ -81,11 +69,32 @@ async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = bo
     { path: 'exports', content: await render('exports'), mode: 0o644 },
     { path: 'known_hosts', content: await render('known_hosts'), mode: 0o644 },
     { path: 'setup-buildx.sh', content: await render('setup-buildx.sh'), mode: 0o755 },
+    // The chain from USB link to builder, checked link by link.
     { path: 'doctor.sh', content: await render('doctor.sh'), mode: 0o755 },
     // Native versus emulation: the script and the build it times.
     { path: 'bench-buildx.sh', content: await render('bench-buildx.sh'), mode: 0o755 },
     ...(await Promise.all(BENCH_FILES.map(async (file) => ({ path: `bench/${file}`, content: await render(`bench/${file}`), mode: 0o644 })))),
     { path: 'README.md', content: await render('README.md'), mode: 0o644 },
+  ];
+}
+
+/** The kit's files for `boards` (one config per device) and their buildx builder `builder`. */
+async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<KitFile[]> {
+  const views = await Promise.all(
+    boards.map(async (board) => {
+      const keys = await hostKeys(hostKeysDir(secrets), `root@${board.hostname}`);
+      // "type base64", without the comment ssh-keygen put there.
+      return boardView(board, keys.map((key) => key.publicKey.toString('utf8').trim().split(/\s+/).slice(0, 2).join(' ')));
+    }),
+  );
+  // The client pair is the same for every device; asking for each device's material also makes
+  // sure its server certificate matches the CA the kit trusts. One device at a time: on a fresh
+  // secrets directory the first makes the CA the others must find, not one each of their own.
+  const tlsOf = (board: BuildConfig) => tlsMaterial(secrets, { name: board.name, hostname: board.hostname, ip: board.network.ip });
+  const tls = await tlsOf(boards[0]);
+  for (const board of boards.slice(1)) await tlsOf(board);
+  return [
+    ...(await renderKitTemplates(views, builder)),
     { path: 'tls/ca.pem', content: tls.ca, mode: 0o644 },
     { path: 'tls/cert.pem', content: tls.client.cert, mode: 0o644 },
     { path: 'tls/key.pem', content: tls.client.key, mode: 0o600 },

@@ -1,6 +1,6 @@
 import type { BuildConfig } from '../config/schema.js';
 import { findProgram } from '../facts/root-paths.js';
-import { bundleEntries, listBundle, resolveBundle, type DockerBundle } from '../artifacts/docker-bundle.js';
+import { bundleEntries, isBinaryName, listBundle, resolveBundle, type DockerBundle } from '../artifacts/docker-bundle.js';
 import { warn } from '../log.js';
 import { type Operation, rootfsFile } from '../engine/operations.js';
 import { renderTemplate } from '../engine/templates.js';
@@ -59,7 +59,7 @@ export function dockerView(config: BuildConfig) {
     containerdRoot: CONTAINERD_ROOT,
     envFile: '/run/builder-storage/dockerd.env',
     storageScript: STORAGE_SCRIPT,
-    hostsJson: JSON.stringify(dockerHosts(config)),
+    hosts: dockerHosts(config),
     ...dockerTlsView,
     // Container logs live on the data image: bounded so one chatty build cannot fill it.
     logMaxSize: '10m',
@@ -96,8 +96,8 @@ async function installOperations(image: ImageView, bundle: DockerBundle, once: R
   const record = await readRecord(image);
   if (await alreadyInstalled(image, bundle, record)) return [];
   const { binaries, bytes } = await once(`docker bundle ${bundle.path} ${bundle.sha256} listing`, () => listBundle(bundle));
-  // The record is read from the image: only plain names in BIN_DIR are ever removed.
-  const stale = (record?.binaries ?? []).filter((name) => !binaries.includes(name) && /^(?!\.\.?$)[^/]+$/.test(name));
+  // The record is read from the image: only names a bundle may install are ever removed from BIN_DIR.
+  const stale = (record?.binaries ?? []).filter((name) => typeof name === 'string' && !binaries.includes(name) && isBinaryName(name));
   const newRecord: InstallRecord = { sha256: bundle.sha256, origin: bundle.origin, binaries };
   return [
     ...stale.map((name): Operation => ({ op: 'remove', on: 'rootfs', path: `${BIN_DIR}/${name}` })),

@@ -100,7 +100,7 @@ describe('readonly-root step on a stock C2 image', () => {
   it('installs overlay-init 0755 root:root, rendered, shellcheck-clean, loading modules the kernel ships', async () => {
     expect(await debugfsStat(built.img, '/sbin/overlay-init')).toMatchObject({ type: 'regular', mode: 0o755, uid: 0, gid: 0 });
     const script = first['overlay-init'];
-    expect(script).toContain("\nREAL_INIT='/sbin/init'\nTMPFS_SIZE='50%'\n");
+    expect(script).toContain('\nREAL_INIT=/sbin/init\nTMPFS_SIZE=50%\n');
     expect(script).not.toContain('{{');
     const dir = await tempDir();
     await writeFile(path.join(dir, 'overlay-init'), script);

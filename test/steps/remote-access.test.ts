@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
 import { UserError } from '../../src/errors.js';
-import { lockRootPassword, remoteAccess, remoteLoginWarning, setSshdBlock } from '../../src/steps/remote-access.js';
+import { accountsWithPassword, lockPasswords, remoteAccess, remoteLoginWarning, setSshdBlock } from '../../src/steps/remote-access.js';
 import { debugfsCat, debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean } from '../support/fsck.js';
 import { AUTHORIZED_KEY, copyOfStockImage, stockImage, tempDir } from '../support/images.js';
@@ -50,11 +50,17 @@ beforeAll(async () => {
 });
 
 describe('remote-access step on a stock-like image', () => {
-  it('replaces the stock root password with no password at all, leaving the rest of /etc/shadow', async () => {
+  it('locks every stock password (root\'s and odroid\'s) with *, leaving the rest of /etc/shadow', async () => {
     const shadow = await debugfsCat(patched.img, '/etc/shadow');
     expect(stockShadow).toMatch(/^root:\$6\$/m);
+    expect(stockShadow).toMatch(/^odroid:\$6\$/m);
+    expect(accountsWithPassword(stockShadow)).toEqual(['root', 'odroid']);
     expect(shadow).toMatch(/^root:\*:18122:0:99999:7:::$/m);
-    expect(shadow.split('\n').filter((line) => !line.startsWith('root:'))).toEqual(stockShadow.split('\n').filter((line) => !line.startsWith('root:')));
+    expect(shadow).toMatch(/^odroid:\*:18122:0:99999:7:::$/m);
+    expect(shadow).not.toMatch(/\$6\$/);
+    expect(accountsWithPassword(shadow)).toEqual([]);
+    const others = (text: string) => text.split('\n').filter((line) => !/^(root|odroid):/.test(line));
+    expect(others(shadow)).toEqual(others(stockShadow));
     // Still readable by group shadow only, as passwd and PAM expect.
     expect(await debugfsStat(patched.img, '/etc/shadow')).toMatchObject({ type: 'regular', mode: 0o640, uid: 0, gid: 42 });
   });
@@ -106,14 +112,17 @@ describe('remote-access step on a stock-like image', () => {
   });
 });
 
-describe('lockRootPassword', () => {
-  it('sets only the password field of root', () => {
-    expect(lockRootPassword('daemon:*:1:0:99999:7:::\nroot:$6$x$y:18122:0:99999:7:::\n')).toBe('daemon:*:1:0:99999:7:::\nroot:*:18122:0:99999:7:::\n');
-    expect(lockRootPassword('root:!:1::::::\n')).toBe('root:*:1::::::\n');
+describe('lockPasswords', () => {
+  it('sets the password field of every account with a hash, a !-locked hash or none to *, and only that field', () => {
+    const shadow = 'daemon:*:1:0:99999:7:::\nroot:$6$x$y:18122:0:99999:7:::\nodroid:$1$a$b:1::::::\nold:!$6$x$y:1::::::\nopen::1::::::\nlocked:!:1::::::\nnew:!*:1::::::\n';
+    expect(accountsWithPassword(shadow)).toEqual(['root', 'odroid', 'old', 'open']);
+    expect(lockPasswords(shadow)).toBe('daemon:*:1:0:99999:7:::\nroot:*:18122:0:99999:7:::\nodroid:*:1::::::\nold:*:1::::::\nopen:*:1::::::\nlocked:!:1::::::\nnew:!*:1::::::\n');
+    // root's ! lock would also shut out its keys where sshd runs without PAM.
+    expect(lockPasswords('root:!:1::::::\n')).toBe('root:*:1::::::\n');
   });
 
   it('refuses a shadow file without root', () => {
-    expect(() => lockRootPassword('daemon:*:1:0:99999:7:::\n')).toThrow(UserError);
+    expect(() => lockPasswords('daemon:*:1:0:99999:7:::\n')).toThrow(UserError);
   });
 });
 

@@ -252,8 +252,8 @@ describe('usb-gadget step on other network stacks', () => {
     expect((await debugfsCat(img, USB0_SCRIPT)).split('\n', 1)[0]).toBe('#!/bin/sh');
     expect(settings(await debugfsCat(img, USB0_SCRIPT))).toEqual([
       'set -eu',
-      "ADDRESS='10.0.0.2/24'",
-      "GATEWAY='10.0.0.1'",
+      'ADDRESS=10.0.0.2/24',
+      'GATEWAY=10.0.0.1',
       'ip link set dev usb0 up',
       'ip address replace "$ADDRESS" dev usb0',
       'ip route replace default via "$GATEWAY" dev usb0',
