@@ -11,18 +11,21 @@ export function warn(message: string): void {
 const MiB = 1024 * 1024;
 
 /**
- * A progress bar for a byte count. On a terminal it redraws one line; elsewhere (CI logs)
- * it prints at most one line per 10 %, so logs stay readable.
+ * A progress bar for a byte count, with the rate so far when `rate` is set. On a terminal it
+ * redraws one line; elsewhere (CI logs) it prints at most one line per 10 %, so logs stay readable.
  */
-export function progressBar(label: string, total: number | undefined) {
+export function progressBar(label: string, total: number | undefined, options: { rate?: boolean } = {}) {
   const tty = process.stderr.isTTY === true;
+  const started = performance.now();
   let done = 0;
   let lastDecile = -1;
   const render = (final: boolean) => {
     const pct = total ? Math.min(100, Math.floor((done / total) * 100)) : undefined;
-    const text = pct === undefined
+    const seconds = (performance.now() - started) / 1000;
+    const rate = options.rate && seconds > 0 ? ` ${(done / MiB / seconds).toFixed(1)} MiB/s` : '';
+    const text = (pct === undefined
       ? `${label}: ${(done / MiB).toFixed(1)} MiB`
-      : `${label}: [${'#'.repeat(Math.floor(pct / 5)).padEnd(20, '.')}] ${pct}% ${(done / MiB).toFixed(1)}/${(total! / MiB).toFixed(1)} MiB`;
+      : `${label}: [${'#'.repeat(Math.floor(pct / 5)).padEnd(20, '.')}] ${pct}% ${(done / MiB).toFixed(1)}/${(total! / MiB).toFixed(1)} MiB`) + rate;
     if (tty) {
       process.stderr.write(`\r${text}${final ? '\n' : ''}`);
     } else {

@@ -36,6 +36,7 @@ describe('host kit: files', () => {
       exports: 0o644,
       known_hosts: 0o644,
       'setup-buildx.sh': 0o755,
+      'doctor.sh': 0o755,
       'bench-buildx.sh': 0o755,
       bench: 0o755,
       'bench/Dockerfile': 0o644,
@@ -95,7 +96,7 @@ describe('host kit: files', () => {
   });
 
   it('writes scripts that pass bash -n and shellcheck', () => {
-    for (const script of ['nat.sh', 'setup-buildx.sh']) {
+    for (const script of ['nat.sh', 'setup-buildx.sh', 'doctor.sh']) {
       const syntax = spawnSync('bash', ['-n', join(kit, script)], { encoding: 'utf8' });
       expect(syntax.stderr, script).toBe('');
       expect(syntax.status, script).toBe(0);
@@ -241,5 +242,7 @@ describe('setup-buildx.sh', () => {
     const result = runKitScript(join(kit, 'setup-buildx.sh'), await fakeBin({ docker: 'exit 1' }), {});
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/^setup-buildx\.sh: docker buildx not found/);
+    // Named as Debian and Ubuntu package it and as Docker's own repository does.
+    expect(result.stderr).toMatch(/\bdocker-buildx\b.*\bdocker-buildx-plugin\b/);
   });
 });

@@ -58,7 +58,8 @@ export function describeBoardImage(board: BoardImage, origin: string, checksumFi
     `  from     ${origin}\n` +
     `  steps    ${STEPS.map((s) => s.name).join(', ')} (${board.patched.operations} operations, ${board.patched.bytesWritten} bytes written)\n` +
     `  sha256   ${board.sha256}  (${checksumFiles.join(', ')})\n` +
-    (board.release ? `  release  ${board.release.xz}, ${board.release.bmap}: flash with bmaptool copy --bmap ${board.release.bmap} ${board.release.xz} /dev/sdX\n` : '') +
-    `  flash    with Etcher, or: sudo dd if=${finalPath} of=/dev/sdX bs=4M conv=fsync status=progress\n`
+    // bmaptool writes the mapped blocks alone: a card's old bytes would show through the image's holes.
+    (board.release ? `  release  ${board.release.xz}, ${board.release.bmap} (bmaptool copy --bmap writes only the data blocks: onto an erased card)\n` : '') +
+    `  flash    sudo npm run flash -- ${finalPath} /dev/sdX (or Etcher, or dd)\n`
   );
 }

@@ -4,14 +4,16 @@ import { isUserError, REFUSED_WRITES, refusedWrite, UserError } from '../errors.
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** The `--name value` options of argv; a mistake in them is the user's, told in one line. */
-export function parseOptions<const O extends Options>(argv: string[], options: O) {
+/** The `--name value` options of argv and, where allowed, its other words; a mistake in them is the user's, told in one line. */
+export function parseArguments<const O extends Options>(argv: string[], options: O, allowPositionals = false) {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (error) {
     throw new UserError(`${(error as Error).message.split('\n')[0]}; see --help`);
   }
 }
+
+export const parseOptions = <const O extends Options>(argv: string[], options: O) => parseArguments(argv, options).values;
 
 /** Where a file the run could not write belongs, in the user's terms ("--out"), and what else they can do. */
 export interface WritePlace {

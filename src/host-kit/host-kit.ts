@@ -1,7 +1,7 @@
 /**
  * The host kit, `<out>/host/`: what the computer the device plugs into needs (network profile or
  * NAT script, NFS export, SSH known_hosts, docker contexts and the buildx builder, the client's
- * TLS files, a native-versus-emulation benchmark), rendered from templates/host-kit/. It is written outside the image, so it is a
+ * TLS files, a native-versus-emulation benchmark, a check of the whole chain), rendered from templates/host-kit/. It is written outside the image, so it is a
  * build stage rather than a step, and it is swapped in whole: a failed build leaves the old kit.
  * Everything per device comes from one device's config (boardView), so several devices are a list.
  */
@@ -10,6 +10,7 @@ import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BuildConfig } from '../config/schema.js';
 import { writeFile } from '../files.js';
+import { shellQuote } from '../formats/shell.js';
 import { pendingDir, type PendingDir } from '../output/pending-dir.js';
 import { hostKeys, hostKeysDir } from '../secrets/ssh-host-keys.js';
 import { renderTemplate } from '../engine/templates.js';
@@ -36,10 +37,13 @@ function profileUuid(config: BuildConfig): string {
   return `${text.slice(0, 8)}-${text.slice(8, 12)}-${text.slice(12, 16)}-${text.slice(16, 20)}-${text.slice(20)}`;
 }
 
+/** Each of `values` as a shell word, for the scripts that take them as arguments (`{{sh.name}}`). */
+const shellWords = (values: Record<string, string | number>) => Object.fromEntries(Object.entries(values).map(([key, value]) => [key, shellQuote(String(value))]));
+
 /** A device's values for the templates: everything per device is here. */
 async function boardView(config: BuildConfig, secrets: string) {
   const keys = await hostKeys(hostKeysDir(secrets), `root@${config.hostname}`);
-  return {
+  const shown = {
     name: config.name,
     hostname: config.hostname,
     deviceIp: config.network.ip,
@@ -55,12 +59,14 @@ async function boardView(config: BuildConfig, secrets: string) {
     // "type base64", without the comment ssh-keygen put there.
     hostKeys: keys.map((key) => key.publicKey.toString('utf8').trim().split(/\s+/).slice(0, 2).join(' ')),
   };
+  const { name, hostMac, hostAddress, deviceIp, nfsServer, tlsPort } = shown;
+  return { ...shown, sh: shellWords({ name, hostMac, hostAddress, deviceIp, nfsServer, export: shown.export, tlsPort }) };
 }
 
 /** The kit's files for `boards` (one config per device) and their buildx builder `builder`. */
 async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<KitFile[]> {
   const views = await Promise.all(boards.map((board) => boardView(board, secrets)));
-  const view = { builderName: builder, boards: views };
+  const view = { builderName: builder, boards: views, sh: shellWords({ builderName: builder }) };
   const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);
   // The client pair is the same for every device; asking for each device's material also makes
   // sure its server certificate matches the CA the kit trusts. One device at a time: on a fresh
@@ -75,6 +81,7 @@ async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = bo
     { path: 'exports', content: await render('exports'), mode: 0o644 },
     { path: 'known_hosts', content: await render('known_hosts'), mode: 0o644 },
     { path: 'setup-buildx.sh', content: await render('setup-buildx.sh'), mode: 0o755 },
+    { path: 'doctor.sh', content: await render('doctor.sh'), mode: 0o755 },
     // Native versus emulation: the script and the build it times.
     { path: 'bench-buildx.sh', content: await render('bench-buildx.sh'), mode: 0o755 },
     ...(await Promise.all(BENCH_FILES.map(async (file) => ({ path: `bench/${file}`, content: await render(`bench/${file}`), mode: 0o644 })))),
