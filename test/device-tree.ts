@@ -1,5 +1,6 @@
 /** Device tree blobs for tests, compiled by dtc (device-tree-compiler), the reference implementation. */
 import { execFile as execFileCallback } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -42,37 +43,10 @@ export async function fdtRemove(blob: Buffer, path: string): Promise<Buffer> {
  * boot.ini removes for nographics, the Ethernet MAC, and the two USB controllers. Properties are
  * trimmed to what makes each node recognisable.
  */
-export const C2_TREE = `/dts-v1/;
-/ {
-  compatible = "amlogic, Gxbb";
-  model = "ODROID-C2";
-  #address-cells = <2>;
-  #size-cells = <2>;
-  cpus {
-    #address-cells = <2>;
-    #size-cells = <0>;
-    cpu@0 { device_type = "cpu"; reg = <0x0 0x0>; };
-    cpu@1 { device_type = "cpu"; reg = <0x0 0x1>; };
-    cpu@2 { device_type = "cpu"; reg = <0x0 0x2>; };
-    cpu@3 { device_type = "cpu"; reg = <0x0 0x3>; };
-  };
-  memory@00000000 { device_type = "memory"; };
-  reserved-memory { #address-cells = <2>; #size-cells = <2>; ranges; };
-  meson-vout { compatible = "amlogic, meson-vout"; };
-  meson-fb { compatible = "amlogic, meson-fb"; };
-  codec_mm { compatible = "amlogic, codec, mm"; };
-  ethmac: ethernet@0xc9410000 {
-    compatible = "amlogic, gxbb-rgmii-dwmac";
-    reg = <0x0 0xc9410000 0x0 0x10000 0x0 0xc8834540 0x0 0x8>;
-    phy-mode = "rgmii";
-  };
-  mesonstream { compatible = "amlogic, codec, streambuf"; };
-  picdec { compatible = "amlogic, picdec"; };
-  ppmgr { compatible = "amlogic, ppmgr"; };
-  deinterlace { compatible = "amlogic, deinterlace"; };
-  amhdmitx { compatible = "amlogic, amhdmitx"; };
-  aocec { compatible = "amlogic, amlogic-aocec"; };
-  dwc2_b { compatible = "amlogic,dwc2"; host-only-core = <1>; };
-  dwc2_a { compatible = "amlogic,dwc2"; gpio-vbus-power = "GPIOAO_5"; };
-};
-`;
+export const C2_TREE = readFileSync(new URL('fixtures/dts/c2-hardkernel.dts', import.meta.url), 'utf8');
+
+/**
+ * The mainline shape of the C2's tree (meson-gxbb-odroidc2.dts): the Ethernet MAC under /soc with
+ * the `ethernet0` alias, properties trimmed as above.
+ */
+export const C2_MAINLINE_TREE = readFileSync(new URL('fixtures/dts/c2-mainline.dts', import.meta.url), 'utf8');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
-import { deviceTreeNodes } from '../src/formats/fdt.js';
-import { C2_TREE, compileDeviceTree, fdtgetPaths } from './device-tree.js';
+import { deviceTree, deviceTreeNodes, findNode } from '../src/formats/fdt.js';
+import { C2_MAINLINE_TREE, C2_TREE, compileDeviceTree, fdtgetPaths } from './device-tree.js';
 
 const TREE = `/dts-v1/;
 / {
@@ -44,5 +44,26 @@ describe('deviceTreeNodes', () => {
   it('refuses a truncated blob', async () => {
     const blob = await compileDeviceTree(TREE);
     expect(() => deviceTreeNodes(blob.subarray(0, blob.length - 16))).toThrow(/truncated/);
+  });
+});
+
+describe('findNode', () => {
+  const MACS = ['amlogic, gxbb-rgmii-dwmac', 'amlogic,meson-gxbb-dwmac'];
+
+  it('finds the Ethernet MAC by compatible in HardKernel\'s and mainline\'s trees', async () => {
+    expect(findNode(deviceTree(await compileDeviceTree(C2_TREE)), MACS, 'ethernet0')).toBe('/ethernet@0xc9410000');
+    expect(findNode(deviceTree(await compileDeviceTree(C2_MAINLINE_TREE)), MACS, 'ethernet0')).toBe('/soc/ethernet@c9410000');
+  });
+
+  it('follows the alias when no compatible matches, and only to a node that is there', async () => {
+    const aliased = deviceTree(await compileDeviceTree(C2_MAINLINE_TREE.replace('"amlogic,meson-gxbb-dwmac", ', '')));
+    expect(findNode(aliased, MACS, 'ethernet0')).toBe('/soc/ethernet@c9410000');
+    const dangling = deviceTree(await compileDeviceTree(C2_MAINLINE_TREE.replace(/ethernet@c9410000 \{[^}]*\};/, '')));
+    expect(findNode(dangling, MACS, 'ethernet0')).toBeUndefined();
+  });
+
+  it('reads properties as fdtget does', async () => {
+    const mac = deviceTree(await compileDeviceTree(C2_MAINLINE_TREE)).find((node) => node.path === '/soc/ethernet@c9410000')!;
+    expect(mac.properties.get('phy-mode')?.toString('latin1')).toBe('rgmii\0');
   });
 });

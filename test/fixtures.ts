@@ -26,7 +26,7 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPTS_DIR = join(REPO, 'test/fixtures');
 const SCRIPT = join(SCRIPTS_DIR, 'make-stock-image.sh');
 // The script and the layout code it sources: a change to either is a new fixture.
-const SCRIPT_FILES = ['make-stock-image.sh', 'assemble-image.sh'];
+const SCRIPT_FILES = ['make-stock-image.sh', 'assemble-image.sh', 'dts/c2-hardkernel.dts', 'dts/c2-mainline.dts'];
 const CACHE_DIR = join(REPO, '.cache/fixtures');
 // The reference files the script copies into the images: a change to any of them is a new fixture.
 const REFERENCE_FILES = ['odroid-c2/boot.ini', 'odroid-c2/boot.ini.default', 'odroid-c4/boot.ini', 'odroid-c4/config.ini'];
@@ -46,7 +46,24 @@ export interface FixtureOptions {
    * every byte of the image, such as --release (sha256 and xz read all of it, holes included).
    */
   sizeMiB?: number;
+  /** The rootfs's network software and the device tree's shape (make-stock-image.sh's NETWORK_STACK, DEVICE_TREE). */
+  network?: NetworkStackVariant;
+  deviceTree?: 'random' | 'hardkernel' | 'mainline';
+  /** /bin, /sbin and /lib as links into /usr. */
+  mergedUsr?: boolean;
 }
+
+export const NETWORK_STACK_VARIANTS = [
+  'ifupdown',
+  'ifupdown-installed',
+  'ifupdown-interfaces-d',
+  'ifupdown-no-binary',
+  'netplan',
+  'networkd',
+  'networkmanager',
+  'none',
+] as const;
+export type NetworkStackVariant = (typeof NETWORK_STACK_VARIANTS)[number];
 
 function computeFixtureHash(): Promise<string> {
   fixtureHash ??= (async () => {
@@ -66,11 +83,23 @@ const exists = (path: string) => access(path).then(() => true, () => false);
  */
 export function stockImage(variant: FixtureVariant = 'stock', options: FixtureOptions = {}): Promise<string> {
   const sizeMiB = options.sizeMiB ?? DEFAULT_SIZE_MIB;
-  // The default size keeps the plain name: <variant>-<hash>.img; others are <variant>-<size>m-<hash>.img.
-  const name = sizeMiB === DEFAULT_SIZE_MIB ? variant : `${variant}-${sizeMiB}m`;
+  const env: Record<string, string> = { DISK_SIZE_MIB: String(sizeMiB) };
+  if (options.network) env.NETWORK_STACK = options.network;
+  if (options.deviceTree) env.DEVICE_TREE = options.deviceTree;
+  if (options.mergedUsr) env.MERGED_USR = '1';
+  // The defaults keep the plain name: <variant>-<hash>.img; others add <size>m, the stack, the tree, usrmerge.
+  const name = [
+    variant,
+    sizeMiB === DEFAULT_SIZE_MIB ? undefined : `${sizeMiB}m`,
+    options.network,
+    options.deviceTree,
+    options.mergedUsr ? 'usrmerge' : undefined,
+  ]
+    .filter(Boolean)
+    .join('-');
   let image = building.get(name);
   if (!image) {
-    image = buildFixture(variant, name, sizeMiB);
+    image = buildFixture(variant, name, env);
     // A failed build must not stick: the next caller tries again.
     image.catch(() => building.delete(name));
     building.set(name, image);
@@ -78,7 +107,7 @@ export function stockImage(variant: FixtureVariant = 'stock', options: FixtureOp
   return image;
 }
 
-async function buildFixture(variant: FixtureVariant, name: string, sizeMiB: number): Promise<string> {
+async function buildFixture(variant: FixtureVariant, name: string, env: Record<string, string>): Promise<string> {
   const path = join(CACHE_DIR, `${name}-${await computeFixtureHash()}.img`);
   if (await exists(path)) return path;
   await mkdir(CACHE_DIR, { recursive: true });
@@ -86,7 +115,7 @@ async function buildFixture(variant: FixtureVariant, name: string, sizeMiB: numb
   // file and renames it into place, which is atomic, and the builds are byte-identical.
   const partial = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await execFile('bash', [SCRIPT, partial, variant], { env: { ...process.env, REFERENCE_DIR, DISK_SIZE_MIB: String(sizeMiB) }, maxBuffer: MAX_OUTPUT });
+    await execFile('bash', [SCRIPT, partial, variant], { env: { ...process.env, REFERENCE_DIR, ...env }, maxBuffer: MAX_OUTPUT });
     await rename(partial, path);
   } finally {
     await rm(partial, { force: true });
@@ -104,9 +133,9 @@ async function removeStaleFixtures(name: string, current: string): Promise<void>
 }
 
 /** A private, writable, sparse copy of a fixture image in dir, named <variant>.img. */
-export async function copyOfStockImage(variant: FixtureVariant, dir: string): Promise<string> {
+export async function copyOfStockImage(variant: FixtureVariant, dir: string, options: FixtureOptions = {}): Promise<string> {
   const copy = join(dir, `${variant}.img`);
-  await execFile('cp', ['--sparse=always', await stockImage(variant), copy]);
+  await execFile('cp', ['--sparse=always', await stockImage(variant, options), copy]);
   return copy;
 }
 

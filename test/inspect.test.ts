@@ -53,7 +53,7 @@ describe('npm run inspect on the stock image', () => {
   });
 
   it('sees ifupdown, systemd, no build stamp and none of the steps', () => {
-    expect(report.network).toBe('ifupdown');
+    expect(report.network).toEqual({ mechanism: 'ifupdown', evidence: '/etc/network/interfaces' });
     expect(report.init).toEqual({ path: '/sbin/init', target: '/lib/systemd/systemd', present: true, systemd: true });
     expect(report.stamp).toBeUndefined();
     expect(report.steps.length).toBeGreaterThan(0);
@@ -67,7 +67,7 @@ describe('npm run inspect on the stock image', () => {
     expect(run.stdout).toMatch(/^partitions\n {2}1 +boot +type 0x0c +offset +1048576 +size +128 MiB +FAT32\n/m);
     expect(run.stdout).toMatch(/^ {2}nographics +0$/m);
     expect(run.stdout).toMatch(/^kernel +3\.16\.85-65: g_ether yes, g_ncm no, overlay no, overlayfs yes, aufs yes, nfs yes, fuse yes, loop yes$/m);
-    expect(run.stdout).toMatch(/^network +ifupdown$/m);
+    expect(run.stdout).toMatch(/^network +ifupdown \(\/etc\/network\/interfaces\)$/m);
     expect(run.stdout).toMatch(/^init +systemd \(\/sbin\/init -> \/lib\/systemd\/systemd\)$/m);
     expect(run.stdout).toMatch(/^ {2}build-stamp +not applied$/m);
     expect(run.stdout).toMatch(/^build stamp +none/m);

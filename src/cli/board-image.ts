@@ -10,7 +10,8 @@ import type { BuildConfig } from '../config/schema.js';
 import type { ImageLayout } from '../image/layout.js';
 import { writeFile } from '../files.js';
 import { releaseFiles, type PendingImage, type PendingOutput } from '../output/pending-output.js';
-import { patchImage, type PatchResult } from '../engine/patch.js';
+import { patchImage, viewOf, withPartitions, type PatchResult } from '../engine/patch.js';
+import { detectNetwork, USB0_FILES } from '../facts/network.js';
 import { scanImage } from '../output/release.js';
 import { STEPS } from '../steps/index.js';
 import type { BuildPaths, RunMemo } from '../engine/step.js';
@@ -23,6 +24,8 @@ export interface BoardImage {
   /** The sha256 of each of the board's files in --out: its image and, for a release, its xz and bmap. */
   sha256s: Record<string, string>;
   release?: { xz: string; bmap: string };
+  /** What brings usb0 up on the board, and from which file: the link a user cannot check without a screen. */
+  usb0: string;
 }
 
 interface BoardOptions {
@@ -37,6 +40,10 @@ interface BoardOptions {
 export async function buildBoardImage(stage: Stage, output: PendingOutput, from: string, board: BuildConfig, options: BoardOptions): Promise<BoardImage> {
   const pending = await stage('copy', () => output.startImage(from, board.name));
   const patched = await stage('patch', () => patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
+  const usb0 = await withPartitions({ ...options.layout, path: pending.tempPath }, false, async (parts) => {
+    const network = await detectNetwork(viewOf({ ...options.layout, path: pending.tempPath }, parts));
+    return `${network.mechanism} from ${USB0_FILES[network.mechanism].path}${network.fallback ? ` (fallback: ${network.fallback})` : ''}`;
+  });
   const image = basename(pending.finalPath);
   const release = options.release ? releaseFiles(board.name) : undefined;
   const xzTemp = release && pending.artifact(release.xz);
@@ -47,7 +54,7 @@ export async function buildBoardImage(stage: Stage, output: PendingOutput, from:
     sha256s[release.xz] = await sha256File(xzTemp);
     sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
   }
-  return { pending, patched, sha256: scan.sha256, sha256s, release };
+  return { pending, patched, sha256: scan.sha256, sha256s, release, usb0 };
 }
 
 /** The summary's lines for a committed board image. */
@@ -57,6 +64,7 @@ export function describeBoardImage(board: BoardImage, origin: string, checksumFi
     `built ${finalPath}\n` +
     `  from     ${origin}\n` +
     `  steps    ${STEPS.map((s) => s.name).join(', ')} (${board.patched.operations} operations, ${board.patched.bytesWritten} bytes written)\n` +
+    `  usb0     ${board.usb0}\n` +
     `  sha256   ${board.sha256}  (${checksumFiles.join(', ')})\n` +
     // bmaptool writes the mapped blocks alone: a card's old bytes would show through the image's holes.
     (board.release ? `  release  ${board.release.xz}, ${board.release.bmap} (bmaptool copy --bmap writes only the data blocks: onto an erased card)\n` : '') +

@@ -10,8 +10,9 @@ import { readExt4Superblock } from '../image/ext4-superblock.js';
 import type { ImageLayout } from '../image/layout.js';
 import { viewOf, withPartitions } from '../engine/patch.js';
 import { BUILD_STAMP_PATH } from '../facts/build-stamp.js';
-import { detectNetworkStack, type NetworkStack } from '../facts/network.js';
+import { detectNetwork, type NetworkFacts } from '../facts/network.js';
 import { kernelModules } from '../facts/kernel-modules.js';
+import { bootChain, type ChainLink } from '../facts/boot-chain.js';
 import type { ImageView, Step } from '../engine/step.js';
 
 /** The modules this tool's features depend on (USB networking, the overlay root, docker's storage). */
@@ -48,10 +49,13 @@ export interface ImageReport {
   partitions: PartitionReport[];
   boot: BootReport;
   kernels: { version: string; modules: Record<(typeof WATCHED_MODULES)[number], boolean> }[];
-  network?: NetworkStack;
+  /** What brings usb0 up at boot and the file that shows it. */
+  network: NetworkFacts;
   /** /sbin/init and what it is: systemd when it links to a systemd binary. */
   init: { path: string; target?: string; systemd: boolean; present: boolean };
   steps: { name: string; applied: boolean }[];
+  /** "Will it come up?": from the kernel command line to dockerd's API, each with its file. */
+  chain: ChainLink[];
   /** The build stamp this tool writes, parsed; a string when it is not JSON. */
   stamp?: unknown;
 }
@@ -143,9 +147,10 @@ export function inspectImage(layout: ImageLayout, steps: Step[]): Promise<ImageR
       partitions: await partitionsOf(layout),
       boot: await bootOf(image),
       kernels,
-      network: await detectNetworkStack(image),
+      network: await detectNetwork(image),
       init: await initOf(image),
       steps: applied,
+      chain: await bootChain(image),
       stamp: await stampOf(image),
     };
   });
@@ -173,12 +178,15 @@ export function formatReport(report: ImageReport): string {
     const shipped = Object.entries(kernel.modules).map(([name, has]) => `${name} ${has ? 'yes' : 'no'}`);
     row('kernel', `${kernel.version}: ${shipped.join(', ')}`);
   }
-  row('network', report.network ?? 'unknown (no ifupdown, netplan or systemd-networkd configuration found)');
+  const { network } = report;
+  row('network', `${network.mechanism} (${network.evidence})${network.fallback ? `: fallback, ${network.fallback}` : ''}`);
   const { init } = report;
   const initKind = init.systemd ? 'systemd' : init.present ? 'not systemd' : 'missing';
   row('init', `${initKind} (${init.path}${init.target ? ` -> ${init.target}` : ''})`);
   row('steps');
   for (const step of report.steps) lines.push(`  ${step.name.padEnd(18)} ${step.applied ? 'applied' : 'not applied'}`);
+  row('boot chain', '(what the boot will follow, and the file that sets each)');
+  for (const { link, value, file } of report.chain) lines.push(`  ${link.padEnd(20)} ${value ?? 'NOT SET: the chain breaks here'}  [${file}]`);
   const stamp = report.stamp === undefined ? 'none (not built by odroid-buildx-image)' : JSON.stringify(report.stamp);
   row('build stamp', stamp);
   return `${lines.join('\n')}\n`;

@@ -31,13 +31,19 @@ export async function unitPath(image: ImageView, unit: string): Promise<string |
   return undefined;
 }
 
+/** The link `systemctl enable` made for the unit in some target's .wants/ in /etc, if any. */
+export async function enablementLink(image: ImageView, unit: string): Promise<string | undefined> {
+  for (const entry of (await image.readdir('rootfs', UNIT_DIR)).sort()) {
+    if (!entry.endsWith('.wants')) continue;
+    const link = `${UNIT_DIR}/${entry}/${unit}`;
+    if (await image.lstat('rootfs', link)) return link;
+  }
+  return undefined;
+}
+
 /** Whether `systemctl enable` has linked the unit into some target's .wants/ in /etc. */
 export async function unitEnabled(image: ImageView, unit: string): Promise<boolean> {
-  for (const entry of await image.readdir('rootfs', '/etc/systemd/system')) {
-    if (!entry.endsWith('.wants')) continue;
-    if (await image.lstat('rootfs', `/etc/systemd/system/${entry}/${unit}`)) return true;
-  }
-  return false;
+  return (await enablementLink(image, unit)) !== undefined;
 }
 
 /**
@@ -59,7 +65,7 @@ export function mountUnitName(path: string): string {
   return `${escaped}.mount`;
 }
 
-/** What `systemctl enable` does, offline, for a unit of /etc/systemd/system with `WantedBy=<target>`. */
-export function enableUnitOperation(unit: string, target = 'multi-user.target'): Operation {
-  return { op: 'symlink', on: 'rootfs', path: `${UNIT_DIR}/${target}.wants/${unit}`, target: `${UNIT_DIR}/${unit}`, uid: 0, gid: 0 };
+/** What `systemctl enable` does, offline, for a unit (by default one of /etc/systemd/system) with `WantedBy=<target>`. */
+export function enableUnitOperation(unit: string, target = 'multi-user.target', unitFile = `${UNIT_DIR}/${unit}`): Operation {
+  return { op: 'symlink', on: 'rootfs', path: `${UNIT_DIR}/${target}.wants/${unit}`, target: unitFile, uid: 0, gid: 0 };
 }

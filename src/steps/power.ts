@@ -1,9 +1,11 @@
 import { detectBootConfig } from '../facts/boot-config.js';
 import { expandBootArgs, getEnv, insertBeforeBoot, setEnv, validateBootIni } from '../formats/hush.js';
-import { getIniKey } from '../formats/ini.js';
+import { getIniKey, setIniKey } from '../formats/ini.js';
+import { escapeRegExp } from '../formats/text.js';
+import { ifupdownFiles } from '../facts/ifupdown.js';
 import type { PowerProfile } from '../config/schema.js';
 import { UserError } from '../errors.js';
-import { deviceTreeNodes } from '../formats/fdt.js';
+import { deviceTree, findNode } from '../formats/fdt.js';
 import type { Operation } from '../engine/operations.js';
 import { bootFile, bootIniSettingsOperations } from '../facts/boot-config.js';
 import type { ImageView, Step } from '../engine/step.js';
@@ -31,22 +33,26 @@ const PROFILES: Record<PowerProfile, ProfileSettings> = {
 };
 
 /**
- * The C2's Ethernet MAC in HardKernel's 3.16 device tree (meson64_odroidc2.dts: `ethmac:
- * ethernet@0xc9410000`, a child of the root). The stmmac/dwmac-meson driver is built into the
- * stock kernel (CONFIG_STMMAC_ETH=y, CONFIG_DWMAC_MESON=y), so a modprobe blacklist would do
- * nothing; without the node the driver never probes and eth0 never exists.
+ * The C2's Ethernet MAC, by what it is rather than where: HardKernel's 3.16 tree has it at
+ * `/ethernet@0xc9410000` (meson64_odroidc2.dts, `ethmac:`), mainline at `/soc/ethernet@c9410000`
+ * with the `ethernet0` alias. The stmmac/dwmac-meson driver is built into the stock kernel
+ * (CONFIG_STMMAC_ETH=y, CONFIG_DWMAC_MESON=y), so a modprobe blacklist would do nothing; without
+ * the node the driver never probes and eth0 never exists.
  */
-const ETHERNET_NODE = '/ethernet@0xc9410000';
+const ETHERNET_COMPATIBLES = ['amlogic, gxbb-rmii-dwmac', 'amlogic, gxbb-rgmii-dwmac', 'amlogic,meson-gxbb-dwmac'] as const;
+const ETHERNET_ALIAS = 'ethernet0';
 const ETHERNET_SWITCH = 'disable_ethernet';
-const ETHERNET_GUARD = `if test "\${${ETHERNET_SWITCH}}" = "1"; then fdt rm ${ETHERNET_NODE}; fi`;
-const ETHERNET_BLOCK = [
+const ethernetGuard = (node: string) => `if test "\${${ETHERNET_SWITCH}}" = "1"; then fdt rm ${node}; fi`;
+const GUARD_LINE = new RegExp(`^\\s*if test "\\$\\{${ETHERNET_SWITCH}\\}" = "1"; then fdt rm \\S+; fi\\s*$`, 'm');
+const ethernetBlock = (node: string) => [
   '# Ethernet off (odroid-buildx-image power profile): "1" removes the MAC from the device tree',
   `setenv ${ETHERNET_SWITCH} "1"`,
-  ETHERNET_GUARD,
+  ethernetGuard(node),
   '',
 ];
 
-const INTERFACES = '/etc/network/interfaces';
+const NETPLAN_DIR = '/etc/netplan';
+const NM_CONNECTIONS = '/etc/NetworkManager/system-connections';
 const ETHERNET_INTERFACE = 'eth0';
 
 const hasLine = (text: string, line: string) => text.split('\n').some((l) => l.trim() === line);
@@ -63,9 +69,9 @@ function checkReachesKernel(bootIni: string, profile: PowerProfile, settings: Pr
   }
 }
 
-/** Switches the Ethernet off in boot.ini: the guarded `fdt rm` before the boot command, switch on. */
-function ethernetOff(bootIni: string): string {
-  const withGuard = hasLine(bootIni, ETHERNET_GUARD) ? bootIni : insertBeforeBoot(bootIni, ETHERNET_BLOCK);
+/** Switches the Ethernet off in boot.ini: the guarded `fdt rm` of `node` before the boot command, switch on. */
+function ethernetOff(bootIni: string, node: string): string {
+  const withGuard = hasLine(bootIni, ethernetGuard(node)) ? bootIni : insertBeforeBoot(bootIni, ethernetBlock(node));
   const edited = setEnv(withGuard, ETHERNET_SWITCH, '1');
   validateBootIni(edited);
   return edited;
@@ -97,18 +103,20 @@ export function hotplugOnly(interfaces: string, name: string): string {
 }
 
 /**
- * Refuses the Ethernet edit unless the device tree boot.ini loads has the node: a missing node
- * would make `fdt rm` fail quietly at boot and leave the Ethernet on.
+ * The Ethernet MAC's path in the device tree boot.ini loads. Refuses the Ethernet edit without
+ * one: a missing node would make `fdt rm` fail quietly at boot and leave the Ethernet on.
  */
-async function checkEthernetNode(image: ImageView, bootIni: string): Promise<void> {
+async function ethernetNode(image: ImageView, bootIni: string): Promise<string> {
   const load = /^[ \t]*(?:fatload|load)[ \t]+\S+[ \t]+\S+[ \t]+\$\{dtb_loadaddr\}[ \t]+(\S+)/m.exec(bootIni);
   if (!load) throw new UserError('boot.ini loads no device tree to ${dtb_loadaddr}, so the Ethernet cannot be removed from it; use power.profile "full"');
   const name = load[1].replace(/^\/+/, '');
   const blob = await image.read('boot', `/${name}`);
   if (!blob) throw new UserError(`boot.ini loads the device tree ${name} but the boot partition has no such file`);
-  if (!deviceTreeNodes(blob, name).includes(ETHERNET_NODE)) {
-    throw new UserError(`${name} has no ${ETHERNET_NODE} node (HardKernel's 3.16 C2 tree has it), so boot.ini cannot switch the Ethernet off; use power.profile "full"`);
+  const node = findNode(deviceTree(blob, name), ETHERNET_COMPATIBLES, ETHERNET_ALIAS);
+  if (!node) {
+    throw new UserError(`${name} has no Ethernet MAC node (compatible ${ETHERNET_COMPATIBLES.map((c) => `"${c}"`).join(' or ')}, or the ${ETHERNET_ALIAS} alias), so boot.ini cannot switch the Ethernet off; use power.profile "full"`);
   }
+  return node;
 }
 
 async function ethernetOperations(image: ImageView, bootIni: string, settings: ProfileSettings): Promise<Operation[]> {
@@ -116,27 +124,93 @@ async function ethernetOperations(image: ImageView, bootIni: string, settings: P
   if (settings.ethernet) {
     // Only an image an earlier build switched off has the switch; a stock one needs nothing.
     if (getEnv(text, ETHERNET_SWITCH) === undefined) return [];
-    return [{ op: 'edit', on: 'boot', path: bootIni, what: `setenv ${ETHERNET_SWITCH} "0"`, edit: (t) => setEnv(t, ETHERNET_SWITCH, '0') }];
+    return [
+      { op: 'edit', on: 'boot', path: bootIni, what: `setenv ${ETHERNET_SWITCH} "0"`, edit: (t) => setEnv(t, ETHERNET_SWITCH, '0') },
+      ...(await ethernetOptionalOperations(image, true)),
+    ];
   }
-  await checkEthernetNode(image, text);
-  ethernetOff(text); // fails here, before anything is written, if boot.ini cannot take it
-  const operations: Operation[] = [{ op: 'edit', on: 'boot', path: bootIni, what: `fdt rm ${ETHERNET_NODE} when ${ETHERNET_SWITCH} is "1", and set it`, edit: ethernetOff }];
-  const interfaces = await image.readText('rootfs', INTERFACES);
-  if (interfaces !== undefined && hotplugOnly(interfaces, ETHERNET_INTERFACE) !== interfaces) {
-    operations.push({
-      op: 'edit',
-      on: 'rootfs',
-      path: INTERFACES,
-      what: `allow-hotplug ${ETHERNET_INTERFACE} instead of auto: boot does not wait for a cable`,
-      edit: (t) => hotplugOnly(t, ETHERNET_INTERFACE),
-    });
+  const node = await ethernetNode(image, text);
+  const edit = (t: string) => ethernetOff(t, node);
+  edit(text); // fails here, before anything is written, if boot.ini cannot take it
+  const operations: Operation[] = [{ op: 'edit', on: 'boot', path: bootIni, what: `fdt rm ${node} when ${ETHERNET_SWITCH} is "1", and set it`, edit }];
+  return [...operations, ...(await ethernetOptionalOperations(image, false))];
+}
+
+/**
+ * eth0 never holds the boot, whatever configures it: in every file ifupdown reads, `auto eth0`
+ * becomes `allow-hotplug eth0`; a netplan eth0 gets `optional: true`; a NetworkManager profile
+ * for eth0 is not started at boot (with `ethernet` true, only one this step switched off is
+ * switched back on).
+ */
+async function ethernetOptionalOperations(image: ImageView, ethernet: boolean): Promise<Operation[]> {
+  const operations: Operation[] = [];
+  const editIfChanged = (path: string, text: string, what: string, edit: (t: string) => string) => {
+    if (edit(text) !== text) operations.push({ op: 'edit', on: 'rootfs', path, what, edit });
+  };
+  if (!ethernet) {
+    for (const { path, text } of await ifupdownFiles(image)) {
+      editIfChanged(path, text, `allow-hotplug ${ETHERNET_INTERFACE} instead of auto: boot does not wait for a cable`, (t) => hotplugOnly(t, ETHERNET_INTERFACE));
+    }
+    for (const name of (await image.readdir('rootfs', NETPLAN_DIR)).filter((n) => /\.ya?ml$/.test(n)).sort()) {
+      const path = `${NETPLAN_DIR}/${name}`;
+      editIfChanged(path, (await image.readText('rootfs', path)) ?? '', `${ETHERNET_INTERFACE} optional: boot does not wait for it`, (t) => netplanOptional(t, ETHERNET_INTERFACE));
+    }
+  }
+  for (const name of (await image.readdir('rootfs', NM_CONNECTIONS)).sort()) {
+    const path = `${NM_CONNECTIONS}/${name}`;
+    const text = (await image.readText('rootfs', path)) ?? '';
+    if (getIniKey(text, 'connection', 'interface-name') !== ETHERNET_INTERFACE) continue;
+    editIfChanged(path, text, `autoconnect=${ethernet}: NetworkManager-wait-online ${ethernet ? 'waits for' : 'does not wait for'} ${ETHERNET_INTERFACE}`, (t) => nmAutoconnect(t, ethernet));
   }
   return operations;
 }
 
+/**
+ * `optional: true` in the netplan device block `name:` (block style), so networkd's or
+ * NetworkManager's wait-online does not wait for it. A flow-style block is left as it is.
+ */
+export function netplanOptional(yaml: string, name: string): string {
+  const eol = /\r\n/.test(yaml) ? '\r\n' : '\n';
+  const lines = yaml.split(/\r?\n/);
+  const start = lines.findIndex((line) => new RegExp(`^(\\s*)${name}:\\s*(#.*)?$`).test(line));
+  if (start < 0) return yaml;
+  const indent = /^\s*/.exec(lines[start])![0].length;
+  let end = start + 1;
+  while (end < lines.length && (lines[end].trim() === '' || /^\s*/.exec(lines[end])![0].length > indent)) end++;
+  const block = lines.slice(start + 1, end);
+  const childIndent = block.find((line) => line.trim() !== '')?.match(/^\s*/)![0] ?? `${' '.repeat(indent)}  `;
+  const optional = block.findIndex((line) => line.startsWith(`${childIndent}optional:`));
+  if (optional >= 0) {
+    if (/^\s*optional:\s*(true|yes)\s*(#.*)?$/.test(block[optional])) return yaml;
+    lines[start + 1 + optional] = `${childIndent}optional: true`;
+  } else {
+    lines.splice(start + 1, 0, `${childIndent}optional: true`);
+  }
+  return lines.join(eol);
+}
+
+const NM_NOTE = '# autoconnect=false set by odroid-buildx-image (power profile): boot does not wait for eth0';
+
+/**
+ * NetworkManager-wait-online waits until every profile that autoconnects and whose device is
+ * there has been tried, DHCP included; no per-profile switch short of autoconnect takes one out.
+ * The note marks the change as this tool's, so `full` undoes only that.
+ */
+export function nmAutoconnect(keyfile: string, on: boolean): string {
+  const noted = keyfile.split(/\r?\n/).includes(NM_NOTE);
+  if (on) {
+    if (!noted) return keyfile;
+    return setIniKey(keyfile.replace(new RegExp(`^${escapeRegExp(NM_NOTE)}\r?\n`, 'm'), ''), 'connection', 'autoconnect', 'true');
+  }
+  if (noted || getIniKey(keyfile, 'connection', 'autoconnect') === 'false') return keyfile;
+  const eol = /\r\n/.test(keyfile) ? '\r\n' : '\n';
+  const withNote = keyfile.replace(/^\[connection\][^\S\r\n]*\r?\n/m, (header) => `${header}${NM_NOTE}${eol}`);
+  return setIniKey(withNote, 'connection', 'autoconnect', 'false');
+}
+
 /** Which profile boot.ini's CPU settings and Ethernet switch match, if any. */
 function profileOf(bootIni: string): PowerProfile | undefined {
-  const ethernetOn = !(getEnv(bootIni, ETHERNET_SWITCH) === '1' && hasLine(bootIni, ETHERNET_GUARD));
+  const ethernetOn = !(getEnv(bootIni, ETHERNET_SWITCH) === '1' && GUARD_LINE.test(bootIni));
   return (Object.keys(PROFILES) as PowerProfile[]).find((name) => {
     const settings = PROFILES[name];
     return getEnv(bootIni, 'maxcpus') === settings.maxcpus && getEnv(bootIni, 'max_freq') === settings.maxFreq && settings.ethernet === ethernetOn;

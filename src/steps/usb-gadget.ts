@@ -4,30 +4,21 @@ import type { BuildConfig, UsbProtocol } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { type Operation, rootfsFile } from '../engine/operations.js';
 import { renderTemplate } from '../engine/templates.js';
-import { detectNetworkStack, NETWORK_STACK_MARKERS, type NetworkStack } from '../facts/network.js';
+import { includes, INTERFACES } from '../facts/ifupdown.js';
+import { detectNetwork, USB0_DEVICE_UNIT, USB0_FILES, USB0_SCRIPT, USB0_UNIT, USB0_UNIT_FILE, type NetworkFacts } from '../facts/network.js';
 import { kernelModules } from '../facts/kernel-modules.js';
-import { unitPath } from '../facts/systemd.js';
+import { enableUnitOperation, unitPath } from '../facts/systemd.js';
 import type { ImageView, Step } from '../engine/step.js';
 
 const MARKER = 'Written by odroid-buildx-image (usb-gadget step); a rebuild replaces it.';
 const MODPROBE_CONF = '/etc/modprobe.d/usb-gadget.conf';
 const MODULES_LOAD_CONF = '/etc/modules-load.d/usb-gadget.conf';
-const INTERFACES = '/etc/network/interfaces';
-const INTERFACES_D = '/etc/network/interfaces.d';
 
 /** The module per protocol, and its use_eem (g_ether only; the stock 3.16 default is 1). */
 const GADGETS: Record<UsbProtocol, { module: string; useEem: '0' | '1' | false }> = {
   ecm: { module: 'g_ether', useEem: '0' },
   eem: { module: 'g_ether', useEem: '1' },
   ncm: { module: 'g_ncm', useEem: false },
-};
-
-/** Where usb0's address goes for each network stack. */
-const NETWORK_FILES: Record<NetworkStack, { path: string; mode: number }> = {
-  ifupdown: { path: `${INTERFACES_D}/usb0`, mode: 0o644 },
-  // netplan warns about group- or world-readable files (they may hold Wi-Fi secrets).
-  netplan: { path: '/etc/netplan/60-usb0.yaml', mode: 0o600 },
-  networkd: { path: '/etc/systemd/network/60-usb0.network', mode: 0o644 },
 };
 
 const RESOLVED_DROP_IN = '/etc/systemd/resolved.conf.d/usb0.conf';
@@ -53,25 +44,12 @@ async function checkGadgetModule(image: ImageView, protocol: UsbProtocol): Promi
   throw new UserError(`usb.protocol "${protocol}" needs the ${module} kernel module but ${found}; pick a usb.protocol the kernel supports (ecm, eem: g_ether; ncm: g_ncm)`);
 }
 
-function globRegExp(glob: string): RegExp {
-  const pattern = [...glob].map((c) => (c === '*' ? '[^/]*' : c === '?' ? '[^/]' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
-  return new RegExp(`^${pattern}$`);
-}
-
-/** Whether ifupdown reads interfaces.d/usb0 through this file: source-directory, or a source glob matching it. */
-function readsUsb0(interfaces: string): boolean {
-  return interfaces.split('\n').some((line) => {
-    const match = /^\s*(source-directory|source)\s+(\S+)\s*$/.exec(line);
-    if (!match) return false;
-    const path = posix.resolve('/etc/network', match[2]);
-    if (match[1] === 'source-directory') return path === INTERFACES_D;
-    return posix.dirname(path) === INTERFACES_D && globRegExp(posix.basename(path)).test('usb0');
-  });
-}
+const USB0_STANZA = USB0_FILES.ifupdown.path;
+const INTERFACES_D = posix.dirname(USB0_STANZA);
 
 /** Adds `source-directory /etc/network/interfaces.d` unless the file already reads usb0's stanza from there. */
 export function sourceInterfacesD(interfaces: string): string {
-  if (readsUsb0(interfaces)) return interfaces;
+  if (includes(interfaces, INTERFACES, USB0_STANZA)) return interfaces;
   const separator = interfaces === '' || interfaces.endsWith('\n') ? '' : '\n';
   return `${interfaces}${separator}source-directory ${INTERFACES_D}\n`;
 }
@@ -84,24 +62,18 @@ async function usesResolved(image: ImageView): Promise<boolean> {
   return resolved.startsWith('/run/systemd/resolve/');
 }
 
-async function networkStack(image: ImageView): Promise<NetworkStack> {
-  const stack = await detectNetworkStack(image);
-  if (!stack) {
-    throw new UserError(`no network configuration this tool knows is in the image (looked for ${NETWORK_STACK_MARKERS}); configure usb0 with a file in overlays/rootfs/ instead`);
+/** What the mechanism needs besides usb0's file: ifupdown must read interfaces.d, networkd and the usb0 unit must run. */
+async function mechanismOperations(image: ImageView, network: NetworkFacts, render: (path: string) => Promise<string>): Promise<Operation[]> {
+  switch (network.mechanism) {
+    case 'ifupdown':
+      return [{ op: 'edit', on: 'rootfs', path: INTERFACES, what: `read ${INTERFACES_D}`, edit: sourceInterfacesD }];
+    case 'networkd':
+      return [enableUnitOperation('systemd-networkd.service', 'multi-user.target', (await unitPath(image, 'systemd-networkd.service'))!)];
+    case 'usb0-unit':
+      return [...rootfsFile(USB0_UNIT_FILE, await render(USB0_UNIT_FILE)), enableUnitOperation(USB0_UNIT, USB0_DEVICE_UNIT)];
+    default:
+      return [];
   }
-  return stack;
-}
-
-/** What the stack needs besides usb0's file: ifupdown must read interfaces.d, networkd must run. */
-async function stackOperations(image: ImageView, stack: NetworkStack): Promise<Operation[]> {
-  if (stack === 'ifupdown') {
-    return [{ op: 'edit', on: 'rootfs', path: INTERFACES, what: `read ${INTERFACES_D}`, edit: sourceInterfacesD }];
-  }
-  if (stack === 'networkd') {
-    const unit = (await unitPath(image, 'systemd-networkd.service'))!;
-    return [{ op: 'symlink', on: 'rootfs', path: '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service', target: unit, uid: 0, gid: 0 }];
-  }
-  return [];
 }
 
 function templateView(config: BuildConfig, dnsFile: string) {
@@ -118,13 +90,16 @@ function templateView(config: BuildConfig, dnsFile: string) {
     gateway: network.gateway,
     dns: network.dns,
     dnsServers: network.dns.join(' '),
+    dnsList: network.dns.map((server) => `${server};`).join(''),
+    script: USB0_SCRIPT,
     dnsFile,
   };
 }
 
 /**
  * The device as a USB Ethernet adapter of the host: the gadget module with fixed MACs, usb0's
- * static address through the image's own network stack, the configured DNS, and a fixed
+ * static address through whatever brings the network up at boot (facts/network.ts: the image's
+ * own stack, else a fallback that needs nothing from it), the configured DNS, and a fixed
  * machine-id (read-only root).
  */
 export const usbGadget: Step = {
@@ -132,17 +107,17 @@ export const usbGadget: Step = {
   summary: 'USB Ethernet gadget (usb0) with fixed MACs, static address and DNS; fixed machine-id',
   async plan({ config, image }) {
     await checkGadgetModule(image, config.usb.protocol);
-    const stack = await networkStack(image);
+    const network = await detectNetwork(image);
     const dnsFile = (await usesResolved(image)) ? RESOLVED_DROP_IN : RESOLV_CONF;
     const view = templateView(config, dnsFile);
     const render = (path: string) => renderTemplate(template(path), view);
-    const networkFile = NETWORK_FILES[stack];
+    const networkFile = USB0_FILES[network.mechanism];
 
     const operations: Operation[] = [
       ...rootfsFile(MODULES_LOAD_CONF, await render(MODULES_LOAD_CONF)),
       ...rootfsFile(MODPROBE_CONF, await render(MODPROBE_CONF)),
       ...rootfsFile(networkFile.path, await render(networkFile.path), networkFile.mode),
-      ...(await stackOperations(image, stack)),
+      ...(await mechanismOperations(image, network, render)),
       ...rootfsFile(dnsFile, await render(dnsFile)),
       // 0444 as systemd creates it: nothing on the device should rewrite it.
       ...rootfsFile('/etc/machine-id', `${machineIdFor(config.name)}\n`, 0o444),

@@ -5,7 +5,7 @@ import { openImage } from '../../src/image/open.js';
 import type { ImageLayout } from '../../src/image/layout.js';
 import { patchImage, type PatchResult } from '../../src/engine/patch.js';
 import type { Step } from '../../src/engine/step.js';
-import { copyOfStockImage, tempDir, type FixtureVariant } from '../fixtures.js';
+import { copyOfStockImage, tempDir, type FixtureOptions, type FixtureVariant } from '../fixtures.js';
 
 export interface PatchedFixture {
   img: string;
@@ -23,10 +23,10 @@ export interface PatchedFixture {
 export async function patchFixture(
   steps: Step[],
   rawConfig: object = {},
-  options: { variant?: FixtureVariant; img?: string; dir?: string } = {},
+  options: { variant?: FixtureVariant; fixture?: FixtureOptions; img?: string; dir?: string } = {},
 ): Promise<PatchedFixture> {
   const dir = options.dir ?? (await tempDir());
-  const img = options.img ?? (await copyOfStockImage(options.variant ?? 'stock', dir));
+  const img = options.img ?? (await copyOfStockImage(options.variant ?? 'stock', dir, options.fixture));
   const layout = await openImage(img);
   const config = resolveConfig(rawConfig);
   const result = await patchImage(layout, config, steps, { paths: { secrets: join(dir, 'secrets'), cache: join(dir, 'cache') } });

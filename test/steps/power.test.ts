@@ -9,9 +9,9 @@ import { expandBootArgs, getEnv } from '../../src/formats/hush.js';
 import { getIniKey } from '../../src/formats/ini.js';
 import { UserError } from '../../src/errors.js';
 import { deviceTreeNodes } from '../../src/formats/fdt.js';
-import { hotplugOnly, power } from '../../src/steps/power.js';
+import { hotplugOnly, netplanOptional, nmAutoconnect, power } from '../../src/steps/power.js';
 import type { Step } from '../../src/engine/step.js';
-import { C2_TREE, compileDeviceTree, fdtRemove } from '../device-tree.js';
+import { C2_MAINLINE_TREE, C2_TREE, compileDeviceTree, fdtRemove } from '../device-tree.js';
 import { debugfsCat, e2fsckClean, fsckFatClean, mtypeBoot, REFERENCE_DIR, stockImage, tempDir } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
@@ -138,6 +138,38 @@ describe('power step on a C2 image', () => {
     expect(before.filter((node) => !after.includes(node))).toEqual(['/ethernet@0xc9410000']);
   });
 
+  it('removes the mainline tree\'s MAC by its real path, and eth0 in every file ifupdown reads, NetworkManager and netplan', async () => {
+    const mainline = await compileDeviceTree(C2_MAINLINE_TREE);
+    const eth0Keyfile = '[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=auto\n';
+    const netplan = 'network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n';
+    const rootfs = (path: string, content: string) => ({ op: 'write' as const, on: 'rootfs' as const, path, content, mode: 0o644, uid: 0, gid: 0 });
+    const shaped: Step = {
+      name: 'test-network-files',
+      summary: 'test: eth0 in interfaces.d (through a glob), NetworkManager and netplan',
+      plan: async () => [
+        rootfs('/etc/network/interfaces', 'auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/e*\n'),
+        rootfs('/etc/network/interfaces.d/eth0', 'auto eth0\niface eth0 inet dhcp\n'),
+        rootfs('/etc/NetworkManager/system-connections/eth0.nmconnection', eth0Keyfile),
+        rootfs('/etc/netplan/01-netcfg.yaml', netplan),
+      ],
+      applied: async () => false,
+    };
+    const { img } = await patchFixture([bootFiles({ '/meson64_odroidc2.dtb': mainline }), shaped, power], { power: { profile: 'usb3-0.9A' } });
+    const removed = /^if test "\$\{disable_ethernet\}" = "1"; then fdt rm (\S+); fi$/m.exec(await mtypeBoot(img, 'boot.ini'))?.[1];
+    expect(removed).toBe('/soc/ethernet@c9410000');
+    const after = deviceTreeNodes(await fdtRemove(mainline, removed!));
+    expect(deviceTreeNodes(mainline).filter((node) => !after.includes(node))).toEqual(['/soc/ethernet@c9410000']);
+    expect(await debugfsCat(img, '/etc/network/interfaces.d/eth0')).toBe('allow-hotplug eth0\niface eth0 inet dhcp\n');
+    const keyfile = await debugfsCat(img, '/etc/NetworkManager/system-connections/eth0.nmconnection');
+    expect(getIniKey(keyfile, 'connection', 'autoconnect')).toBe('false');
+    expect(await debugfsCat(img, '/etc/netplan/01-netcfg.yaml')).toBe('network:\n  version: 2\n  ethernets:\n    eth0:\n      optional: true\n      dhcp4: true\n');
+    expect(await e2fsckClean(img)).toMatchObject({ ok: true });
+
+    // full switches the Ethernet back on: NetworkManager starts eth0 again.
+    await patchFixture([power], { power: { profile: 'full' } }, { img });
+    expect(await debugfsCat(img, '/etc/NetworkManager/system-connections/eth0.nmconnection')).toBe(eth0Keyfile.replace('interface-name=eth0\n', 'interface-name=eth0\nautoconnect=true\n'));
+  });
+
   it('by default changes no byte of boot.ini: the stock CPU settings and the Ethernet stay', async () => {
     // The fixture's dtb is random bytes: full must not need the device tree.
     const { img, config } = await patchFixture([power]);
@@ -199,7 +231,7 @@ describe('power step refuses', () => {
   it('a device tree without the Ethernet node, before writing anything', async () => {
     const tree = await compileDeviceTree(C2_TREE.replace(/ethmac: ethernet@0xc9410000 \{[^}]*\};/, ''));
     const { message, bootIni } = await refusal([bootFiles({ '/meson64_odroidc2.dtb': tree }), power], 'usb2-0.5A');
-    expect(message).toMatch(/^meson64_odroidc2\.dtb has no \/ethernet@0xc9410000 node .* use power\.profile "full"$/);
+    expect(message).toMatch(/^meson64_odroidc2\.dtb has no Ethernet MAC node \(compatible .*, or the ethernet0 alias\), so .* use power\.profile "full"$/);
     expect(bootIni).toBe(reference('odroid-c2/boot.ini'));
   });
 
@@ -235,5 +267,29 @@ describe('hotplugOnly', () => {
   ])('%s', (_name, before, after) => {
     expect(hotplugOnly(before, 'eth0')).toBe(after);
     expect(hotplugOnly(after, 'eth0')).toBe(after);
+  });
+});
+
+describe('netplanOptional', () => {
+  it.each([
+    ['adds it', 'network:\n  ethernets:\n    eth0:\n      dhcp4: true\n', 'network:\n  ethernets:\n    eth0:\n      optional: true\n      dhcp4: true\n'],
+    ['turns false to true', '    eth0:\n      optional: false\n    usb0: {}\n', '    eth0:\n      optional: true\n    usb0: {}\n'],
+    ['no eth0', 'network:\n  ethernets:\n    eth1:\n      dhcp4: true\n', 'network:\n  ethernets:\n    eth1:\n      dhcp4: true\n'],
+  ])('%s', (_name, before, after) => {
+    expect(netplanOptional(before, 'eth0')).toBe(after);
+    expect(netplanOptional(after, 'eth0')).toBe(after);
+  });
+});
+
+describe('nmAutoconnect', () => {
+  it('switches autoconnect off with a note, and back on only where the note is', () => {
+    const stock = '[connection]\nid=eth0\ninterface-name=eth0\n';
+    const off = nmAutoconnect(stock, false);
+    expect(getIniKey(off, 'connection', 'autoconnect')).toBe('false');
+    expect(nmAutoconnect(off, false)).toBe(off);
+    expect(getIniKey(nmAutoconnect(off, true), 'connection', 'autoconnect')).toBe('true');
+    const usersChoice = '[connection]\nid=eth0\nautoconnect=false\n';
+    expect(nmAutoconnect(usersChoice, false)).toBe(usersChoice);
+    expect(nmAutoconnect(usersChoice, true)).toBe(usersChoice);
   });
 });

@@ -1,9 +1,12 @@
+import { spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
 import type { Operation } from '../../src/engine/operations.js';
 import type { Step } from '../../src/engine/step.js';
 import { sourceInterfacesD, usbGadget } from '../../src/steps/usb-gadget.js';
-import { debugfsCat, debugfsStat, e2fsckClean } from '../fixtures.js';
+import { debugfsCat, debugfsStat, e2fsckClean, tempDir } from '../fixtures.js';
 import { patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
 
@@ -14,6 +17,9 @@ const NETPLAN = '/etc/netplan/60-usb0.yaml';
 const NETWORKD = '/etc/systemd/network/60-usb0.network';
 const RESOLVED = '/etc/systemd/resolved.conf.d/usb0.conf';
 const NETWORKD_UNIT = '/lib/systemd/system/systemd-networkd.service';
+const NM_KEYFILE = '/etc/NetworkManager/system-connections/usb0.nmconnection';
+const USB0_UNIT_FILE = '/etc/systemd/system/usb0-address.service';
+const USB0_SCRIPT = '/usr/local/sbin/usb0-address';
 const ROOT_FILE = { type: 'regular', mode: 0o644, uid: 0, gid: 0 };
 
 /** A test-only step that reshapes the fixture through the real applier first. */
@@ -23,7 +29,7 @@ const reshape = (summary: string, ...operations: Operation[]): Step => ({
   plan: async () => operations,
   applied: async () => false,
 });
-const file = (path: string, content: string): Operation => ({ op: 'write', on: 'rootfs', path, content, mode: 0o644, uid: 0, gid: 0 });
+const file = (path: string, content: string, mode = 0o644): Operation => ({ op: 'write', on: 'rootfs', path, content, mode, uid: 0, gid: 0 });
 const remove = (path: string): Operation => ({ op: 'remove', on: 'rootfs', path });
 
 const netplanImage = reshape(
@@ -35,6 +41,13 @@ const networkdImage = reshape(
   remove('/etc/network/interfaces'),
   file(NETWORKD_UNIT, '[Unit]\nDescription=Network Service\n\n[Service]\nExecStart=!!/lib/systemd/systemd-networkd\n\n[Install]\nWantedBy=multi-user.target\n'),
   file('/etc/systemd/network/10-eth0.network', '[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n'),
+);
+const networkManagerImage = reshape(
+  'NetworkManager image',
+  remove('/etc/network/interfaces'),
+  file('/lib/systemd/system/NetworkManager.service', '[Service]\nExecStart=/usr/sbin/NetworkManager --no-daemon\n'),
+  { op: 'symlink', on: 'rootfs', path: '/etc/systemd/system/multi-user.target.wants/NetworkManager.service', target: '/lib/systemd/system/NetworkManager.service' },
+  file('/etc/NetworkManager/system-connections/eth0.nmconnection', '[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=auto\n', 0o600),
 );
 const ncmModule = reshape('kernel with g_ncm', {
   op: 'edit',
@@ -197,10 +210,73 @@ describe('usb-gadget step on other network stacks', () => {
     expect(await debugfsStat(img, '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service')).toBeUndefined();
   });
 
-  it('refuses an image whose network stack it cannot tell', async () => {
-    const attempt = patchFixture([reshape('no network config', remove('/etc/network/interfaces')), usbGadget]);
-    await expect(attempt).rejects.toThrow(UserError);
-    await expect(attempt).rejects.toThrow(/no network configuration this tool knows.*overlays\/rootfs/);
+  it('writes a NetworkManager keyfile (0600 root) on an image where only NetworkManager runs', async () => {
+    const { img } = await patchFixture([networkManagerImage, usbGadget], { network: { dns: ['9.9.9.9', '1.0.0.1'] } });
+    expect(settings(await debugfsCat(img, NM_KEYFILE))).toEqual([
+      '[connection]',
+      'id=usb0',
+      'type=ethernet',
+      'interface-name=usb0',
+      'autoconnect=true',
+      '[ipv4]',
+      'method=manual',
+      'address1=10.0.0.2/24,10.0.0.1',
+      'dns=9.9.9.9;1.0.0.1;',
+      '[ipv6]',
+      'method=ignore',
+    ]);
+    expect(await debugfsStat(img, NM_KEYFILE)).toMatchObject({ type: 'regular', mode: 0o600, uid: 0, gid: 0 });
+    expect(await debugfsStat(img, IFUPDOWN)).toBeUndefined();
+    expect(await debugfsStat(img, USB0_UNIT_FILE)).toBeUndefined();
+    expect(await e2fsckClean(img)).toMatchObject({ ok: true });
+  });
+
+  it('falls back to networkd where its unit exists and nothing configures the network', async () => {
+    const bare = reshape('no network config, networkd installed', remove('/etc/network/interfaces'), file(NETWORKD_UNIT, '[Unit]\n'));
+    const { img } = await patchFixture([bare, usbGadget]);
+    expect(settings(await debugfsCat(img, NETWORKD))).toContain('Address=10.0.0.2/24');
+    expect(await debugfsStat(img, '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service')).toMatchObject({ type: 'symlink', target: NETWORKD_UNIT });
+  });
+
+  it('falls back to its own unit, started by usb0\'s device, on an image with no network software', async () => {
+    const { img } = await patchFixture([reshape('no network config', remove('/etc/network/interfaces')), usbGadget]);
+    const unit = await debugfsCat(img, USB0_UNIT_FILE);
+    expect(settings(unit)).toEqual(expect.arrayContaining(['BindsTo=sys-subsystem-net-devices-usb0.device', 'ExecStart=/usr/local/sbin/usb0-address', 'WantedBy=sys-subsystem-net-devices-usb0.device']));
+    expect(await debugfsStat(img, '/etc/systemd/system/sys-subsystem-net-devices-usb0.device.wants/usb0-address.service')).toMatchObject({
+      type: 'symlink',
+      target: USB0_UNIT_FILE,
+    });
+    expect(await debugfsStat(img, USB0_SCRIPT)).toMatchObject({ type: 'regular', mode: 0o755, uid: 0, gid: 0 });
+    expect((await debugfsCat(img, USB0_SCRIPT)).split('\n', 1)[0]).toBe('#!/bin/sh');
+    expect(settings(await debugfsCat(img, USB0_SCRIPT))).toEqual([
+      'set -eu',
+      "ADDRESS='10.0.0.2/24'",
+      "GATEWAY='10.0.0.1'",
+      'ip link set dev usb0 up',
+      'ip address replace "$ADDRESS" dev usb0',
+      'ip route replace default via "$GATEWAY" dev usb0',
+    ]);
+    const script = join(await tempDir(), 'usb0-address');
+    await writeFile(script, await debugfsCat(img, USB0_SCRIPT));
+    const check = spawnSync('shellcheck', ['-s', 'sh', script], { encoding: 'utf8' });
+    expect(check.error).toBeUndefined();
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.status).toBe(0);
+    expect(await debugfsStat(img, IFUPDOWN)).toBeUndefined();
+    expect(await e2fsckClean(img)).toMatchObject({ ok: true });
+  });
+
+  it('falls back when ifupdown is configured through interfaces.d and enabled but its ifup is missing', async () => {
+    const broken = reshape(
+      'ifupdown without ifup',
+      file('/etc/network/interfaces', 'source-directory /etc/network/interfaces.d\n'),
+      file('/etc/network/interfaces.d/eth0', 'auto eth0\niface eth0 inet dhcp\n'),
+      file('/lib/systemd/system/networking.service', '[Service]\nExecStart=/sbin/ifup -a --read-environment\n'),
+      { op: 'symlink', on: 'rootfs', path: '/etc/systemd/system/multi-user.target.wants/networking.service', target: '/lib/systemd/system/networking.service' },
+    );
+    const { img } = await patchFixture([broken, usbGadget]);
+    expect(await debugfsStat(img, USB0_SCRIPT)).toMatchObject({ type: 'regular' });
+    expect(await debugfsStat(img, IFUPDOWN)).toBeUndefined();
   });
 
   it('writes a static /etc/resolv.conf when the image does not use systemd-resolved', async () => {
