@@ -33,12 +33,12 @@ describe('builder-storage', () => {
     expect(check.status).toBe(0);
   });
 
-  it('picks overlay2 only with the mainline overlay, else vfs', async () => {
+  it('picks btrfs on a btrfs data image, else overlay2 only with the mainline overlay, else vfs', async () => {
     const file = await script(work);
-    const driver = async (listing: string) => {
+    const driver = async (listing: string, fstype = 'ext4') => {
       const filesystems = path.join(work, 'filesystems');
       await writeFile(filesystems, listing);
-      const run = spawnSync('sh', [file, 'driver', filesystems], { encoding: 'utf8' });
+      const run = spawnSync('sh', [file, 'driver', filesystems, fstype], { encoding: 'utf8' });
       expect(run.stderr).toBe('');
       expect(run.status).toBe(0);
       return run.stdout;
@@ -47,6 +47,8 @@ describe('builder-storage', () => {
     // HardKernel's 3.16 with its modules loaded: the old overlayfs and aufs, neither usable by current dockerd.
     expect(await driver('nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\toverlayfs\nnodev\taufs\nnodev\tnfs\n')).toBe('vfs\n');
     expect(await driver('nodev\tsysfs\n\text4\n\tvfat\n')).toBe('vfs\n');
+    expect(await driver('nodev\tsysfs\n\text4\nnodev\toverlayfs\n\tbtrfs\n', 'btrfs')).toBe('btrfs\n');
+    expect(await driver('nodev\tsysfs\n\text4\nnodev\toverlay\n\tbtrfs\n', 'btrfs')).toBe('btrfs\n');
   });
 
   it('refuses to run without a command', async () => {

@@ -5,6 +5,7 @@ import { warn } from '../log.js';
 import { type Operation, rootfsFile } from '../engine/operations.js';
 import { renderTemplate } from '../engine/templates.js';
 import { enableUnitOperation, mountUnitName, unitEnabled } from '../facts/systemd.js';
+import { DOCKER_TLS_PORT } from '../secrets/tls.js';
 import { dockerHosts, dockerTlsOperations, dockerTlsView } from './docker-tls.js';
 import type { ImageView, RunMemo, Step } from '../engine/step.js';
 
@@ -38,6 +39,8 @@ export const CONTAINERD_ROOT = `${DATA_ROOT}/containerd/daemon`;
 const LINK_INTERFACE = 'usb0';
 
 const SHARE_DIR = '/run/builder-storage/share';
+/** The iptables chain that keeps the Docker API to the USB link (docs/docker.md). */
+export const API_CHAIN = 'builder-api';
 
 /** Everything the docker templates may use. */
 export function dockerView(config: BuildConfig) {
@@ -54,12 +57,17 @@ export function dockerView(config: BuildConfig) {
     // stopped (and unmounts both itself, data image first) before systemd tries to unmount them.
     storageMountUnits: [mountUnitName(DATA_ROOT), mountUnitName(SHARE_DIR)].join(' '),
     dataImage: `${config.name}.ext4`,
+    // Used instead when the share has it (docs/docker.md: a btrfs data image).
+    dataImageBtrfs: `${config.name}.btrfs`,
     dataImageSize: DATA_IMAGE_SIZE,
     dataRoot: DATA_ROOT,
     containerdRoot: CONTAINERD_ROOT,
     envFile: '/run/builder-storage/dockerd.env',
     storageScript: STORAGE_SCRIPT,
     hosts: dockerHosts(config),
+    // builder-storage drops the API's port on every interface but the link and lo.
+    apiPort: DOCKER_TLS_PORT,
+    apiChain: API_CHAIN,
     ...dockerTlsView,
     // Container logs live on the data image: bounded so one chatty build cannot fill it.
     logMaxSize: '10m',

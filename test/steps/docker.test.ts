@@ -194,7 +194,12 @@ describe('docker step: units, daemon.json and the storage script', () => {
     const commands = run.stdout.split('\n').filter((line) => line.startsWith('+ ')).map((line) => line.split(' ')[1]);
     // This machine has no usb0 with the device's address: the plan waits for it (dockerd listens there).
     expect(run.stdout).toContain('+ wait up to 60s for usb0 to have 10.0.0.2\n');
-    expect(commands).toEqual(['wait', 'mkdir', 'timeout', 'rm', 'truncate', 'mkfs.ext4', 'mv', 'e2fsck', 'mkdir', 'mount', 'modprobe', 'mkdir', 'write']);
+    // The API limited to the link before anything else may start dockerd (iptables: .ci/run installs it).
+    expect(commands).toEqual([
+      'wait', 'iptables', 'iptables', 'iptables', 'iptables', 'iptables', 'mkdir', 'timeout', 'modprobe', 'rm', 'truncate', 'mkfs.ext4', 'mv', 'e2fsck', 'mkdir', 'mount', 'modprobe', 'mkdir', 'write',
+    ]);
+    expect(run.stdout).toContain('+ iptables -w -A builder-api -i usb0 -j RETURN\n+ iptables -w -A builder-api -j DROP\n');
+    expect(run.stdout).toContain('+ iptables -w -I INPUT -p tcp --dport 2376 -j builder-api\n');
     const image = '/run/builder-storage/share/c2-test.ext4';
     expect(run.stdout).toContain(`+ truncate -s 32G ${image}.new\n`);
     expect(run.stdout).toContain(`+ e2fsck -p ${image}\n`);
