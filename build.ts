@@ -15,7 +15,8 @@ import type { ImageLayout } from './src/image/layout.js';
 import { fleetConfigs, parseFleetSize } from './src/config/fleet.js';
 import { hostKitDirOf, writeHostKit } from './src/host-kit/host-kit.js';
 import { info } from './src/log.js';
-import { pendingOutput, prepareOutputDir } from './src/output/pending-output.js';
+import { claimOutDir } from './src/cli/out-dir.js';
+import { pendingOutput } from './src/output/pending-output.js';
 import type { PendingDir } from './src/output/pending-dir.js';
 import { patchImage, runMemo } from './src/engine/patch.js';
 import { pinClock, sourceDateEpoch } from './src/output/reproducible.js';
@@ -75,15 +76,29 @@ async function main(argv: string[]): Promise<void> {
   const stage = stageTimer();
   const config = await stage('config', () => loadConfig(args.config, { name: args.name }));
   const boards = args.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(args.fleet));
-  if (!args['dry-run']) await prepareOutputDir(args.out);
+  if (args['dry-run']) return dryRun(stage, args.input, boards, { out: args.out, fleet: args.fleet !== undefined });
+  const lock = await claimOutDir(args.out);
+  try {
+    await build(stage, args, config, boards);
+  } finally {
+    lock.release();
+    info(stage.summary());
+  }
+}
+
+async function dryRun(stage: Stage, input: string | undefined, boards: BuildConfig[], options: { out: string; fleet: boolean }): Promise<void> {
+  const source = await stage('source', () => resolveSource({ input, cacheDir }));
+  const layout = await stage('inspect', () => openImage(source.path));
+  await printPlans(stage, layout, boards, { paths: { secrets: secretsDirOf(options.out), cache: cacheDir }, once: runMemo(), fleet: options.fleet });
+}
+
+async function build(stage: Stage, args: ReturnType<typeof parseCommandLine>, config: BuildConfig, boards: BuildConfig[]): Promise<void> {
   const source = await stage('source', () => resolveSource({ input: args.input, cacheDir }));
   const layout = await stage('inspect', () => openImage(source.path));
   const paths = { secrets: secretsDirOf(args.out), cache: cacheDir };
   // One memo for every board: what their plans share (checking the Docker bundle) is done once.
   const once = runMemo();
   const fleet = args.fleet !== undefined;
-
-  if (args['dry-run']) return printPlans(stage, layout, boards, { paths, once, fleet });
 
   // Rotated secrets are made in a fresh directory that replaces the old one only with the images.
   const secrets = await openSecrets(args.out, { rotate: args['rotate-secrets'] });
@@ -117,8 +132,6 @@ async function main(argv: string[]): Promise<void> {
     await kit?.discard();
     await secrets.discard();
     throw error;
-  } finally {
-    info(stage.summary());
   }
 }
 

@@ -4,6 +4,7 @@ import { withRootfs } from '../image/ext4.js';
 import { withBootPartition } from '../image/fat.js';
 import type { ImageLayout } from '../image/layout.js';
 import { info } from '../log.js';
+import { killPoint } from '../timing.js';
 import { describeOperation, type Operation } from './operations.js';
 import type { BuildPaths, ImageView, RunMemo, Step } from './step.js';
 
@@ -57,8 +58,10 @@ export async function patchImage(
     for (const step of steps) {
       const operations: Operation[] = await step.plan({ config, image, paths: options.paths, steps: steps.map((s) => s.name), once });
       result.planned.push({ step: step.name, operations: operations.map(describeOperation) });
+      if (dryRun) continue;
       info(`step ${step.name}: ${operations.length} operation(s)`);
-      if (!dryRun) await applyOperations(parts, operations, result);
+      await applyOperations(parts, operations, result);
+      killPoint(`step ${step.name}`);
     }
     return result;
   });
