@@ -16,6 +16,7 @@ import { fleetConfigs, parseFleetSize } from './src/config/fleet.js';
 import { hostKitDirOf, writeHostKit } from './src/host-kit/host-kit.js';
 import { info } from './src/log.js';
 import { claimOutDir } from './src/cli/out-dir.js';
+import { checkRootfsSpace } from './src/cli/rootfs-space.js';
 import { pendingOutput } from './src/output/pending-output.js';
 import type { PendingDir } from './src/output/pending-dir.js';
 import { patchImage, runMemo } from './src/engine/patch.js';
@@ -99,6 +100,8 @@ async function build(stage: Stage, args: ReturnType<typeof parseCommandLine>, co
   // One memo for every board: what their plans share (checking the Docker bundle) is done once.
   const once = runMemo();
   const fleet = args.fleet !== undefined;
+  // Boards after the first start from its image, where the bundle already is: the first one's additions are the most.
+  await stage('space', () => checkRootfsSpace(layout, boards[0], { paths, once }));
 
   // Rotated secrets are made in a fresh directory that replaces the old one only with the images.
   const secrets = await openSecrets(args.out, { rotate: args['rotate-secrets'] });

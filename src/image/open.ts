@@ -3,6 +3,7 @@ import { UserError } from '../errors.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 import { withBootPartition } from './fat.js';
 import { readLayout, type ImageLayout } from './layout.js';
+import { rootfsDamaged } from './rootfs-limits.js';
 
 /** The boot config files HardKernel boards read from the FAT partition, in order of preference. */
 export const BOOT_CONFIG_FILES = ['boot.ini', 'config.ini'];
@@ -32,6 +33,7 @@ export async function openImage(path: string): Promise<ImageLayout> {
   const handle = await open(path, 'r');
   try {
     const sb = await readExt4Superblock(handle, layout.rootfs.offset);
+    if (sb?.damaged) throw rootfsDamaged(layout, sb.damaged);
     if (sb?.needsRecovery || sb?.hasErrors) {
       const why = sb.needsRecovery ? 'its journal needs recovery (it was not cleanly unmounted)' : 'it is marked as having errors';
       throw new UserError(
