@@ -10,7 +10,8 @@ import type { BuildConfig } from '../config/schema.js';
 import type { ImageLayout } from '../image/layout.js';
 import { writeFile } from '../files.js';
 import { releaseFiles, type PendingImage, type PendingOutput } from '../output/pending-output.js';
-import { patchImage, type PatchResult } from '../engine/patch.js';
+import type { ApplyStats } from '../engine/apply.js';
+import { patchImage } from '../engine/patch.js';
 import { scanImage } from '../output/release.js';
 import { STEPS } from '../steps/index.js';
 import type { BuildPaths, RunMemo } from '../engine/step.js';
@@ -18,7 +19,8 @@ import type { Stage } from '../timing.js';
 
 export interface BoardImage {
   pending: PendingImage;
-  patched: PatchResult;
+  /** What the patch did, for the summary; not its plan, which a fleet would keep once per board. */
+  patched: ApplyStats;
   sha256: string;
   /** The sha256 of each of the board's files in --out: its image and, for a release, its xz and bmap. */
   sha256s: Record<string, string>;
@@ -36,7 +38,7 @@ interface BoardOptions {
 /** Copies `from` into the run's output as the board's image, patches it and reads it back once. */
 export async function buildBoardImage(stage: Stage, output: PendingOutput, from: string, board: BuildConfig, options: BoardOptions): Promise<BoardImage> {
   const pending = await stage('copy', () => output.startImage(from, board.name));
-  const patched = await stage('patch', () => patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
+  const { operations, bytesWritten } = await stage('patch', () => patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
   const image = basename(pending.finalPath);
   const release = options.release ? releaseFiles(board.name) : undefined;
   const xzTemp = release && pending.artifact(release.xz);
@@ -47,7 +49,7 @@ export async function buildBoardImage(stage: Stage, output: PendingOutput, from:
     sha256s[release.xz] = await sha256File(xzTemp);
     sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
   }
-  return { pending, patched, sha256: scan.sha256, sha256s, release };
+  return { pending, patched: { operations, bytesWritten }, sha256: scan.sha256, sha256s, release };
 }
 
 /** The summary's lines for a committed board image. */
