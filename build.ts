@@ -7,7 +7,7 @@
 import { relative, resolve } from 'node:path';
 import { buildBoardImage, describeBoardImage, type BoardImage } from './src/cli/board-image.js';
 import { BUILD_COMMAND, BUILD_FLAGS, IMAGE_CACHE_DIR } from './src/cli/build-flags.js';
-import { parseFlags, runMain, usage, type WritePlace } from './src/cli/options.js';
+import { parseFlags, runMain, usage, type FlagValues, type WritePlace } from './src/cli/options.js';
 import { loadConfig } from './src/config/load.js';
 import { type BuildConfig } from './src/config/schema.js';
 import { openImage } from './src/image/open.js';
@@ -15,7 +15,9 @@ import type { ImageLayout } from './src/image/layout.js';
 import { fleetConfigs, parseFleetSize } from './src/config/fleet.js';
 import { hostKitDirOf, writeHostKit } from './src/host-kit/host-kit.js';
 import { info } from './src/log.js';
-import { pendingOutput, prepareOutputDir } from './src/output/pending-output.js';
+import { claimOutDir } from './src/cli/out-dir.js';
+import { checkRootfsSpace } from './src/cli/rootfs-space.js';
+import { pendingOutput } from './src/output/pending-output.js';
 import type { PendingDir } from './src/output/pending-dir.js';
 import { patchImage, runMemo } from './src/engine/patch.js';
 import { pinClock, sourceDateEpoch } from './src/output/reproducible.js';
@@ -54,15 +56,31 @@ async function main(argv: string[]): Promise<void> {
   const stage = stageTimer();
   const config = await stage('config', () => loadConfig(args.config, { name: args.name }));
   const boards = args.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(args.fleet));
-  if (!args['dry-run']) await prepareOutputDir(args.out);
+  if (args['dry-run']) return dryRun(stage, args.input, boards, { out: args.out, fleet: args.fleet !== undefined });
+  const lock = await claimOutDir(args.out);
+  try {
+    await build(stage, args, config, boards);
+  } finally {
+    lock.release();
+    info(stage.summary());
+  }
+}
+
+async function dryRun(stage: Stage, input: string | undefined, boards: BuildConfig[], options: { out: string; fleet: boolean }): Promise<void> {
+  const source = await stage('source', () => resolveSource({ input, cacheDir }));
+  const layout = await stage('inspect', () => openImage(source.path));
+  await printPlans(stage, layout, boards, { paths: { secrets: secretsDirOf(options.out), cache: cacheDir }, once: runMemo(), fleet: options.fleet });
+}
+
+async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config: BuildConfig, boards: BuildConfig[]): Promise<void> {
   const source = await stage('source', () => resolveSource({ input: args.input, cacheDir }));
   const layout = await stage('inspect', () => openImage(source.path));
   const paths = { secrets: secretsDirOf(args.out), cache: cacheDir };
   // One memo for every board: what their plans share (checking the Docker bundle) is done once.
   const once = runMemo();
   const fleet = args.fleet !== undefined;
-
-  if (args['dry-run']) return printPlans(stage, layout, boards, { paths, once, fleet });
+  // Boards after the first start from its image, where the bundle already is: the first one's additions are the most.
+  await stage('space', () => checkRootfsSpace(layout, boards[0], { paths, once }));
 
   // Rotated secrets are made in a fresh directory that replaces the old one only with the images.
   const secrets = await openSecrets(args.out, { rotate: args['rotate-secrets'] });
@@ -96,8 +114,6 @@ async function main(argv: string[]): Promise<void> {
     await kit?.discard();
     await secrets.discard();
     throw error;
-  } finally {
-    info(stage.summary());
   }
 }
 

@@ -157,6 +157,22 @@ async function fleetBuild(stock: string, config: string): Promise<void> {
   rmSync(out, { recursive: true, force: true });
 }
 
+/**
+ * Peak memory of a fleet against its number of boards: --fleet 12 within 1.3x of --fleet 2. Every
+ * board is patched in the same process, so anything kept per board (or leaked per board, as the
+ * ext2fs binding's readdir once did in its fixed WASM heap) shows here.
+ */
+async function fleetMemory(stock: string, config: string): Promise<void> {
+  const peak = (boards: number) => {
+    const out = join(work, `out-fleet-memory-${boards}`);
+    const build = timedBuild(['--input', stock, '--out', out, '--name', 'bench', '--config', config, '--fleet', String(boards)]);
+    rmSync(out, { recursive: true, force: true });
+    return build.rssMB;
+  };
+  const [two, twelve] = [peak(2), peak(12)];
+  rows.push(`| peak RSS, \`--fleet 12\` against \`--fleet 2\` (target ≤ 1.3x) | ${twelve} MB | ${two} MB | ${(twelve / two).toFixed(2)}x |`);
+}
+
 async function main(): Promise<void> {
   const small = makeStockLike(1024);
   const big = makeStockLike(4096);
@@ -169,6 +185,7 @@ async function main(): Promise<void> {
   await wholeBuild(big, '4 GiB', config);
   await releaseBuild(small, config);
   await fleetBuild(small, config);
+  await fleetMemory(small, config);
   const allocated = (p: string) => Math.round((statSync(p).blocks * 512) / MiB);
   process.stdout.write(
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}; ` +

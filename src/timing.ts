@@ -7,7 +7,9 @@ export function stageTimer() {
   const stage = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     const start = performance.now();
     try {
-      return await fn();
+      const result = await fn();
+      killPoint(`after ${name}`);
+      return result;
     } finally {
       const time = times.get(name) ?? { ms: 0, runs: 0 };
       times.set(name, { ms: time.ms + performance.now() - start, runs: time.runs + 1 });
@@ -22,3 +24,13 @@ export function stageTimer() {
 }
 
 export type Stage = ReturnType<typeof stageTimer>;
+
+/**
+ * A named point of a build ("after copy", "xz", "replace secrets", ...) where the test of
+ * interrupted builds stops it: with ODROID_BUILD_KILL_AT=<point> the build sends itself
+ * ODROID_BUILD_KILL_WITH (default SIGKILL) there, so the test kills at a known stage, not at a time.
+ */
+export function killPoint(point: string): void {
+  if (process.env.ODROID_BUILD_KILL_AT !== point) return;
+  process.kill(process.pid, (process.env.ODROID_BUILD_KILL_WITH ?? 'SIGKILL') as NodeJS.Signals);
+}

@@ -7,9 +7,18 @@ import { buildImage } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { debugfsCat } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
-import { copyOfStockImage, stockImage, tempDir, treeListing } from './support/images.js';
+import { copyOfStockImage, partitionOffsets, stockImage, tempDir, treeListing } from './support/images.js';
 import { dumpPartitions } from './support/mtools.js';
 import { sha256File as sha256 } from './support/sha256.js';
+
+/** A copy of the stock fixture whose root file system, from `skip` bytes in, is random bytes. */
+async function randomRootfs(dir: string, skip: number): Promise<string> {
+  const img = await copyOfStockImage('stock', dir);
+  const rootfs = (await partitionOffsets(img)).partitions[1];
+  const MiB = 1024 * 1024;
+  execFileSync('dd', ['if=/dev/urandom', `of=${img}`, 'bs=1M', `seek=${(rootfs.offset + skip) / MiB}`, `count=${Math.min(64, (rootfs.size - skip) / MiB)}`, 'conv=notrunc', 'status=none']);
+  return img;
+}
 
 async function firstMiB(path: string): Promise<Buffer> {
   return (await readFile(path)).subarray(0, 1024 * 1024);
@@ -89,6 +98,10 @@ describe('bad input: one clear line, non-zero exit, input untouched, no image wr
     { name: 'GPT image', make: async () => ({ input: await stockImage('gpt') }), message: /GPT/ },
     { name: 'no ext4 partition', make: async () => ({ input: await stockImage('no-ext4') }), message: /no ext4/ },
     { name: 'dirty journal', make: async (dir) => ({ input: await copyOfStockImage('dirty-journal', dir) }), message: /journal needs recovery/ },
+    // The rootfs overwritten with random bytes: whole, or past its first MiB (superblock and
+    // group descriptors intact, inode tables and directories garbage).
+    { name: 'rootfs overwritten', make: async (dir) => ({ input: await randomRootfs(dir, 0) }), message: /root file system is damaged or missing; check it with e2fsck -fn '.*\?offset=\d+'/ },
+    { name: 'rootfs overwritten past its first MiB', make: async (dir) => ({ input: await randomRootfs(dir, 1024 * 1024) }), message: /^error: the root file system \(partition 2 of .*\) is damaged: .*; check it with e2fsck -fn '.*\?offset=\d+'/ },
     {
       name: '--out not writable',
       make: async (dir) => {

@@ -84,19 +84,34 @@ describe.skipIf(noNamespaces)('builder-storage in a user namespace', () => {
     return { share, image: path.join(share, 'c2-test.ext4'), file, withShare };
   }
 
-  /** Runs `start` in its own network namespace, where `link` (a shell command, in the background) makes usb0. */
-  function startWithLink(file: string, link: string) {
-    return spawnSync('unshare', ['-rnm', 'sh', '-c', `(${link}) & exec sh "$0" start`, file], { encoding: 'utf8' });
-  }
   const ADD_USB0 = 'ip link add usb0 type veth peer name host0 && ip addr add 10.0.0.2/24 dev usb0';
+  const START_UPTIME = 100;
+
+  /**
+   * Runs `start` in its own network and mount namespace on a clock of its own: /proc/uptime is a
+   * file there, and `sleep` moves it on instead of waiting, so the script's waits take no time and
+   * no machine load can make them miss. usb0 gets the device address at second `linkAt` (0: before
+   * the script starts; undefined: never). `elapsed`: the seconds the script waited, on that clock.
+   */
+  async function startOnClock(file: string, linkAt?: number) {
+    const dir = await tempDir();
+    const uptime = path.join(dir, 'uptime');
+    await writeFile(uptime, `${START_UPTIME}.00 0.00\n`);
+    const bin = path.join(dir, 'bin');
+    await mkdir(bin);
+    const bringUp = linkAt !== undefined && linkAt > 0 ? `[ "$up" -ge ${START_UPTIME + linkAt} ] && ! ip link show usb0 >/dev/null 2>&1 && { ${ADD_USB0}; }` : '';
+    await writeFile(path.join(bin, 'sleep'), `#!/bin/sh\nread -r up _ <'${uptime}'\nup=$((\${up%%.*} + $1))\necho "$up.00 0.00" >'${uptime}'\n${bringUp}\nexit 0\n`, { mode: 0o755 });
+    const prelude = `mount --bind '${uptime}' /proc/uptime${linkAt === 0 ? ` && ${ADD_USB0}` : ''}`;
+    const run = spawnSync('unshare', ['-rnm', 'sh', '-c', `${prelude} && exec sh "$0" start`, file], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    const elapsed = Number((await readFile(uptime, 'utf8')).split('.')[0]) - START_UPTIME;
+    return { ...run, elapsed };
+  }
 
   it('gives up on an unreachable share after the wait, saying what to check', async () => {
     const { file } = await setup({ nfsWaitSeconds: 2 });
-    const started = Date.now();
-    const run = startWithLink(file, ADD_USB0);
+    const run = await startOnClock(file, 0);
     expect(run.status).toBe(1);
-    // The script counts whole seconds since boot: a 2 s wait ends after 1 to 2 s.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(run.elapsed).toBeGreaterThanOrEqual(2);
     expect(run.stderr).toMatch(
       /NFS share 10\.0\.0\.1:\/srv\/c2-test unreachable after 2s \(.*usb0.*\): is the host exporting it \(see the host kit\) and is usb0 up\? Then: systemctl start docker\n$/,
     );
@@ -106,13 +121,14 @@ describe.skipIf(noNamespaces)('builder-storage in a user namespace', () => {
   // dockerd listens on the device's address and fails at once without it.
   it('waits for usb0 to have the device address before anything else, within the same bound', async () => {
     const { file } = await setup({ nfsWaitSeconds: 3 });
-    const never = startWithLink(file, 'true');
+    const never = await startOnClock(file);
     expect(never.status).toBe(1);
+    expect(never.elapsed).toBeGreaterThanOrEqual(3);
     expect(never.stderr).toBe(
       'builder-storage: usb0 has no address 10.0.0.2 after 3s (there is no usb0: is g_ether loaded?): is the board\'s USB OTG port connected to the host? Then: systemctl start docker\n',
     );
     // The address comes a second late: the script goes on to the share (unreachable here).
-    const late = startWithLink(file, `sleep 1 && ${ADD_USB0}`);
+    const late = await startOnClock(file, 1);
     expect(late.status).toBe(1);
     expect(late.stderr).not.toContain('has no address');
     expect(late.stderr).toContain('NFS share 10.0.0.1:/srv/c2-test unreachable after 3s');

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { downloadFile, fetchMd5 } from '../src/artifacts/download.js';
 import { startServer, type TestServer } from './http-server.js';
 
@@ -22,9 +22,18 @@ describe('downloadFile', () => {
   it('gives up on a server that goes silent, keeping what it got for a resume', async () => {
     server.files.get('/file.img')!.stallAfter = 1000;
     const dest = join(dir, 'file.img');
-    await expect(downloadFile(server.url('/file.img'), dest, { idleTimeoutMs: 200 })).rejects.toThrow(
-      /no data received for 0\.2 s after 0\.0 MiB; run again to resume/,
-    );
+    // The idle timer runs on a fake clock, moved on only once the 1000 bytes are in the .part
+    // file: on a loaded machine a real 0.2 s could pass before they arrive.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const download = downloadFile(server.url('/file.img'), dest, { idleTimeoutMs: 200 });
+      const failed = expect(download).rejects.toThrow(/no data received for 0\.2 s after 0\.0 MiB; run again to resume/);
+      while ((await stat(`${dest}.part`).catch(() => undefined))?.size !== 1000) await new Promise((resolve) => setImmediate(resolve));
+      vi.advanceTimersByTime(200);
+      await failed;
+    } finally {
+      vi.useRealTimers();
+    }
     expect((await stat(`${dest}.part`)).size).toBe(1000);
 
     server.files.get('/file.img')!.stallAfter = undefined;

@@ -64,6 +64,9 @@ describe('fleet derivation', () => {
     expect(refusal({ network: { address: '10.0.0.2/8' } }, 2)).toMatch(/^--fleet 2 needs 2 \/8 subnets from 10\.0\.0\.0\/8 up.*only 1 fit in 10\.0\.0\.0\/8; use a longer prefix/);
     expect(refusal({ network: { address: '192.168.255.2/24' } }, 2)).toMatch(/only 1 fit in 192\.168\.0\.0\/16/);
     expect(refusal({ network: { address: '192.168.255.2/24' } }, 1)).toBe('accepted');
+    // The bound is what the address plan allows, exactly: 192.168.250.0/24 up to 192.168.255.0/24.
+    expect(refusal({ network: { address: '192.168.250.2/24' } }, 6)).toBe('accepted');
+    expect(refusal({ network: { address: '192.168.250.2/24' } }, 7)).toMatch(/^--fleet 7 needs 7 \/24 subnets from 192\.168\.250\.0\/24 up, one per board's USB link, but only 6 fit in 192\.168\.0\.0\/16; /);
     expect(refusal({ nfs: { server: '10.0.2.20' } }, 3)).toMatch(/^--fleet 3: board 3's USB link would be 10\.0\.2\.0\/24, which holds 10\.0\.2\.20/);
     expect(refusal({ name: `c${'x'.repeat(61)}` }, 2)).toMatch(/^--fleet: board 1 \(cx+-1\), derived from the base config: config key name .* is not a valid name/);
   });

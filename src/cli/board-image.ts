@@ -10,6 +10,7 @@ import type { BuildConfig } from '../config/schema.js';
 import type { ImageLayout } from '../image/layout.js';
 import { writeFile } from '../files.js';
 import { releaseFiles, type PendingImage, type PendingOutput } from '../output/pending-output.js';
+import type { ApplyStats } from '../engine/apply.js';
 import { patchImage, viewOf, withPartitions, type PatchResult } from '../engine/patch.js';
 import { detectNetwork, USB0_FILES } from '../facts/network.js';
 import { scanImage } from '../output/release.js';
@@ -19,7 +20,8 @@ import type { Stage } from '../timing.js';
 
 export interface BoardImage {
   pending: PendingImage;
-  patched: PatchResult;
+  /** What the patch did, for the summary; not its plan, which a fleet would keep once per board. */
+  patched: ApplyStats;
   sha256: string;
   /** The sha256 of each of the board's files in --out: its image and, for a release, its xz and bmap. */
   sha256s: Record<string, string>;
@@ -39,7 +41,7 @@ interface BoardOptions {
 /** Copies `from` into the run's output as the board's image, patches it and reads it back once. */
 export async function buildBoardImage(stage: Stage, output: PendingOutput, from: string, board: BuildConfig, options: BoardOptions): Promise<BoardImage> {
   const pending = await stage('copy', () => output.startImage(from, board.name));
-  const patched = await stage('patch', () => patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
+  const { operations, bytesWritten } = await stage('patch', () => patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
   const usb0 = await withPartitions({ ...options.layout, path: pending.tempPath }, false, async (parts) => {
     const network = await detectNetwork(viewOf({ ...options.layout, path: pending.tempPath }, parts));
     return `${network.mechanism} from ${USB0_FILES[network.mechanism].path}${network.fallback ? ` (fallback: ${network.fallback})` : ''}`;
@@ -54,7 +56,7 @@ export async function buildBoardImage(stage: Stage, output: PendingOutput, from:
     sha256s[release.xz] = await sha256File(xzTemp);
     sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
   }
-  return { pending, patched, sha256: scan.sha256, sha256s, release, usb0 };
+  return { pending, patched: { operations, bytesWritten }, sha256: scan.sha256, sha256s, release, usb0 };
 }
 
 /** The summary's lines for a committed board image. */

@@ -4,7 +4,9 @@ import { withRootfs } from '../image/ext4.js';
 import { withBootPartition } from '../image/fat.js';
 import type { ImageLayout } from '../image/layout.js';
 import { info } from '../log.js';
+import { killPoint } from '../timing.js';
 import { describeOperation, type Operation } from './operations.js';
+import { spaceNeeded, type SpaceNeeded } from './space.js';
 import type { BuildPaths, ImageView, RunMemo, Step } from './step.js';
 
 /** The read-only face of the open partitions that steps (and inspect) see. */
@@ -37,6 +39,8 @@ export function runMemo(): RunMemo {
 
 export interface PatchResult extends ApplyStats {
   planned: { step: string; operations: string[] }[];
+  /** What the operations add to the root file system at most (engine/space.ts). */
+  rootfsNeeds: SpaceNeeded;
 }
 
 /**
@@ -53,12 +57,16 @@ export async function patchImage(
   const once = options.once ?? runMemo();
   return withPartitions(layout, !dryRun, async (parts) => {
     const image = viewOf(layout, parts);
-    const result: PatchResult = { operations: 0, bytesWritten: 0, planned: [] };
+    const result: PatchResult = { operations: 0, bytesWritten: 0, planned: [], rootfsNeeds: { bytes: 0, inodes: 0 } };
     for (const step of steps) {
       const operations: Operation[] = await step.plan({ config, image, paths: options.paths, steps: steps.map((s) => s.name), once });
       result.planned.push({ step: step.name, operations: operations.map(describeOperation) });
+      const needs = spaceNeeded(operations, 'rootfs');
+      result.rootfsNeeds = { bytes: result.rootfsNeeds.bytes + needs.bytes, inodes: result.rootfsNeeds.inodes + needs.inodes };
+      if (dryRun) continue;
       info(`step ${step.name}: ${operations.length} operation(s)`);
-      if (!dryRun) await applyOperations(parts, operations, result);
+      await applyOperations(parts, operations, result);
+      killPoint(`step ${step.name}`);
     }
     return result;
   });

@@ -1,9 +1,11 @@
 import { open } from 'node:fs/promises';
+import { posix } from 'node:path';
 import * as ext2fs from 'ext2fs';
 import { UserError, withPath } from '../errors.js';
 import { CachedFileDisk } from './cached-disk.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 import type { ImageLayout } from './layout.js';
+import { rootfsDamaged, rootfsFull } from './rootfs-limits.js';
 import {
   DEFAULT_DIR_MODE,
   DEFAULT_FILE_MODE,
@@ -31,6 +33,12 @@ import {
  * - readFile always decodes to a string: we read through a file handle into a Buffer.
  * - its errors embed the call's raw arguments (whole buffers): we rethrow short ones.
  * - any error of the disk becomes EIO: the disk keeps the real one, and we rethrow that.
+ * - its own errors come as raw libext2fs codes (errno 2133571400 is EXT2_ET_BLOCK_ALLOC_FAIL): we
+ *   name the ones that mean "full" (ENOSPC) or "damaged" (EFSCORRUPTED), and say so in one line.
+ * - readdir leaks WASM memory on every call, and the WASM heap cannot grow: a few hundred builds
+ *   in one process (a fleet) died with Aborted(OOM). We read directories as files and parse them.
+ * - a lookup in a directory whose blocks are garbage answers ENOENT: a missing path's directory
+ *   is parsed, and garbage there is named as damage.
  */
 
 export const MAX_WRITE = 4 * 1024 * 1024;
@@ -46,15 +54,55 @@ export class Ext4Error extends PartitionFsError {
   }
 }
 
+/** libext2fs' error codes (lib/ext2fs/ext2_err.et) are this base plus their index in its table. */
+const EXT2_ET_BASE = 2133571328;
+const EXT2_ET_DIR_EXISTS = 79;
+/** DIR_NO_SPACE, BLOCK_ALLOC_FAIL, INODE_ALLOC_FAIL, DIR_NO_SPACE_FOR_CSUM. */
+const EXT2_ET_NO_SPACE = new Set([38, 72, 73, 149]);
+/**
+ * What libext2fs finds in a damaged file system: bad magic, group descriptors, directories, inode
+ * and block numbers, superblock, extent trees, checksums, extended attributes, garbage inodes.
+ */
+const EXT2_ET_DAMAGE = new Set([19, 24, 25, 26, 28, 30, 32, 35, 41, 42, 59, 60, 90, 94, 119, 120, 121, 146, 147, 148, 150, 151, 152, 156, 160, 161, 169, 174, 176, 177, 178]);
+
+function codeOf(error: unknown): string {
+  const e = error as { code?: string; errno?: number };
+  const index = (e.errno ?? 0) - EXT2_ET_BASE;
+  if (index === EXT2_ET_DIR_EXISTS) return 'EEXIST';
+  if (EXT2_ET_NO_SPACE.has(index)) return 'ENOSPC';
+  if (EXT2_ET_DAMAGE.has(index)) return 'EFSCORRUPTED';
+  return e.code && e.code !== 'UNKNOWN' ? e.code : `errno ${e.errno}`;
+}
+
 async function call<T>(op: string, path: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {
-    const e = error as { code?: string; errno?: number };
-    // 2133571407 is libext2fs' EXT2_ET_DIR_EXISTS, which the binding passes through raw.
-    const code = e.errno === 2133571407 ? 'EEXIST' : e.code && e.code !== 'UNKNOWN' ? e.code : `errno ${e.errno}`;
-    throw new Ext4Error(op, path, code);
+    throw new Ext4Error(op, path, codeOf(error));
   }
+}
+
+/**
+ * The names in a directory's blocks, read linearly as the kernel's readdir does (leaf blocks, and
+ * htree's root and index blocks, whose entries are empty); undefined when the blocks do not hold
+ * directory entries.
+ */
+function directoryNames(data: Buffer, blockSize: number): string[] | undefined {
+  const names: string[] = [];
+  for (let block = 0; block < data.length; block += blockSize) {
+    const end = Math.min(block + blockSize, data.length);
+    for (let offset = block; offset < end; ) {
+      if (offset + 8 > end) return undefined;
+      const inode = data.readUInt32LE(offset);
+      const recordLength = data.readUInt16LE(offset + 4);
+      const nameLength = data[offset + 6];
+      if (recordLength < 8 || recordLength % 4 !== 0 || offset + recordLength > end || 8 + nameLength > recordLength) return undefined;
+      const name = data.toString('utf8', offset + 8, offset + 8 + nameLength);
+      if (inode !== 0 && nameLength > 0 && name !== '.' && name !== '..') names.push(name);
+      offset += recordLength;
+    }
+  }
+  return names;
 }
 
 function toEntryStat(s: ext2fs.Ext2Stats): EntryStat {
@@ -65,9 +113,12 @@ function toEntryStat(s: ext2fs.Ext2Stats): EntryStat {
 
 class Ext4Fs extends PartitionFsBase {
   readonly kind = 'ext4' as const;
+  /** Directories whose blocks parsed as directory entries. */
+  private readonly soundDirs = new Set<string>();
   constructor(
     private readonly fs: ext2fs.Ext2Promises,
     readonly writable: boolean,
+    private readonly blockSize: number,
   ) {
     super();
   }
@@ -76,9 +127,25 @@ class Ext4Fs extends PartitionFsBase {
     try {
       return toEntryStat(await call('lstat', path, () => this.fs.lstat(path)));
     } catch (error) {
-      if (error instanceof Ext4Error && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) return undefined;
-      throw error;
+      if (!(error instanceof Ext4Error && (error.code === 'ENOENT' || error.code === 'ENOTDIR'))) throw error;
+      // Parsing the directory it would be in (the nearest one there, up the path) throws if that
+      // directory is garbage. Once per directory: libext2fs writes only sound ones.
+      const parent = posix.dirname(path);
+      if (error.code === 'ENOENT' && path !== '/' && !this.soundDirs.has(parent) && (await this.lstat(parent))?.type === 'dir') {
+        await this.readdir(parent);
+        this.soundDirs.add(parent);
+      }
+      return undefined;
     }
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    const handle = await call('open', path, () => this.fs.open(path, 'r'));
+    const { mode } = await handle.stat().finally(() => handle.close());
+    if ((mode & S_IFMT) !== S_IFDIR) throw new Ext4Error('readdir', path, 'ENOTDIR');
+    const names = directoryNames(await this.readFile(path), this.blockSize);
+    if (!names) throw new Ext4Error('readdir', path, 'EFSCORRUPTED');
+    return names;
   }
 
   async readFile(path: string): Promise<Buffer> {
@@ -96,10 +163,6 @@ class Ext4Fs extends PartitionFsBase {
     } finally {
       await handle.close();
     }
-  }
-
-  readdir(path: string): Promise<string[]> {
-    return call('readdir', path, () => this.fs.readdir(path));
   }
 
   readlink(path: string): Promise<string> {
@@ -173,23 +236,30 @@ export async function withRootfs<T>(layout: ImageLayout, fn: (fs: PartitionFs) =
   try {
     const sb = await readExt4Superblock(handle, layout.rootfs.offset);
     if (!sb) throw new UserError(`partition ${layout.rootfs.number} of ${layout.path} has no ext4 file system`);
+    if (sb.damaged) throw rootfsDamaged(layout, sb.damaged);
     if (sb.needsRecovery || sb.hasErrors) {
       // openImage refuses such images with advice; this guards every other caller.
       throw new UserError(`the root file system of ${layout.path} needs e2fsck before it can be opened`);
     }
+    const free = { bytes: sb.freeBlocks * sb.blockSize, inodes: sb.freeInodes };
     // Read-only, the disk keeps any write libext2fs makes (it touches the superblock on mount) in memory.
     const disk = new CachedFileDisk(handle.fd, !writable);
     try {
-      const mounted = await ext2fs.mount(disk, layout.rootfs.offset);
+      const mounted = await ext2fs.mount(disk, layout.rootfs.offset).catch((error: unknown) => {
+        throw disk.writeFailure ?? rootfsDamaged(layout, `libext2fs cannot open it (${codeOf(error)})`);
+      });
       try {
-        return await fn(new Ext4Fs(mounted.promises, writable));
+        return await fn(new Ext4Fs(mounted.promises, writable, sb.blockSize));
       } finally {
         await ext2fs.umount(mounted);
         if (writable) await disk.flush();
       }
     } catch (error) {
       // Whatever libext2fs made of it (EIO), a failed write to the image is the cause.
-      throw withPath(disk.writeFailure ?? error, layout.path);
+      if (disk.writeFailure) throw withPath(disk.writeFailure, layout.path);
+      if (error instanceof Ext4Error && error.code === 'ENOSPC') throw rootfsFull(layout, free, error.path);
+      if (error instanceof Ext4Error && error.code === 'EFSCORRUPTED') throw rootfsDamaged(layout, `libext2fs cannot read ${error.path} (${error.op})`);
+      throw withPath(error, layout.path);
     }
   } finally {
     await handle.close();

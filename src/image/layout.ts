@@ -85,6 +85,12 @@ export async function readLayout(path: string, rootUuidHint?: string): Promise<I
       if (sb) linux.push({ ...p, uuid: sb.uuid });
     }
     if (linux.length === 0) {
+      const unreadable = partitions.find((p) => p.mbrType === LINUX_TYPE);
+      if (unreadable) {
+        // A Linux partition without an ext4 superblock: damaged (overwritten), or never formatted.
+        const device = `'${path.replaceAll("'", "'\\''")}?offset=${unreadable.offset}'`;
+        throw new UserError(`partition ${unreadable.number} of ${name} (the Linux partition) holds no ext4 superblock: the root file system is damaged or missing; check it with e2fsck -fn ${device}, or use a fresh stock image`);
+      }
       throw new UserError(`${name} has no ext4 root partition (MBR types found: ${describeTypes(partitions)}): pass an image with an ext4 Linux partition`);
     }
     const named = rootUuidHint ? linux.find((p) => p.uuid === rootUuidHint.toLowerCase()) : undefined;

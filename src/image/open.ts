@@ -4,6 +4,7 @@ import { locateBootFiles, rootUuidOf } from '../formats/boot-files.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 import { withBootPartition } from './fat.js';
 import { readLayout, type ImageLayout } from './layout.js';
+import { rootfsDamaged } from './rootfs-limits.js';
 
 /** The `root=UUID=` that the boot partition's boot.ini passes to the kernel, if any. */
 async function bootRootUuid(layout: ImageLayout): Promise<string | undefined> {
@@ -29,6 +30,7 @@ export async function openImage(path: string): Promise<ImageLayout> {
   const handle = await open(path, 'r');
   try {
     const sb = await readExt4Superblock(handle, layout.rootfs.offset);
+    if (sb?.damaged) throw rootfsDamaged(layout, sb.damaged);
     if (sb?.needsRecovery || sb?.hasErrors) {
       const why = sb.needsRecovery ? 'its journal needs recovery (it was not cleanly unmounted)' : 'it is marked as having errors';
       throw new UserError(

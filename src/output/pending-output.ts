@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { $ } from 'zx';
 import { UserError } from '../errors.js';
 import { writeFile } from '../files.js';
+import { killPoint } from '../timing.js';
+import { removeOnInterrupt, tempFileOf } from './temp-files.js';
 
 /**
  * A run's images (one, or one per board of a fleet) are built as hidden temp files in --out, beside
@@ -42,23 +44,6 @@ export interface PendingOutput {
   discard(): Promise<void>;
 }
 
-const pending = new Set<string>();
-let handlersInstalled = false;
-
-// Interrupted builds remove their temp files; the signal's usual exit status follows.
-function installInterruptCleanup(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      for (const path of pending) void rm(path, { force: true });
-      pending.clear();
-      process.stderr.write(`\ninterrupted: no image written\n`);
-      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
-    });
-  }
-}
-
 export async function prepareOutputDir(outDir: string): Promise<void> {
   try {
     await mkdir(outDir, { recursive: true });
@@ -69,18 +54,19 @@ export async function prepareOutputDir(outDir: string): Promise<void> {
 }
 
 export function pendingOutput(outDir: string): PendingOutput {
-  installInterruptCleanup();
   // Every file of the run, images and artifacts, by its name in --out, with its temp path.
   const files = new Map<string, string>();
+  // Each temp file's removal if the build is stopped by a signal, undone once it is renamed or removed.
+  const forget = new Map<string, () => void>();
   const images: string[] = [];
   // What a release of the run's images would add, written by this run or not.
   const releases: string[] = [];
   // What an earlier release left that this run does not replace, found by prepare().
   const stale: string[] = [];
   const tempFor = (file: string) => {
-    const temp = join(outDir, `.${file}.${process.pid}.tmp`);
+    const temp = tempFileOf(outDir, file);
     files.set(file, temp);
-    pending.add(temp);
+    forget.set(temp, removeOnInterrupt(temp));
     return temp;
   };
   return {
@@ -93,8 +79,8 @@ export function pendingOutput(outDir: string): PendingOutput {
         await $({ quiet: true })`cp --sparse=always --reflink=auto ${sourcePath} ${tempPath}`;
       } catch (error) {
         files.delete(image);
-        pending.delete(tempPath);
         await rm(tempPath, { force: true });
+        forget.get(tempPath)?.();
         const detail = String((error as { stderr?: string }).stderr ?? error).trim().split('\n').pop();
         throw new UserError(`cannot copy ${sourcePath} to ${outDir}: ${detail}; check free space in --out, or pass another --out`);
       }
@@ -121,13 +107,14 @@ export function pendingOutput(outDir: string): PendingOutput {
       // The images last: a <name>.img present means the whole set is.
       for (const [file, temp] of files) if (!images.includes(file)) await rename(temp, join(outDir, file));
       for (const file of stale) await rm(join(outDir, file), { force: true });
+      killPoint('rename images');
       for (const image of images) await rename(files.get(image)!, join(outDir, image));
-      for (const temp of files.values()) pending.delete(temp);
+      for (const temp of files.values()) forget.get(temp)?.();
     },
     async discard() {
       for (const temp of files.values()) {
-        pending.delete(temp);
         await rm(temp, { force: true });
+        forget.get(temp)?.();
       }
     },
   };

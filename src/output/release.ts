@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { dirname } from 'node:path';
 import { UserError } from '../errors.js';
 import { progressBar } from '../log.js';
+import { killPoint } from '../timing.js';
 
 /*
  * The release pass reads the finished image exactly once and, from that one read,
@@ -63,6 +64,7 @@ export async function scanImage(path: string, options: { bmap?: boolean; xzTo?: 
       if (xz) await xz.write(Buffer.from(chunk));
       position += got;
       bar.advance(got);
+      killPoint(xz ? 'xz' : 'checksum');
     }
     if (open) ranges.push(closeRange(open));
     if (xz) await xz.finish();

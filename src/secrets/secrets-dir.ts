@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import { pendingDir, type PendingDir } from '../output/pending-dir.js';
+import { removeLeftovers } from '../output/temp-files.js';
 
 export const secretsDirOf = (outDir: string) => join(outDir, 'secrets');
 
@@ -15,4 +16,12 @@ export async function openSecrets(outDir: string, options: { rotate: boolean }):
   if (options.rotate) return pendingDir(path, 0o700);
   // Created on first use, by whichever module needs it first (privateDir).
   return { path, commit: async () => {}, discard: async () => {} };
+}
+
+/** Removes what killed builds left inside the secrets (keys made aside, pairs moved aside). */
+export async function removeSecretsLeftovers(outDir: string): Promise<string[]> {
+  const secrets = secretsDirOf(outDir);
+  const removed: string[] = [];
+  for (const dir of [secrets, join(secrets, 'ssh'), join(secrets, 'tls')]) removed.push(...(await removeLeftovers(dir)));
+  return removed;
 }

@@ -4,11 +4,13 @@
  * host's known_hosts entry stays valid. Nothing here knows the image.
  */
 import { execFile as execFileCallback } from 'node:child_process';
-import { chmod, link, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UserError } from '../errors.js';
 import { exists } from '../files.js';
+import { withScratchDir } from '../output/pending-dir.js';
+import { killPoint } from '../timing.js';
 
 const execFile = promisify(execFileCallback);
 
@@ -37,10 +39,9 @@ export async function privateDir(path: string): Promise<void> {
 }
 
 async function generate(dir: string, name: string, type: string, args: readonly string[], comment: string): Promise<void> {
-  // Generated aside and linked into place: a build running at the same time, or one cut off
-  // half-way, never leaves a private key paired with another build's public key.
-  const scratch = await mkdtemp(join(dir, '.new-'));
-  try {
+  // Made aside and moved into place public key first: a build cut off half-way leaves at most a
+  // public key without its private one, which the next build replaces, never the reverse.
+  await withScratchDir(dir, async (scratch) => {
     const file = join(scratch, name);
     try {
       await execFile('ssh-keygen', ['-q', '-t', type, ...args, '-N', '', '-C', comment, '-f', file]);
@@ -52,18 +53,10 @@ async function generate(dir: string, name: string, type: string, args: readonly 
       const said = String((error as { stderr?: string }).stderr ?? '').trim().split('\n').pop();
       throw new UserError(`ssh-keygen could not make the ${type} host key${said ? `: ${said}` : ''}; check free space in ${dir} (or pass another --out), and that ssh-keygen (openssh-client) runs`);
     }
-    // link() does not replace: the build that places the private key first also places its .pub.
-    const claimed = await link(file, join(dir, name)).then(
-      () => true,
-      (error: NodeJS.ErrnoException) => {
-        if (error.code === 'EEXIST') return false;
-        throw error;
-      },
-    );
-    if (claimed) await rename(`${file}.pub`, join(dir, `${name}.pub`));
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+    killPoint('ssh-keygen');
+    await rename(`${file}.pub`, join(dir, `${name}.pub`));
+    await rename(file, join(dir, name));
+  });
 }
 
 /**

@@ -9,11 +9,12 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { randomBytes, webcrypto } from 'node:crypto';
-import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { exists, writeFile } from '../files.js';
-import { replaceDir } from '../output/pending-dir.js';
+import { replaceDir, withScratchDir } from '../output/pending-dir.js';
+import { killPoint } from '../timing.js';
 import { privateDir } from './ssh-host-keys.js';
 
 /** Docker's registered port for its TLS API; 2375, the plain one, is never used. */
@@ -112,25 +113,22 @@ async function load(dir: string): Promise<Loaded | undefined> {
  * always a matching pair. Returns false when another build placed one first (then use that).
  */
 async function store(dir: string, pem: TlsIdentity, replace: boolean): Promise<boolean> {
-  const parent = dirname(dir);
-  const scratch = await mkdtemp(join(parent, '.new-'));
-  try {
+  return withScratchDir(dirname(dir), async (scratch) => {
     await writeFile(join(scratch, KEY_FILE), pem.key, { mode: 0o600 });
+    killPoint('tls');
     await writeFile(join(scratch, CERT_FILE), pem.cert, { mode: 0o644 });
     if (replace) {
       await replaceDir(scratch, dir);
       return true;
     }
-    return await rename(scratch, dir).then(
+    return rename(scratch, dir).then(
       () => true,
       (error: NodeJS.ErrnoException) => {
         if (error.code === 'ENOTEMPTY' || error.code === 'EEXIST') return false;
         throw error;
       },
     );
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  });
 }
 
 async function issued(ca: Loaded, cert: x509.X509Certificate): Promise<boolean> {

@@ -41,6 +41,7 @@ async function copyFile(on: Partition, entry: OverlayEntry & { type: 'file' }, m
     on,
     dir: posix.dirname(entry.path),
     what: `${name} (${entry.size} bytes) from ${entry.source}`,
+    bytes: entry.size,
     entries: async function* () {
       yield { type: 'file', path: name, data: createReadStream(entry.source), ...meta };
     },

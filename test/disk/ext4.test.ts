@@ -1,6 +1,6 @@
 
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { sha256File } from '../../src/checksum.js';
 import { openImage } from '../../src/image/open.js';
@@ -120,5 +120,36 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
       expect((await fs.readFile('/etc/hostname')).toString()).toBe('odroid\n');
     });
     expect(await sha256File(img)).toBe(before);
+  });
+
+  it('a full root file system is one line saying so and what to do, never a raw libext2fs code', async () => {
+    const dir = await tempDir();
+    const img = join(dir, 'small.img');
+    execFileSync('cp', ['--sparse=always', await stockImage('stock', { sizeMiB: 256 }), img]);
+    const layout = await openImage(img);
+    // About 120 MiB are free.
+    const error = await withRootfs(layout, (fs) => fs.writeFile('/var/too-big.bin', Buffer.alloc(200 * 1024 * 1024, 1)), { writable: true }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as Error).message).toMatch(
+      /^the root file system \(partition 2 of .*\) had \d+\.\d MiB and \d+ inodes free and this build needs more \(it ran out writing \/var\/too-big\.bin\); grow the image and its root partition first \(docs\/rootfs-space\.md/,
+    );
+  });
+
+  it('lists a large, hash-indexed directory as debugfs does, and any number of times (the binding\'s readdir leaked its fixed WASM heap)', async () => {
+    const dir = await tempDir();
+    const img = await copyOfStockImage('stock', dir);
+    const device = `${img}?offset=${(await openImage(img)).rootfs.offset}`;
+    const commands = join(dir, 'commands');
+    const names = Array.from({ length: 3000 }, (_, i) => `file-${i}-${'x'.repeat(i % 40)}`);
+    execFileSync('sh', ['-c', `{ echo 'mkdir /many'; for n in "$@"; do echo "write /dev/null /many/$n"; done; } > '${commands}'`, 'sh', ...names]);
+    execFileSync('debugfs', ['-w', '-f', commands, device], { stdio: 'ignore' });
+    // e2fsck -D indexes the directory (htree): its blocks then hold index nodes among the entries.
+    spawnSync('e2fsck', ['-fyD', device]);
+    expect(execFileSync('debugfs', ['-R', 'htree /many', device], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).toMatch(/Root node dump/);
+    const listed = await withRootfs(await openImage(img), async (fs) => {
+      for (let i = 0; i < 2000; i += 1) await fs.readdir('/etc');
+      return fs.readdir('/many');
+    });
+    expect(listed.sort()).toEqual([...names].sort());
   });
 });
