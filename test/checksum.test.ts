@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -19,4 +19,25 @@ it('hashes a file with one or several algorithms in one read', async () => {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+it('hashes a sparse file of several read chunks, holes and a chunk boundary inside data included', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'checksum-'));
+  try {
+    const MiB = 1024 * 1024;
+    const data = Buffer.alloc(17 * MiB + 5);
+    for (const at of [0, 8 * MiB - 3000, 17 * MiB - 100]) randomBytes(4096).copy(data, at);
+    const path = join(dir, 'sparse.bin');
+    const handle = await open(path, 'w');
+    for (const at of [0, 8 * MiB - 3000, 17 * MiB - 100]) await handle.write(data, at, Math.min(4096, data.length - at), at);
+    await handle.truncate(data.length);
+    await handle.close();
+    expect(await sha256File(path)).toBe(createHash('sha256').update(data).digest('hex'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('refuses a missing file', async () => {
+  await expect(sha256File(join(tmpdir(), 'checksum-no-such-file'))).rejects.toMatchObject({ code: 'ENOENT' });
 });

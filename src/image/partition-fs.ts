@@ -46,10 +46,28 @@ export function parentDirs(path: string): string[] {
   return parts.slice(0, -1).map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
 }
 
-/** Re-chunks a byte stream into pieces of at most `max` bytes, coalescing small ones. */
+/**
+ * Re-chunks a byte stream into pieces of at most `max` bytes, coalescing small ones. A piece that
+ * fills a chunk alone goes on as it is; small ones are joined in one buffer, reused from chunk to
+ * chunk (200 MiB of file data would otherwise be 200 MiB of garbage): a chunk is only valid until
+ * the next one is asked for, which is how the file systems' writers use them (they copy it in).
+ */
 export async function* rechunk(source: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Buffer> {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
+  let joined: Buffer | undefined;
+  const emit = () => {
+    let chunk = pending[0];
+    if (pending.length > 1) {
+      joined ??= Buffer.allocUnsafe(max);
+      let at = 0;
+      for (const piece of pending) at += piece.copy(joined, at);
+      chunk = joined.subarray(0, at);
+    }
+    pending = [];
+    pendingBytes = 0;
+    return chunk;
+  };
   for await (const piece of source) {
     let chunk = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
     while (chunk.length > 0) {
@@ -57,14 +75,10 @@ export async function* rechunk(source: AsyncIterable<Uint8Array>, max: number): 
       pending.push(chunk.subarray(0, take));
       pendingBytes += take;
       chunk = chunk.subarray(take);
-      if (pendingBytes === max) {
-        yield Buffer.concat(pending, pendingBytes);
-        pending = [];
-        pendingBytes = 0;
-      }
+      if (pendingBytes === max) yield emit();
     }
   }
-  if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
+  if (pendingBytes > 0) yield emit();
 }
 
 export interface ScopeOptions {

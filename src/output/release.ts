@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { dirname } from 'node:path';
+import { fileChunks } from '../checksum.js';
 import { UserError } from '../errors.js';
 import { progressBar } from '../log.js';
 import { killPoint } from '../timing.js';
@@ -16,7 +18,6 @@ import { killPoint } from '../timing.js';
  */
 
 const BLOCK = 4096;
-const CHUNK = 4 * 1024 * 1024;
 const ZERO = Buffer.alloc(BLOCK);
 
 interface ScanResult {
@@ -32,23 +33,19 @@ interface Range {
 }
 
 export async function scanImage(path: string, options: { bmap?: boolean; xzTo?: string } = {}): Promise<ScanResult> {
-  const fd = openSync(path, 'r');
-  const size = fstatSync(fd).size;
+  const { size } = await stat(path);
   const whole = createHash('sha256');
   const ranges: { first: number; last: number; sha256: string }[] = [];
   let open: Range | undefined;
   const xz = options.xzTo ? startXz(options.xzTo) : undefined;
   const bar = progressBar(options.xzTo ? 'checksum, block map and xz' : 'checksum', size);
-  const buffer = Buffer.allocUnsafe(CHUNK);
+  let position = 0;
   try {
-    for (let position = 0; position < size; ) {
-      const got = readSync(fd, buffer, 0, Math.min(CHUNK, size - position), position);
-      if (got === 0) throw new Error(`short read at ${position} of ${path}`);
-      const chunk = buffer.subarray(0, got);
+    for await (const chunk of fileChunks(path)) {
       whole.update(chunk);
       if (options.bmap) {
-        for (let offset = 0; offset < got; offset += BLOCK) {
-          const block = chunk.subarray(offset, Math.min(offset + BLOCK, got));
+        for (let offset = 0; offset < chunk.length; offset += BLOCK) {
+          const block = chunk.subarray(offset, Math.min(offset + BLOCK, chunk.length));
           const index = (position + offset) / BLOCK;
           if (block.equals(ZERO.subarray(0, block.length))) {
             if (open) ranges.push(closeRange(open));
@@ -60,20 +57,19 @@ export async function scanImage(path: string, options: { bmap?: boolean; xzTo?: 
           }
         }
       }
-      // The chunk buffer is reused: xz gets its own copy.
+      // The chunk's buffer is reused: xz gets its own copy.
       if (xz) await xz.write(Buffer.from(chunk));
-      position += got;
-      bar.advance(got);
+      position += chunk.length;
+      bar.advance(chunk.length);
       killPoint(xz ? 'xz' : 'checksum');
     }
+    if (position !== size) throw new Error(`${path} changed size while it was read`);
     if (open) ranges.push(closeRange(open));
     if (xz) await xz.finish();
     bar.finish();
   } catch (error) {
     xz?.kill();
     throw error;
-  } finally {
-    closeSync(fd);
   }
   return { sha256: whole.digest('hex'), bmap: options.bmap ? renderBmap(size, ranges) : undefined };
 }
