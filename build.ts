@@ -5,33 +5,38 @@
  * and without root. The build is the short sequence of stages below.
  */
 import { relative, resolve } from 'node:path';
-import { buildBoardImage, describeBoardImage, type BoardImage } from './src/cli/board-image.js';
+import { resolveSource } from './src/artifacts/stock-image.js';
+import { type BoardImage, buildBoardImage, describeBoardImage } from './src/cli/board-image.js';
 import { BUILD_COMMAND, BUILD_FLAGS, IMAGE_CACHE_DIR } from './src/cli/build-flags.js';
-import { parseFlags, runMain, usage, type FlagValues, type WritePlace } from './src/cli/options.js';
-import { loadConfig } from './src/config/load.js';
-import { type BuildConfig } from './src/config/schema.js';
-import { openImage } from './src/image/open.js';
-import type { ImageLayout } from './src/image/layout.js';
-import { fleetConfigs, parseFleetSize } from './src/config/fleet.js';
-import { hostKitDirOf, writeHostKit } from './src/host-kit/host-kit.js';
-import { info } from './src/log.js';
+import { type FlagValues, parseFlags, runMain, usage, type WritePlace } from './src/cli/options.js';
 import { claimOutDir } from './src/cli/out-dir.js';
 import { checkRootfsSpace } from './src/cli/rootfs-space.js';
-import { pendingOutput } from './src/output/pending-output.js';
-import type { PendingDir } from './src/output/pending-dir.js';
+import { fleetConfigs, parseFleetSize } from './src/config/fleet.js';
+import { loadConfig } from './src/config/load.js';
+import type { BuildConfig } from './src/config/schema.js';
 import { patchImage, runMemo } from './src/engine/patch.js';
+import type { BuildPaths, RunMemo } from './src/engine/step.js';
+import { hostKitDirOf, writeHostKit } from './src/host-kit/host-kit.js';
+import type { ImageLayout } from './src/image/layout.js';
+import { openImage } from './src/image/open.js';
+import { info } from './src/log.js';
+import type { PendingDir } from './src/output/pending-dir.js';
+import { pendingOutput } from './src/output/pending-output.js';
 import { pinClock, sourceDateEpoch } from './src/output/reproducible.js';
 import { openSecrets, secretsDirOf } from './src/secrets/secrets-dir.js';
-import { resolveSource } from './src/artifacts/stock-image.js';
 import { listSteps, STEPS } from './src/steps/index.js';
 import { remoteLoginWarning } from './src/steps/remote-access.js';
-import type { BuildPaths, RunMemo } from './src/engine/step.js';
-import { stageTimer, type Stage } from './src/timing.js';
+import { type Stage, stageTimer } from './src/timing.js';
 
 const cacheDir = IMAGE_CACHE_DIR;
 
 /** --dry-run: each board's operations, planned against the stock image. */
-async function printPlans(stage: Stage, layout: ImageLayout, boards: BuildConfig[], options: { paths: BuildPaths; once: RunMemo; fleet: boolean }): Promise<void> {
+async function printPlans(
+  stage: Stage,
+  layout: ImageLayout,
+  boards: BuildConfig[],
+  options: { paths: BuildPaths; once: RunMemo; fleet: boolean },
+): Promise<void> {
   for (const board of boards) {
     const plan = await stage('plan', () => patchImage(layout, board, STEPS, { paths: options.paths, dryRun: true, once: options.once }));
     if (options.fleet) process.stdout.write(`# ${board.name}\n`);
@@ -66,10 +71,19 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-async function dryRun(stage: Stage, input: string | undefined, boards: BuildConfig[], options: { out: string; fleet: boolean }): Promise<void> {
+async function dryRun(
+  stage: Stage,
+  input: string | undefined,
+  boards: BuildConfig[],
+  options: { out: string; fleet: boolean },
+): Promise<void> {
   const source = await stage('source', () => resolveSource({ input, cacheDir }));
   const layout = await stage('inspect', () => openImage(source.path));
-  await printPlans(stage, layout, boards, { paths: { secrets: secretsDirOf(options.out), cache: cacheDir }, once: runMemo(), fleet: options.fleet });
+  await printPlans(stage, layout, boards, {
+    paths: { secrets: secretsDirOf(options.out), cache: cacheDir },
+    once: runMemo(),
+    fleet: options.fleet,
+  });
 }
 
 async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config: BuildConfig, boards: BuildConfig[]): Promise<void> {
@@ -92,7 +106,14 @@ async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config:
       // Boards after the first start from the first one's finished image, not the stock one: the
       // steps rewrite all that differs per board, and what does not (the Docker bundle) is there.
       const from = images[0]?.pending.tempPath ?? source.path;
-      images.push(await buildBoardImage(stage, output, from, board, { layout, paths: { ...paths, secrets: secrets.path }, once, release: args.release }));
+      images.push(
+        await buildBoardImage(stage, output, from, board, {
+          layout,
+          paths: { ...paths, secrets: secrets.path },
+          once,
+          release: args.release,
+        }),
+      );
     }
     kit = await stage('host kit', () => writeHostKit(args.out, boards, secrets.path, config.name));
     // Every file is written before any is renamed into place: a full disk leaves the old set whole.
@@ -104,7 +125,9 @@ async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config:
     const warning = remoteLoginWarning(config);
     process.stdout.write(
       images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath)!)).join('') +
-        (fleet ? `  fleet    ${boards.length} boards, one docker buildx builder "${config.name}" with a node per board (host kit: setup-buildx.sh)\n` : '') +
+        (fleet
+          ? `  fleet    ${boards.length} boards, one docker buildx builder "${config.name}" with a node per board (host kit: setup-buildx.sh)\n`
+          : '') +
         `  host     ${hostKitDirOf(args.out)}: network, NFS export, SSH and docker buildx for the host; start with its README.md\n` +
         `  secrets  ${secretsDirOf(args.out)}${args['rotate-secrets'] ? ' (rotated: new CA, certificates and SSH host keys)' : ''}\n` +
         (warning ? `  warning  ${warning}\n` : ''),

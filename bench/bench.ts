@@ -6,14 +6,14 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig } from '../src/config/load.js';
-import { openImage } from '../src/image/open.js';
-import type { ImageLayout } from '../src/image/layout.js';
-import { withRootfs } from '../src/image/ext4.js';
 import { patchImage } from '../src/engine/patch.js';
+import { withRootfs } from '../src/image/ext4.js';
+import type { ImageLayout } from '../src/image/layout.js';
+import { openImage } from '../src/image/open.js';
 import { docker } from '../src/steps/docker.js';
 import { bundleFiles, makeBundle } from '../test/docker-bundle-fixture.js';
 
@@ -38,7 +38,10 @@ async function secondsAsync<T>(fn: () => Promise<T>): Promise<[T, number]> {
 
 function makeStockLike(sizeMiB: number): string {
   const img = join(work, `stock-${sizeMiB}.img`);
-  execFileSync('bash', [join(repo, 'test/fixtures/make-stock-image.sh'), img, 'stock'], { env: { ...process.env, DISK_SIZE_MIB: String(sizeMiB) }, stdio: 'ignore' });
+  execFileSync('bash', [join(repo, 'test/fixtures/make-stock-image.sh'), img, 'stock'], {
+    env: { ...process.env, DISK_SIZE_MIB: String(sizeMiB) },
+    stdio: 'ignore',
+  });
   return img;
 }
 
@@ -50,7 +53,10 @@ function sparseCopy(from: string, to: string): number {
 /** Runs a build under /usr/bin/time -v: wall seconds and peak RSS in MB. */
 function timedBuild(args: string[]): { wall: number; rssMB: number; stderr: string } {
   const start = performance.now();
-  const run = spawnSync('/usr/bin/time', ['-v', join(repo, 'node_modules/.bin/tsx'), join(repo, 'build.ts'), ...args], { cwd: repo, encoding: 'utf8' });
+  const run = spawnSync('/usr/bin/time', ['-v', join(repo, 'node_modules/.bin/tsx'), join(repo, 'build.ts'), ...args], {
+    cwd: repo,
+    encoding: 'utf8',
+  });
   const wall = (performance.now() - start) / 1000;
   if (run.status !== 0) throw new Error(`build failed: ${run.stderr}`);
   const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(run.stderr)?.[1] ?? 0);
@@ -66,15 +72,21 @@ async function fileWriteRatio(stock: string, sizeMiB: number): Promise<void> {
   sparseCopy(stock, native);
   const layout = await openImage(ours);
   const [, oursSeconds] = await secondsAsync(() =>
-    withRootfs(layout, async (fs) => {
-      const { createReadStream } = await import('node:fs');
-      await fs.writeStream('/payload.bin', createReadStream(data, { highWaterMark: 4 * MiB }));
-    }, { writable: true }),
+    withRootfs(
+      layout,
+      async (fs) => {
+        const { createReadStream } = await import('node:fs');
+        await fs.writeStream('/payload.bin', createReadStream(data, { highWaterMark: 4 * MiB }));
+      },
+      { writable: true },
+    ),
   );
   const [, nativeSeconds] = seconds(() =>
     execFileSync('debugfs', ['-w', '-R', `write ${data} /payload.bin`, `${native}?offset=${layout.rootfs.offset}`], { stdio: 'ignore' }),
   );
-  rows.push(`| write a ${sizeMiB} MiB file into the ext4 rootfs | ${oursSeconds.toFixed(2)} s (${(sizeMiB / oursSeconds).toFixed(0)} MiB/s) | native \`debugfs -w write\`: ${nativeSeconds.toFixed(2)} s | ${(oursSeconds / nativeSeconds).toFixed(1)}x |`);
+  rows.push(
+    `| write a ${sizeMiB} MiB file into the ext4 rootfs | ${oursSeconds.toFixed(2)} s (${(sizeMiB / oursSeconds).toFixed(0)} MiB/s) | native \`debugfs -w write\`: ${nativeSeconds.toFixed(2)} s | ${(oursSeconds / nativeSeconds).toFixed(1)}x |`,
+  );
 }
 
 /** A bundle in Docker's layout at about the real one's size (~200 MiB of binaries). */
@@ -111,8 +123,15 @@ async function bundleInstall(stock: string, bundle: Bundle): Promise<void> {
   const native = join(work, 'bundle-native.img');
   sparseCopy(stock, native);
   const commands = join(work, 'debugfs.cmds');
-  writeFileSync(commands, Object.keys(bundle.files).map((name) => `write ${join(extracted, name)} /usr/local/bin/${name}\n`).join(''));
-  const [, nativeSeconds] = seconds(() => execFileSync('debugfs', ['-w', '-f', commands, `${native}?offset=${layout.rootfs.offset}`], { stdio: 'ignore' }));
+  writeFileSync(
+    commands,
+    Object.keys(bundle.files)
+      .map((name) => `write ${join(extracted, name)} /usr/local/bin/${name}\n`)
+      .join(''),
+  );
+  const [, nativeSeconds] = seconds(() =>
+    execFileSync('debugfs', ['-w', '-f', commands, `${native}?offset=${layout.rootfs.offset}`], { stdio: 'ignore' }),
+  );
   const floor = tarSeconds + nativeSeconds;
   rows.push(
     `| install a ${Math.round(total / MiB)} MiB Docker bundle (.tgz streamed, gunzip + tar + ext4) | ${oursSeconds.toFixed(2)} s | native \`tar -xzf\` ${tarSeconds.toFixed(2)} s + \`debugfs -w write\` ${nativeSeconds.toFixed(2)} s | ${(oursSeconds / floor).toFixed(1)}x |`,
@@ -155,7 +174,16 @@ function nativeFloor(stock: string, layout: ImageLayout, bundle: Bundle): number
     run('debugfs', ['-w', '-f', commands, rootfs]);
     run('e2fsck', ['-fn', rootfs]);
     // fsck.fat has no offset option: it checks a sparse copy of the partition, as the tests do.
-    run('dd', [`if=${img}`, `of=${join(dir, 'boot.fat')}`, 'bs=1M', 'iflag=skip_bytes,count_bytes', `skip=${layout.boot.offset}`, `count=${layout.boot.size}`, 'conv=sparse', 'status=none']);
+    run('dd', [
+      `if=${img}`,
+      `of=${join(dir, 'boot.fat')}`,
+      'bs=1M',
+      'iflag=skip_bytes,count_bytes',
+      `skip=${layout.boot.offset}`,
+      `count=${layout.boot.size}`,
+      'conv=sparse',
+      'status=none',
+    ]);
     run('fsck.fat', ['-n', join(dir, 'boot.fat')]);
     run('sync', []);
   })[1];
@@ -176,19 +204,28 @@ async function wholeBuilds(images: Record<string, string>, bundle: Bundle, confi
   const builds: Record<string, { wall: number; rssMB: number; stderr: string }[]> = {};
   for (let round = 0; round < rounds; round += 1) {
     floors.push(nativeFloor(images['1 GiB'], layout, bundle));
-    for (const [label, image] of Object.entries(images)) (builds[label] ??= []).push(timedBuild(args(image)));
+    for (const [label, image] of Object.entries(images)) {
+      builds[label] ??= [];
+      builds[label].push(timedBuild(args(image)));
+    }
   }
   const floor = median(floors);
-  rows.push(`| native floor (${rounds} runs; issue 15: tar -xzf, cp --sparse=always, mtools, one debugfs -w session, e2fsck -fn, fsck.fat -n, sync) | | ${floor.toFixed(2)} s (${floors.map((f) => f.toFixed(1)).join(', ')}) | |`);
+  rows.push(
+    `| native floor (${rounds} runs; issue 15: tar -xzf, cp --sparse=always, mtools, one debugfs -w session, e2fsck -fn, fsck.fat -n, sync) | | ${floor.toFixed(2)} s (${floors.map((f) => f.toFixed(1)).join(', ')}) | |`,
+  );
   const wall: Record<string, number> = {};
   for (const [label, runs] of Object.entries(builds)) {
     wall[label] = median(runs.map((r) => r.wall));
     const typical = runs.find((r) => r.wall === wall[label])!;
     const rss = Math.max(...runs.map((r) => r.rssMB));
-    rows.push(`| whole build, ${label} stock-like image | ${wall[label].toFixed(2)} s (${runs.map((r) => r.wall.toFixed(1)).join(', ')}), peak RSS ${rss} MB | native floor: ${floor.toFixed(2)} s | **${(wall[label] / floor).toFixed(1)}x** |`);
+    rows.push(
+      `| whole build, ${label} stock-like image | ${wall[label].toFixed(2)} s (${runs.map((r) => r.wall.toFixed(1)).join(', ')}), peak RSS ${rss} MB | native floor: ${floor.toFixed(2)} s | **${(wall[label] / floor).toFixed(1)}x** |`,
+    );
     rows.push(`| ↳ stages (${label}, the median run) | ${/time: .*/.exec(typical.stderr)?.[0] ?? ''} | | |`);
   }
-  rows.push(`| 4 GiB build against the 1 GiB build (same content) | ${wall['4 GiB'].toFixed(2)} s vs ${wall['1 GiB'].toFixed(2)} s | | **${(wall['4 GiB'] / wall['1 GiB']).toFixed(2)}x** |`);
+  rows.push(
+    `| 4 GiB build against the 1 GiB build (same content) | ${wall['4 GiB'].toFixed(2)} s vs ${wall['1 GiB'].toFixed(2)} s | | **${(wall['4 GiB'] / wall['1 GiB']).toFixed(2)}x** |`,
+  );
 }
 
 /** A --release build against its floor: a sparse copy plus `xz -T0` of the same output. */
@@ -197,7 +234,9 @@ async function releaseBuild(stock: string, config: string): Promise<void> {
   const copy = sparseCopy(stock, join(work, 'floor.img'));
   const [, xzSeconds] = seconds(() => execFileSync('sh', ['-c', `xz -T0 -6 -c '${join(out, 'bench.img')}' > /dev/null`]));
   const floor = copy + xzSeconds;
-  rows.push(`| \`--release\` build, 1 GiB stock-like image | ${build.wall.toFixed(2)} s, peak RSS ${build.rssMB} MB | \`cp --sparse=always\` + \`xz -T0\` of the output: ${floor.toFixed(2)} s | ${(build.wall / floor).toFixed(1)}x |`);
+  rows.push(
+    `| \`--release\` build, 1 GiB stock-like image | ${build.wall.toFixed(2)} s, peak RSS ${build.rssMB} MB | \`cp --sparse=always\` + \`xz -T0\` of the output: ${floor.toFixed(2)} s | ${(build.wall / floor).toFixed(1)}x |`,
+  );
 }
 
 /** Seconds of a stage in a build's `time:` line (for a fleet, its total over the boards). */
@@ -235,7 +274,9 @@ async function fleetMemory(stock: string, config: string): Promise<void> {
     return build.rssMB;
   };
   const [two, twelve] = [peak(2), peak(12)];
-  rows.push(`| peak RSS, \`--fleet 12\` against \`--fleet 2\` (target ≤ 1.3x) | ${twelve} MB | ${two} MB | ${(twelve / two).toFixed(2)}x |`);
+  rows.push(
+    `| peak RSS, \`--fleet 12\` against \`--fleet 2\` (target ≤ 1.3x) | ${twelve} MB | ${two} MB | ${(twelve / two).toFixed(2)}x |`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -252,7 +293,9 @@ async function main(): Promise<void> {
   await fleetMemory(small, config);
   const allocated = (p: string) => Math.round((statSync(p).blocks * 512) / MiB);
   process.stdout.write(
-    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} at the end; ` +
+    `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')} at the end; ` +
       `stock-like images hold ${allocated(small)} MiB (1 GiB) and ${allocated(big)} MiB (4 GiB) of data.\n\n` +
       `| what | this tool | floor | ratio |\n|---|---|---|---|\n${rows.join('\n')}\n`,
   );

@@ -36,10 +36,7 @@ export async function* fileChunks(path: string): AsyncGenerator<Buffer> {
 }
 
 /** Hex digests of a file, read once however many algorithms are asked for. */
-export async function hashFile<A extends HashAlgorithm>(
-  path: string,
-  algorithms: readonly A[],
-): Promise<Record<A, string>> {
+export async function hashFile<A extends HashAlgorithm>(path: string, algorithms: readonly A[]): Promise<Record<A, string>> {
   const hashes = algorithms.map((algorithm) => createHash(algorithm));
   for await (const chunk of fileChunks(path)) {
     for (const hash of hashes) hash.update(chunk);

@@ -23,9 +23,11 @@ export function progressBar(label: string, total: number | undefined, options: {
     const pct = total ? Math.min(100, Math.floor((done / total) * 100)) : undefined;
     const seconds = (performance.now() - started) / 1000;
     const rate = options.rate && seconds > 0 ? ` ${(done / MiB / seconds).toFixed(1)} MiB/s` : '';
-    const text = (pct === undefined
-      ? `${label}: ${(done / MiB).toFixed(1)} MiB`
-      : `${label}: [${'#'.repeat(Math.floor(pct / 5)).padEnd(20, '.')}] ${pct}% ${(done / MiB).toFixed(1)}/${(total! / MiB).toFixed(1)} MiB`) + rate;
+    const text =
+      (pct === undefined
+        ? `${label}: ${(done / MiB).toFixed(1)} MiB`
+        : `${label}: [${'#'.repeat(Math.floor(pct / 5)).padEnd(20, '.')}] ${pct}% ${(done / MiB).toFixed(1)}/${(total! / MiB).toFixed(1)} MiB`) +
+      rate;
     if (tty) {
       process.stderr.write(`\r${text}${final ? '\n' : ''}`);
     } else {

@@ -6,12 +6,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../src/config/load.js';
 import { fleetConfigs } from '../src/config/fleet.js';
+import { resolveConfig } from '../src/config/load.js';
 import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
+import { BASH, fakeBin, runKitScript } from './kit-helpers.js';
 import { REPO } from './support/cli.js';
 import { tempDir } from './support/images.js';
-import { BASH, fakeBin, runKitScript } from './kit-helpers.js';
 
 const TRANSCRIPTS = join(REPO, 'test/fixtures/buildx-plain');
 
@@ -45,7 +45,7 @@ describe('bench-buildx.sh', () => {
     expect(dockerfile).toMatch(/^RUN make -j"\$\(nproc\)" UNITS="\$UNITS" && \.\/bench$/m);
   });
 
-  it('the workload compiles without warnings and runs with this machine\'s make and cc', async () => {
+  it("the workload compiles without warnings and runs with this machine's make and cc", async () => {
     const dir = await tempDir();
     for (const file of ['Makefile', 'bench.c']) await writeFile(join(dir, file), await readFile(join(kit, 'bench', file)));
     const make = spawnSync('make', ['-j4', 'UNITS=3', 'CFLAGS=-O1 -Wall -Wextra -Werror'], { cwd: dir, encoding: 'utf8' });
@@ -56,7 +56,7 @@ describe('bench-buildx.sh', () => {
     expect(run.stdout).toMatch(/^bench: 3 units ran, checksum [0-9a-f]{8}\n$/);
   });
 
-  it('reads the toolchain and compile steps\' times from recorded plain progress output', async () => {
+  it("reads the toolchain and compile steps' times from recorded plain progress output", async () => {
     const device = await readFile(join(TRANSCRIPTS, 'device.txt'), 'utf8');
     const emulated = await readFile(join(TRANSCRIPTS, 'emulated.txt'), 'utf8');
     expect(stepSeconds('RUN apk add', device)).toEqual({ seconds: '49.7', status: 0 });
@@ -67,12 +67,16 @@ describe('bench-buildx.sh', () => {
   });
 
   it('finds no time for a step that failed, was cached or is not there', () => {
-    const failed = '#9 [compile 3/3] RUN make -j"$(nproc)"\n#9 2.104 bench.c:1:1: error\n#9 ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2\n#10 DONE 0.1s\n';
+    const failed =
+      '#9 [compile 3/3] RUN make -j"$(nproc)"\n#9 2.104 bench.c:1:1: error\n#9 ERROR: process "/bin/sh -c make" did not complete successfully: exit code: 2\n#10 DONE 0.1s\n';
     expect(stepSeconds('RUN make', failed).status).not.toBe(0);
     expect(stepSeconds('RUN make', '#9 [compile 3/3] RUN make -j"$(nproc)"\n#9 CACHED\n').status).not.toBe(0);
     expect(stepSeconds('RUN make', '#1 [internal] load build definition from Dockerfile\n#1 DONE 0.1s\n').status).not.toBe(0);
     // A log line that mentions the step is not its header.
-    expect(stepSeconds('RUN make', '#6 1.0 RUN make later\n#6 DONE 3.0s\n#9 [compile 3/3] RUN make\n#9 DONE 7.5s\n')).toEqual({ seconds: '7.5', status: 0 });
+    expect(stepSeconds('RUN make', '#6 1.0 RUN make later\n#6 DONE 3.0s\n#9 [compile 3/3] RUN make\n#9 DONE 7.5s\n')).toEqual({
+      seconds: '7.5',
+      status: 0,
+    });
   });
 });
 
@@ -96,7 +100,10 @@ esac`;
   const DATE = 'n=$(($(cat "$STATE/calls" 2>/dev/null || echo 0) + 1)); echo "$n" >"$STATE/calls"; sed -n "${n}p" "$STATE/clock"';
 
   /** `binfmt`: the kernel's qemu-aarch64 entry; null, none. */
-  async function run(env: Record<string, string> = {}, binfmt: string | null = 'enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: F\n') {
+  async function run(
+    env: Record<string, string> = {},
+    binfmt: string | null = 'enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: F\n',
+  ) {
     const state = await tempDir();
     const binfmtDir = await tempDir();
     if (binfmt !== null) await writeFile(join(binfmtDir, 'qemu-aarch64'), binfmt);
@@ -119,7 +126,10 @@ esac`;
     const result = await run();
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
-    const table = result.stdout.split('\n').filter((line) => /^(device|emulated)/.test(line)).map((line) => line.trim().split(/\s{2,}/));
+    const table = result.stdout
+      .split('\n')
+      .filter((line) => /^(device|emulated)/.test(line))
+      .map((line) => line.trim().split(/\s{2,}/));
     expect(table).toEqual([
       ['device (fleet)', '96.8 s', '49.7 s', '40.4 s'],
       ['emulated (default)', '291.2 s', '71.3 s', '212.6 s'],
@@ -131,7 +141,7 @@ esac`;
     expect(builds).toEqual([`docker buildx build --builder fleet ${flags}`, `docker buildx build --builder default ${flags}`]);
   });
 
-  it('uses the builder\'s platforms when the host has no binfmt_misc entry (Docker Desktop)', async () => {
+  it("uses the builder's platforms when the host has no binfmt_misc entry (Docker Desktop)", async () => {
     const result = await run({ PLATFORMS: 'linux/amd64, linux/arm64, linux/arm/v7' }, null);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
@@ -141,7 +151,9 @@ esac`;
     for (const binfmt of [null, 'disabled\ninterpreter /usr/bin/qemu-aarch64-static\n']) {
       const result = await run({}, binfmt);
       expect(result.status).not.toBe(0);
-      expect(result.stderr).toMatch(/^bench-buildx\.sh: this host cannot run arm64 programs: no enabled .*\/qemu-aarch64 and builder default lists no linux\/arm64\. Install QEMU's binfmt handlers \(docker run --privileged --rm tonistiigi\/binfmt --install arm64/);
+      expect(result.stderr).toMatch(
+        /^bench-buildx\.sh: this host cannot run arm64 programs: no enabled .*\/qemu-aarch64 and builder default lists no linux\/arm64\. Install QEMU's binfmt handlers \(docker run --privileged --rm tonistiigi\/binfmt --install arm64/,
+      );
       expect(result.log).not.toMatch(/buildx build/);
     }
   });
@@ -149,7 +161,9 @@ esac`;
   it('says so when the device builder does not start, naming the devices to check', async () => {
     const result = await run({ UNREACHABLE: 'fleet' });
     expect(result.status).not.toBe(0);
-    expect(result.stderr.trim()).toBe('bench-buildx.sh: the device builder fleet does not start: run ./setup-buildx.sh first, and check that the device answers (ping 10.0.0.2 10.0.1.2)');
+    expect(result.stderr.trim()).toBe(
+      'bench-buildx.sh: the device builder fleet does not start: run ./setup-buildx.sh first, and check that the device answers (ping 10.0.0.2 10.0.1.2)',
+    );
     expect(result.log).not.toMatch(/buildx build/);
   });
 
@@ -162,7 +176,9 @@ esac`;
   it('stops at a failed build with the end of its log, printing no times', async () => {
     const result = await run({ FAIL: 'fleet' });
     expect(result.status).not.toBe(0);
-    expect(result.stderr).toMatch(/#9 ERROR: process did not complete successfully\nbench-buildx\.sh: the build on fleet failed \(above: the end of its log; all of it: .*\/device\.log\)/);
+    expect(result.stderr).toMatch(
+      /#9 ERROR: process did not complete successfully\nbench-buildx\.sh: the build on fleet failed \(above: the end of its log; all of it: .*\/device\.log\)/,
+    );
     expect(result.stdout).not.toMatch(/emulated/);
   });
 });

@@ -1,10 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { changedLines, lineIndex } from './text-diff.js';
-import { addBootArg, BOOT_INI_MAX_BYTES, expandBootArgs, getBootArgs, getEnv, insertBeforeBoot, removeBootArg, setEnv, validateBootIni } from '../src/formats/hush.js';
-import { locateBootFiles, rootUuidOf } from '../src/formats/boot-files.js';
-import { getIniKey, setIniKey, setPersistentOverride } from '../src/formats/ini.js';
 import { UserError } from '../src/errors.js';
+import { locateBootFiles, rootUuidOf } from '../src/formats/boot-files.js';
+import {
+  addBootArg,
+  BOOT_INI_MAX_BYTES,
+  expandBootArgs,
+  getBootArgs,
+  getEnv,
+  insertBeforeBoot,
+  removeBootArg,
+  setEnv,
+  validateBootIni,
+} from '../src/formats/hush.js';
+import { getIniKey, setIniKey, setPersistentOverride } from '../src/formats/ini.js';
 import { referenceText } from './support/reference.js';
+import { changedLines, lineIndex } from './text-diff.js';
 
 const bootIni = referenceText('odroid-c2/boot.ini');
 const bootIniDefault = referenceText('odroid-c2/boot.ini.default');
@@ -40,9 +50,7 @@ describe('setEnv / getEnv on the C2 boot.ini', () => {
 
   it('changes the active max_freq and leaves the commented alternatives alone', () => {
     const edited = setEnv(bootIni, 'max_freq', '1944');
-    expect(changedLines(bootIni, edited)).toEqual([
-      [lineIndex(bootIni, /^setenv max_freq /), 'setenv max_freq "1944"  # 1.536GHz'],
-    ]);
+    expect(changedLines(bootIni, edited)).toEqual([[lineIndex(bootIni, /^setenv max_freq /), 'setenv max_freq "1944"  # 1.536GHz']]);
     expect(lines(edited).filter((line) => line.startsWith('# setenv max_freq'))).toHaveLength(8);
     expect(getEnv(edited, 'max_freq')).toBe('1944');
   });
@@ -62,7 +70,7 @@ describe('setEnv / getEnv on the C2 boot.ini', () => {
     expect(setEnv(edited, 'vout', 'hdmi')).toBe(edited);
   });
 
-  it('inserts a new setting above the boot arguments, in the file\'s line ending', () => {
+  it("inserts a new setting above the boot arguments, in the file's line ending", () => {
     const crlf = toCrlf(bootIni);
     const edited = setEnv(crlf, 'overlay_size', '50%');
     expect(edited).toContain('\r\nsetenv overlay_size "50%"\r\n# Boot Arguments\r\n');
@@ -127,7 +135,7 @@ describe('validateBootIni', () => {
   });
 
   it('refuses more than U-Boot reads', () => {
-    const padded = (size: number) => bootIni + '#'.repeat(size - Buffer.byteLength(bootIni) - 1) + '\n';
+    const padded = (size: number) => `${bootIni + '#'.repeat(size - Buffer.byteLength(bootIni) - 1)}\n`;
     expect(() => validateBootIni(padded(BOOT_INI_MAX_BYTES))).not.toThrow();
     expect(() => validateBootIni(padded(BOOT_INI_MAX_BYTES + 1))).toThrow(/65537 bytes.*65536/);
   });
@@ -182,9 +190,22 @@ describe('boot.ini.default overrides', () => {
 
 describe('locateBootFiles', () => {
   it('tells the C2 from boards that read config.ini, keeping names as the FAT spells them', () => {
-    expect(locateBootFiles(['boot.ini', 'Image', 'meson64_odroidc2.dtb', 'uInitrd'])).toEqual({ kind: 'c2-boot.ini', settings: '/boot.ini', bootIni: '/boot.ini' });
-    expect(locateBootFiles(['BOOT.INI', 'Boot.ini.default'])).toEqual({ kind: 'c2-boot.ini', settings: '/BOOT.INI', bootIni: '/BOOT.INI', persistent: '/Boot.ini.default' });
-    expect(locateBootFiles(['boot.ini', 'config.ini', 'Image.gz'])).toMatchObject({ kind: 'config.ini', settings: '/config.ini', bootIni: '/boot.ini' });
+    expect(locateBootFiles(['boot.ini', 'Image', 'meson64_odroidc2.dtb', 'uInitrd'])).toEqual({
+      kind: 'c2-boot.ini',
+      settings: '/boot.ini',
+      bootIni: '/boot.ini',
+    });
+    expect(locateBootFiles(['BOOT.INI', 'Boot.ini.default'])).toEqual({
+      kind: 'c2-boot.ini',
+      settings: '/BOOT.INI',
+      bootIni: '/BOOT.INI',
+      persistent: '/Boot.ini.default',
+    });
+    expect(locateBootFiles(['boot.ini', 'config.ini', 'Image.gz'])).toMatchObject({
+      kind: 'config.ini',
+      settings: '/config.ini',
+      bootIni: '/boot.ini',
+    });
     expect(locateBootFiles(['Image'])).toBeUndefined();
   });
 });
@@ -195,7 +216,9 @@ describe('rootUuidOf', () => {
   });
 
   it('ignores a commented-out root and gives undefined for a script it cannot follow', () => {
-    expect(rootUuidOf('#setenv bootargs "root=UUID=e139ce78-9841-40fe-8823-96a304a09859"\nsetenv bootargs "root=/dev/mmcblk0p2"\n')).toBeUndefined();
+    expect(
+      rootUuidOf('#setenv bootargs "root=UUID=e139ce78-9841-40fe-8823-96a304a09859"\nsetenv bootargs "root=/dev/mmcblk0p2"\n'),
+    ).toBeUndefined();
     expect(rootUuidOf('setenv bootargs "root=UUID=e139ce78-9841-40fe-8823-96a304a09859\n')).toBeUndefined();
   });
 });

@@ -7,15 +7,16 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildImage, type RunResult } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
+import { keyMatchesCertificate } from './kit-helpers.js';
+import { buildImage, type RunResult } from './support/cli.js';
 import { debugfsCat, debugfsDumpDir, debugfsStat } from './support/debugfs.js';
 import { AUTHORIZED_KEY, stockImage, tempDir } from './support/images.js';
-import { keyMatchesCertificate } from './kit-helpers.js';
 
 const NAME = 'c2-test';
 
-const fingerprint = (file: string) => execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', file], { encoding: 'utf8' }).trim();
+const fingerprint = (file: string) =>
+  execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', file], { encoding: 'utf8' }).trim();
 
 /** Every file and directory under `dir` with its permission bits, as 'path 0755' ('dir/' for directories). */
 async function modes(dir: string): Promise<string[]> {
@@ -30,10 +31,12 @@ async function modes(dir: string): Promise<string[]> {
 async function filesUnder(dir: string): Promise<{ path: string; text: string }[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return Promise.all(
-    entries.filter((entry) => entry.isFile()).map(async (entry) => {
-      const path = join(entry.parentPath, entry.name);
-      return { path: relative(dir, path), text: await readFile(path, 'utf8') };
-    }),
+    entries
+      .filter((entry) => entry.isFile())
+      .map(async (entry) => {
+        const path = join(entry.parentPath, entry.name);
+        return { path: relative(dir, path), text: await readFile(path, 'utf8') };
+      }),
   );
 }
 
@@ -127,11 +130,15 @@ describe('after two builds', () => {
     expect((await readdir(out)).sort()).toEqual(['c2-test.img', 'c2-test.img.sha256', 'host', 'secrets']);
   });
 
-  it('gave the image a server certificate for its address under the kit\'s CA, its key 0600 root:root', async () => {
+  it("gave the image a server certificate for its address under the kit's CA, its key 0600 root:root", async () => {
     const dir = await debugfsDumpDir(img, '/etc/docker/tls');
     const ca = join(out, 'host/tls/ca.pem');
     expect(await readFile(join(dir, 'ca.pem'), 'utf8')).toBe(await readFile(ca, 'utf8'));
-    const verify = spawnSync('openssl', ['verify', '-CAfile', ca, '-verify_ip', '10.0.0.2', '-purpose', 'sslserver', join(dir, 'server-cert.pem')], { encoding: 'utf8' });
+    const verify = spawnSync(
+      'openssl',
+      ['verify', '-CAfile', ca, '-verify_ip', '10.0.0.2', '-purpose', 'sslserver', join(dir, 'server-cert.pem')],
+      { encoding: 'utf8' },
+    );
     expect(verify.stdout).toContain(': OK');
     expect(await debugfsStat(img, '/etc/docker/tls/server-key.pem')).toMatchObject({ type: 'regular', mode: 0o600, uid: 0, gid: 0 });
     expect(keyMatchesCertificate(join(dir, 'server-key.pem'), join(dir, 'server-cert.pem'))).toBe(true);
@@ -155,28 +162,57 @@ describe('after two builds', () => {
     }
   });
 
-  it('locked root\'s password and installed the configured key', async () => {
+  it("locked root's password and installed the configured key", async () => {
     expect(await debugfsCat(img, '/etc/shadow')).toMatch(/^root:\*:/m);
     expect((await debugfsCat(img, '/root/.ssh/authorized_keys')).split('\n')).toContain(AUTHORIZED_KEY);
     expect(await debugfsStat(img, '/root/.ssh/authorized_keys')).toMatchObject({ mode: 0o600, uid: 0, gid: 0 });
   });
 
   it('a failed --rotate-secrets build keeps the old secrets and host kit, and leaves no temp directory', async () => {
-    const before = { secrets: await modes(join(out, 'secrets')), ca: fingerprint(join(out, 'secrets/tls/ca/cert.pem')), kit: await readFile(join(out, 'host/tls/cert.pem'), 'utf8') };
+    const before = {
+      secrets: await modes(join(out, 'secrets')),
+      ca: fingerprint(join(out, 'secrets/tls/ca/cert.pem')),
+      kit: await readFile(join(out, 'host/tls/cert.pem'), 'utf8'),
+    };
     // A bundle checksum that cannot match stops the build in the docker step, after the rotation began.
     const config = JSON.parse(await readFile(keysConfig, 'utf8'));
     const failing = join(await tempDir(), 'failing.json');
     await writeFile(failing, JSON.stringify({ ...config, docker: { ...config.docker, sha256: 'ab'.repeat(32) } }));
-    const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', NAME, '--config', failing, '--rotate-secrets']);
+    const run = await buildImage([
+      '--input',
+      await stockImage('stock'),
+      '--out',
+      out,
+      '--name',
+      NAME,
+      '--config',
+      failing,
+      '--rotate-secrets',
+    ]);
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/^error: .*docker\.sha256/m);
-    expect({ secrets: await modes(join(out, 'secrets')), ca: fingerprint(join(out, 'secrets/tls/ca/cert.pem')), kit: await readFile(join(out, 'host/tls/cert.pem'), 'utf8') }).toEqual(before);
+    expect({
+      secrets: await modes(join(out, 'secrets')),
+      ca: fingerprint(join(out, 'secrets/tls/ca/cert.pem')),
+      kit: await readFile(join(out, 'host/tls/cert.pem'), 'utf8'),
+    }).toEqual(before);
     expect((await readdir(out)).sort()).toEqual(['c2-test.img', 'c2-test.img.sha256', 'host', 'secrets']);
   });
 
   it('a dry run with --rotate-secrets changes nothing', async () => {
     const before = { secrets: await modes(join(out, 'secrets')), ca: fingerprint(join(out, 'secrets/tls/ca/cert.pem')) };
-    const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', NAME, '--config', keysConfig, '--dry-run', '--rotate-secrets']);
+    const run = await buildImage([
+      '--input',
+      await stockImage('stock'),
+      '--out',
+      out,
+      '--name',
+      NAME,
+      '--config',
+      keysConfig,
+      '--dry-run',
+      '--rotate-secrets',
+    ]);
     expect(run.code).toBe(0);
     expect({ secrets: await modes(join(out, 'secrets')), ca: fingerprint(join(out, 'secrets/tls/ca/cert.pem')) }).toEqual(before);
   });

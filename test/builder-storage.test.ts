@@ -5,8 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
-import { dockerView } from '../src/steps/docker.js';
 import { renderTemplate } from '../src/engine/templates.js';
+import { dockerView } from '../src/steps/docker.js';
 import { skipWithout, tempDir } from './support/images.js';
 
 const execFile = promisify(execFileCallback);
@@ -80,7 +80,9 @@ describe.skipIf(noNamespaces)('builder-storage in a user namespace', () => {
     });
     /** Runs the script with the share dir a mount point, as if NFS had mounted it. */
     const withShare = (...args: string[]) =>
-      spawnSync('unshare', ['-rm', 'sh', '-c', 'mount --bind "$1" "$1" && shift && exec sh "$@"', 'sh', share, file, ...args], { encoding: 'utf8' });
+      spawnSync('unshare', ['-rm', 'sh', '-c', 'mount --bind "$1" "$1" && shift && exec sh "$@"', 'sh', share, file, ...args], {
+        encoding: 'utf8',
+      });
     return { share, image: path.join(share, 'c2-test.ext4'), file, withShare };
   }
 
@@ -99,10 +101,20 @@ describe.skipIf(noNamespaces)('builder-storage in a user namespace', () => {
     await writeFile(uptime, `${START_UPTIME}.00 0.00\n`);
     const bin = path.join(dir, 'bin');
     await mkdir(bin);
-    const bringUp = linkAt !== undefined && linkAt > 0 ? `[ "$up" -ge ${START_UPTIME + linkAt} ] && ! ip link show usb0 >/dev/null 2>&1 && { ${ADD_USB0}; }` : '';
-    await writeFile(path.join(bin, 'sleep'), `#!/bin/sh\nread -r up _ <'${uptime}'\nup=$((\${up%%.*} + $1))\necho "$up.00 0.00" >'${uptime}'\n${bringUp}\nexit 0\n`, { mode: 0o755 });
+    const bringUp =
+      linkAt !== undefined && linkAt > 0
+        ? `[ "$up" -ge ${START_UPTIME + linkAt} ] && ! ip link show usb0 >/dev/null 2>&1 && { ${ADD_USB0}; }`
+        : '';
+    await writeFile(
+      path.join(bin, 'sleep'),
+      `#!/bin/sh\nread -r up _ <'${uptime}'\nup=$((\${up%%.*} + $1))\necho "$up.00 0.00" >'${uptime}'\n${bringUp}\nexit 0\n`,
+      { mode: 0o755 },
+    );
     const prelude = `mount --bind '${uptime}' /proc/uptime${linkAt === 0 ? ` && ${ADD_USB0}` : ''}`;
-    const run = spawnSync('unshare', ['-rnm', 'sh', '-c', `${prelude} && exec sh "$0" start`, file], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    const run = spawnSync('unshare', ['-rnm', 'sh', '-c', `${prelude} && exec sh "$0" start`, file], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+    });
     const elapsed = Number((await readFile(uptime, 'utf8')).split('.')[0]) - START_UPTIME;
     return { ...run, elapsed };
   }
@@ -125,7 +137,7 @@ describe.skipIf(noNamespaces)('builder-storage in a user namespace', () => {
     expect(never.status).toBe(1);
     expect(never.elapsed).toBeGreaterThanOrEqual(3);
     expect(never.stderr).toBe(
-      'builder-storage: usb0 has no address 10.0.0.2 after 3s (there is no usb0: is g_ether loaded?): is the board\'s USB OTG port connected to the host? Then: systemctl start docker\n',
+      "builder-storage: usb0 has no address 10.0.0.2 after 3s (there is no usb0: is g_ether loaded?): is the board's USB OTG port connected to the host? Then: systemctl start docker\n",
     );
     // The address comes a second late: the script goes on to the share (unreachable here).
     const late = await startOnClock(file, 1);

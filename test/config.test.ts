@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { renderConfigDoc } from '../src/config/doc.js';
 import { loadConfig, resolveConfig } from '../src/config/load.js';
-import { UserError } from '../src/errors.js';
 import type { BuildConfig, PowerProfile, UsbProtocol } from '../src/config/schema.js';
+import { UserError } from '../src/errors.js';
 
 const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
 
@@ -163,9 +163,15 @@ describe('resolveConfig rejects', () => {
     [{ docker: { bundle: null } }, /^config key docker.bundle must be a string, got null/],
     [{ docker: { bundle: 'docker.tgz', sha256: 'abc' } }, /^config key docker.sha256 "abc" is not a SHA-256 digest/],
     [{ docker: { sha256: 'a'.repeat(64) } }, /^config key docker.sha256 .* is set but docker.bundle is not/],
-    [{ ssh: { authorizedKeys: ['-----BEGIN OPENSSH PRIVATE KEY-----'] } }, /^config key ssh.authorizedKeys\[0\] .* does not look like an OpenSSH public key/],
+    [
+      { ssh: { authorizedKeys: ['-----BEGIN OPENSSH PRIVATE KEY-----'] } },
+      /^config key ssh.authorizedKeys\[0\] .* does not look like an OpenSSH public key/,
+    ],
     [{ ssh: { authorizedKeys: [`ssh-ed25519 ${KEY}\nssh-ed25519 ${KEY}`] } }, /^config key ssh.authorizedKeys\[0\] /],
-    [{ ssh: { authorizedKeys: [`ssh-ed25519 ${KEY} me\x1b[2J`] } }, /^config key ssh.authorizedKeys\[0\] .* does not look like an OpenSSH public key/],
+    [
+      { ssh: { authorizedKeys: [`ssh-ed25519 ${KEY} me\x1b[2J`] } },
+      /^config key ssh.authorizedKeys\[0\] .* does not look like an OpenSSH public key/,
+    ],
     [{ docker: { bundle: '/tmp/docker\x1b[2J.tgz' } }, /^config key docker.bundle .* is not a URL or a path/],
     [{ ssh: { authorizedKeys: [42] } }, /^config key ssh.authorizedKeys must be an array of strings, got \[42\]/],
     [{ name: 7 }, /^config key name must be a string, got 7/],
@@ -178,11 +184,15 @@ describe('resolveConfig rejects', () => {
   });
 
   it('unknown keys at the top level, listing the known ones', () => {
-    expect(errorOf({ nmae: 'x' })).toBe('unknown config key nmae; known top-level keys: name, hostname, power, usb, network, nfs, docker, ssh');
+    expect(errorOf({ nmae: 'x' })).toBe(
+      'unknown config key nmae; known top-level keys: name, hostname, power, usb, network, nfs, docker, ssh',
+    );
   });
 
   it('unknown keys in a group, with the full dotted name', () => {
-    expect(errorOf({ usb: { mac: '02:00:00:00:00:01' } })).toBe('unknown config key usb.mac; known keys under usb: protocol, deviceMac, hostMac');
+    expect(errorOf({ usb: { mac: '02:00:00:00:00:01' } })).toBe(
+      'unknown config key usb.mac; known keys under usb: protocol, deviceMac, hostMac',
+    );
   });
 
   it('a group that is not an object', () => {
@@ -210,7 +220,10 @@ describe('loadConfig', () => {
   });
 
   async function loadError(file: string): Promise<string> {
-    const error = await loadConfig(file).then(() => undefined, (caught: unknown) => caught);
+    const error = await loadConfig(file).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
     expect(error).toBeInstanceOf(UserError);
     const message = (error as Error).message;
     expect(message).not.toContain('\n');
@@ -247,7 +260,9 @@ describe('loadConfig', () => {
   it('names the file for a truncated or empty file', async () => {
     const file = join(dir, 'empty.json');
     await writeFile(file, '');
-    expect(await loadError(file)).toBe(`config file ${file} is not valid JSON at line 1, column 1: Unexpected end of JSON input; fix the syntax there`);
+    expect(await loadError(file)).toBe(
+      `config file ${file} is not valid JSON at line 1, column 1: Unexpected end of JSON input; fix the syntax there`,
+    );
   });
 
   it('keeps bad JSON messages on one line even when V8 quotes the source', async () => {
@@ -269,10 +284,24 @@ describe('renderConfigDoc', () => {
   });
 
   it('has one table row per key, in resolution order', () => {
-    const rows = renderConfigDoc().split('\n').filter((line) => /^\| `/.test(line));
+    const rows = renderConfigDoc()
+      .split('\n')
+      .filter((line) => /^\| `/.test(line));
     expect(rows.map((row) => row.split('`')[1])).toEqual([
-      'name', 'hostname', 'power.profile', 'usb.protocol', 'usb.deviceMac', 'usb.hostMac', 'network.address', 'network.gateway',
-      'network.dns', 'nfs.server', 'nfs.export', 'docker.bundle', 'docker.sha256', 'ssh.authorizedKeys',
+      'name',
+      'hostname',
+      'power.profile',
+      'usb.protocol',
+      'usb.deviceMac',
+      'usb.hostMac',
+      'network.address',
+      'network.gateway',
+      'network.dns',
+      'nfs.server',
+      'nfs.export',
+      'docker.bundle',
+      'docker.sha256',
+      'ssh.authorizedKeys',
     ]);
   });
 });

@@ -24,7 +24,10 @@ export async function fdtgetPaths(blob: Buffer): Promise<string[]> {
   await writeFile(file, blob);
   const walk = async (path: string): Promise<string[]> => {
     const { stdout } = await execFile('fdtget', ['-l', file, path]);
-    const children = stdout.split('\n').filter(Boolean).map((name) => (path === '/' ? `/${name}` : `${path}/${name}`));
+    const children = stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((name) => (path === '/' ? `/${name}` : `${path}/${name}`));
     return [path, ...(await Promise.all(children.map(walk))).flat()];
   };
   return walk('/');

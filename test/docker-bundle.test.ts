@@ -6,15 +6,15 @@ import {
   BUNDLE_MANIFEST,
   BUNDLE_URL_PATTERN,
   bundleEntries,
+  type DockerBundle,
   entryFate,
   listBundle,
   resolveBundle,
-  type DockerBundle,
 } from '../src/artifacts/docker-bundle.js';
 import { UserError } from '../src/errors.js';
 import { bundleFiles, EM_X86_64, HOSTILE_ENTRIES, makeBundle } from './docker-bundle-fixture.js';
-import { tempDir } from './support/images.js';
 import { startServer } from './http-server.js';
+import { tempDir } from './support/images.js';
 
 let work: string;
 beforeAll(async () => {
@@ -33,7 +33,11 @@ const captureStderr = () =>
     return true;
   });
 
-const exists = (file: string) => stat(file).then(() => true, () => false);
+const exists = (file: string) =>
+  stat(file).then(
+    () => true,
+    () => false,
+  );
 
 describe('resolveBundle', () => {
   it('takes a local path, checking docker.sha256 when given', async () => {
@@ -54,7 +58,9 @@ describe('resolveBundle', () => {
   it('says how to get the bundle when the path does not exist', async () => {
     const missing = path.join(work, 'docker-27.0.0.tgz');
     await expect(resolveBundle({ bundle: missing }, work)).rejects.toThrow(
-      new UserError(`docker.bundle ${missing} is not a file; give the path of docker-<version>.tgz for aarch64, or its URL (${BUNDLE_URL_PATTERN})`),
+      new UserError(
+        `docker.bundle ${missing} is not a file; give the path of docker-<version>.tgz for aarch64, or its URL (${BUNDLE_URL_PATTERN})`,
+      ),
     );
   });
 
@@ -67,7 +73,9 @@ describe('resolveBundle', () => {
       captureStderr();
       const first = await resolveBundle({ bundle: server.url(route) }, cache);
       expect(first).toEqual({ path: path.join(cache, 'docker-28.1.0.tgz'), sha256, origin: server.url(route) });
-      expect(JSON.parse(await readFile(path.join(cache, BUNDLE_LOCK), 'utf8'))).toEqual({ 'docker-28.1.0.tgz': { sha256, size: bytes.length } });
+      expect(JSON.parse(await readFile(path.join(cache, BUNDLE_LOCK), 'utf8'))).toEqual({
+        'docker-28.1.0.tgz': { sha256, size: bytes.length },
+      });
       expect(stderr).toContain(`recorded the sha256 of docker-28.1.0.tgz in ${path.join(cache, BUNDLE_LOCK)}`);
 
       expect(await resolveBundle({ bundle: server.url(route) }, cache)).toEqual(first);
@@ -123,9 +131,16 @@ describe('resolveBundle', () => {
         ),
       );
       await mkdir(cache, { recursive: true });
-      await writeFile(path.join(cache, BUNDLE_MANIFEST), JSON.stringify({ url: server.url('/docker-28.3.0.tgz'), file: 'docker-28.3.0.tgz', sha256 }));
+      await writeFile(
+        path.join(cache, BUNDLE_MANIFEST),
+        JSON.stringify({ url: server.url('/docker-28.3.0.tgz'), file: 'docker-28.3.0.tgz', sha256 }),
+      );
       captureStderr();
-      expect(await resolveBundle({}, cache)).toEqual({ path: path.join(cache, 'docker-28.3.0.tgz'), sha256, origin: server.url('/docker-28.3.0.tgz') });
+      expect(await resolveBundle({}, cache)).toEqual({
+        path: path.join(cache, 'docker-28.3.0.tgz'),
+        sha256,
+        origin: server.url('/docker-28.3.0.tgz'),
+      });
       expect(server.requests.map((request) => request.path)).toEqual(['/docker-28.3.0.tgz']);
     } finally {
       await server.close();
@@ -140,7 +155,10 @@ describe('resolveBundle', () => {
 });
 
 describe('reading the bundle', () => {
-  const local = async (name: string, ...args: Parameters<typeof makeBundle> extends [string, ...infer Rest] ? Rest : never): Promise<DockerBundle> => {
+  const local = async (
+    name: string,
+    ...args: Parameters<typeof makeBundle> extends [string, ...infer Rest] ? Rest : never
+  ): Promise<DockerBundle> => {
     const file = path.join(work, name);
     const { sha256 } = await makeBundle(file, ...args);
     return { path: file, sha256, origin: file };
@@ -150,7 +168,18 @@ describe('reading the bundle', () => {
     expect(entryFate({ name: 'docker/dockerd', type: 'file' })).toEqual({ install: 'dockerd' });
     expect(entryFate({ name: './docker/runc' })).toEqual({ install: 'runc' });
     expect(entryFate({ name: 'docker/', type: 'directory' })).toEqual({ ignore: true });
-    for (const name of ['docker/..', 'docker/../x', 'docker/../../etc/evil', '/docker/x', 'docker/sub/x', 'x', 'docker/-rf', 'docker/.hidden', 'docker/a\nb', 'docker/a b']) {
+    for (const name of [
+      'docker/..',
+      'docker/../x',
+      'docker/../../etc/evil',
+      '/docker/x',
+      'docker/sub/x',
+      'x',
+      'docker/-rf',
+      'docker/.hidden',
+      'docker/a\nb',
+      'docker/a b',
+    ]) {
       expect(entryFate({ name, type: 'file' }), name).toHaveProperty('skip');
     }
     expect(entryFate({ name: 'docker/x', type: 'link', linkname: 'docker/y' })).toEqual({ skip: 'a link, not a regular file' });
@@ -165,7 +194,9 @@ describe('reading the bundle', () => {
     expect(stderr).toContain('leaving out docker/extras/tool');
     expect(stderr).toContain('leaving out README: not under docker/');
     for (const name of ['docker/-rf', 'docker/.hidden', '"docker/two\\nlines"', 'docker/$(reboot)']) {
-      expect(stderr).toContain(`warning: docker bundle: leaving out ${name}: not a plain binary name (letters, digits and . _ + -, not starting with - or .)\n`);
+      expect(stderr).toContain(
+        `warning: docker bundle: leaving out ${name}: not a plain binary name (letters, digits and . _ + -, not starting with - or .)\n`,
+      );
     }
   });
 
@@ -189,7 +220,9 @@ describe('reading the bundle', () => {
       /holds x86-64 binaries \(docker\/dockerd\), the ODROID-C2 needs aarch64: use https:\/\/download\.docker\.com/,
     );
     const { runc: _runc, containerd: _containerd, ...incomplete } = bundleFiles();
-    await expect(listBundle(await local('partial.tgz', incomplete))).rejects.toThrow(/has no docker\/containerd, docker\/runc; give Docker's static/);
+    await expect(listBundle(await local('partial.tgz', incomplete))).rejects.toThrow(
+      /has no docker\/containerd, docker\/runc; give Docker's static/,
+    );
 
     const notGzip = path.join(work, 'bad.tgz');
     await writeFile(notGzip, 'not a tarball');

@@ -8,11 +8,15 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
-import { tempDir } from './support/images.js';
 import { fakeBin, runKitScript } from './kit-helpers.js';
+import { tempDir } from './support/images.js';
 
 const MAC = '02:aa:bb:cc:dd:06';
-const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: MAC, deviceMac: '02:aa:bb:cc:dd:02' }, nfs: { export: '/srv/c2-test/a-long-path-that-exportfs-wraps-onto-its-next-line' } });
+const CONFIG = resolveConfig({
+  name: 'c2-test',
+  usb: { hostMac: MAC, deviceMac: '02:aa:bb:cc:dd:02' },
+  nfs: { export: '/srv/c2-test/a-long-path-that-exportfs-wraps-onto-its-next-line' },
+});
 
 /** `ip -o -4 address show [dev X]`: this host has $ADDRESS on the USB link's interface. */
 const IP = `
@@ -44,7 +48,10 @@ beforeAll(async () => {
   await (await writeHostKit(out, [CONFIG], join(out, 'secrets'))).commit();
   kit = hostKitDirOf(out);
   sysfs = await tempDir();
-  for (const [name, mac] of [['wlan0', '3c:22:fb:00:00:01'], ['enx02aabbccdd06', MAC.toUpperCase()]]) {
+  for (const [name, mac] of [
+    ['wlan0', '3c:22:fb:00:00:01'],
+    ['enx02aabbccdd06', MAC.toUpperCase()],
+  ]) {
     await mkdir(join(sysfs, name));
     await writeFile(join(sysfs, name, 'address'), `${mac}\n`);
   }
@@ -54,7 +61,17 @@ beforeAll(async () => {
 /** A board that holds every link; `change` breaks one. */
 async function doctor(change: Record<string, string> = {}) {
   const state = await tempDir();
-  const env = { STATE: state, SYSFS_NET: sysfs, ADDRESS: '10.0.0.1/24', PING: 'yes', EXPORTED: CONFIG.nfs.export, CLIENT: '10.0.0.2', DRIVER: 'overlay2', BUILDER: 'c2-test', ...change };
+  const env = {
+    STATE: state,
+    SYSFS_NET: sysfs,
+    ADDRESS: '10.0.0.1/24',
+    PING: 'yes',
+    EXPORTED: CONFIG.nfs.export,
+    CLIENT: '10.0.0.2',
+    DRIVER: 'overlay2',
+    BUILDER: 'c2-test',
+    ...change,
+  };
   const result = runKitScript(join(kit, 'doctor.sh'), bin, env);
   const lines = result.stdout.trim().split('\n');
   return { ...result, lines, state };
@@ -64,10 +81,12 @@ describe('doctor.sh', () => {
   it('with no board attached: ✗ at the USB link, naming the MAC, and stops there with a non-zero exit', async () => {
     const result = await doctor({ SYSFS_NET: await tempDir() });
     expect(result.status).toBe(1);
-    expect(result.lines).toEqual([`✗ USB link to c2-test: no network interface has MAC ${MAC}; plug the board's micro-USB port into this computer and wait for it to boot (about 30 s)`]);
+    expect(result.lines).toEqual([
+      `✗ USB link to c2-test: no network interface has MAC ${MAC}; plug the board's micro-USB port into this computer and wait for it to boot (about 30 s)`,
+    ]);
   });
 
-  it('with every link holding: one ✓ per link in the order of the chain, through the kit\'s client certificate', async () => {
+  it("with every link holding: one ✓ per link in the order of the chain, through the kit's client certificate", async () => {
     const result = await doctor();
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
@@ -76,15 +95,17 @@ describe('doctor.sh', () => {
       '✓ address: enx02aabbccdd06 has 10.0.0.1/24',
       '✓ ping: c2-test (10.0.0.2) answers',
       `✓ NFS: 10.0.0.1 exports ${CONFIG.nfs.export} to 10.0.0.2`,
-      '✓ Docker API: https://10.0.0.2:2376 answers with this kit\'s client certificate (tls/)',
+      "✓ Docker API: https://10.0.0.2:2376 answers with this kit's client certificate (tls/)",
       '✓ storage: c2-test runs the overlay2 driver',
       '✓ buildx: builder c2-test exists',
     ]);
     const calls = await readFile(join(result.state, 'log'), 'utf8');
-    expect(calls).toContain(`docker --tlsverify --tlscacert ${kit}/tls/ca.pem --tlscert ${kit}/tls/cert.pem --tlskey ${kit}/tls/key.pem -H tcp://10.0.0.2:2376 version`);
+    expect(calls).toContain(
+      `docker --tlsverify --tlscacert ${kit}/tls/ca.pem --tlscert ${kit}/tls/cert.pem --tlskey ${kit}/tls/key.pem -H tcp://10.0.0.2:2376 version`,
+    );
   });
 
-  it('warns about vfs, and accepts an export to the device\'s subnet', async () => {
+  it("warns about vfs, and accepts an export to the device's subnet", async () => {
     const result = await doctor({ DRIVER: 'vfs', CLIENT: '10.0.0.0/24' });
     expect(result.status).toBe(0);
     expect(result.lines[3]).toMatch(/^✓ NFS: /);
@@ -93,19 +114,28 @@ describe('doctor.sh', () => {
 
   it('stops at the first broken link with what to do', async () => {
     const cases: [Record<string, string>, RegExp][] = [
-      [{ ADDRESS: '' }, /^✗ address: enx02aabbccdd06 does not have 10\.0\.0\.1\/24; import the kit's c2-test\.nmconnection .* or run sudo \.\/nat\.sh$/],
+      [
+        { ADDRESS: '' },
+        /^✗ address: enx02aabbccdd06 does not have 10\.0\.0\.1\/24; import the kit's c2-test\.nmconnection .* or run sudo \.\/nat\.sh$/,
+      ],
       [{ PING: '' }, /^✗ ping: c2-test \(10\.0\.0\.2\) does not answer; wait until it has booted/],
       [{ CLIENT: '10.0.0.3' }, /^✗ NFS: this host does not export .* to 10\.0\.0\.2; /],
       [{ CLIENT: '10.0.1.0/24' }, /^✗ NFS: this host does not export /],
       [{ EXPORTED: '/srv/c2' }, /^✗ NFS: this host does not export /],
-      [{ DRIVER: '' }, /^✗ Docker API: https:\/\/10\.0\.0\.2:2376 does not answer with this kit's client certificate \(error during connect: connection refused\); /],
+      [
+        { DRIVER: '' },
+        /^✗ Docker API: https:\/\/10\.0\.0\.2:2376 does not answer with this kit's client certificate \(error during connect: connection refused\); /,
+      ],
       [{ BUILDER: 'other' }, /^✗ buildx: no builder c2-test; run \.\/setup-buildx\.sh$/],
     ];
     for (const [change, line] of cases) {
       const result = await doctor(change);
       expect(result.status, JSON.stringify(change)).toBe(1);
       expect(result.lines.at(-1), JSON.stringify(change)).toMatch(line);
-      expect(result.lines.slice(0, -1).every((earlier) => earlier.startsWith('✓ ')), JSON.stringify(change)).toBe(true);
+      expect(
+        result.lines.slice(0, -1).every((earlier) => earlier.startsWith('✓ ')),
+        JSON.stringify(change),
+      ).toBe(true);
     }
   });
 
@@ -118,11 +148,22 @@ describe('doctor.sh', () => {
 
   it('asks a remote NFS server with showmount', async () => {
     const out = await tempDir();
-    const remote = resolveConfig({ name: 'c2-test', usb: { hostMac: MAC, deviceMac: '02:aa:bb:cc:dd:02' }, nfs: { server: '192.168.7.1', export: '/srv/c2' } });
+    const remote = resolveConfig({
+      name: 'c2-test',
+      usb: { hostMac: MAC, deviceMac: '02:aa:bb:cc:dd:02' },
+      nfs: { server: '192.168.7.1', export: '/srv/c2' },
+    });
     await (await writeHostKit(out, [remote], join(out, 'secrets'))).commit();
     const showmount = '[ "$*" = "-e --no-headers 192.168.7.1" ] && printf \'/srv/other 10.0.0.9\\n%s %s\\n\' "$EXPORTED" "$CLIENT"';
     const remoteBin = await fakeBin({ ip: IP, ping: 'exit 0', exportfs: EXPORTFS, showmount, docker: DOCKER });
-    const env = { STATE: await tempDir(), SYSFS_NET: sysfs, ADDRESS: '10.0.0.1/24', DRIVER: 'overlay2', BUILDER: 'c2-test', EXPORTED: '/srv/c2' };
+    const env = {
+      STATE: await tempDir(),
+      SYSFS_NET: sysfs,
+      ADDRESS: '10.0.0.1/24',
+      DRIVER: 'overlay2',
+      BUILDER: 'c2-test',
+      EXPORTED: '/srv/c2',
+    };
     const listed = runKitScript(join(hostKitDirOf(out), 'doctor.sh'), remoteBin, { ...env, CLIENT: '10.0.0.3,10.0.0.2' });
     expect(listed.status, listed.stdout).toBe(0);
     expect(listed.stdout).toContain('✓ NFS: 192.168.7.1 exports /srv/c2 to 10.0.0.2\n');

@@ -4,7 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { exportsField, jsonValue, keyfileValue, lineText, noValues, shellWord, systemdValue, Unrenderable, yamlScalar } from '../src/formats/escape.js';
+import {
+  exportsField,
+  jsonValue,
+  keyfileValue,
+  lineText,
+  noValues,
+  shellWord,
+  systemdValue,
+  Unrenderable,
+  yamlScalar,
+} from '../src/formats/escape.js';
 
 /** Where the shell runs: a value that escaped its quoting would make `canary` here. */
 const work = mkdtempSync(join(tmpdir(), 'escape-'));
@@ -35,15 +45,22 @@ describe('shellWord', () => {
 
   it('gives sh back exactly the value, for any value without a line break or NUL', () => {
     fc.assert(
-      fc.property(fc.array(hostileText.filter((text) => !/[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]/.test(text)), { minLength: 1, maxLength: 200 }), (values) => {
-        expect(shellReads(values.map(shellWord))).toEqual(values);
-      }),
+      fc.property(
+        fc.array(
+          hostileText.filter((text) => !/[\x00-\x08\x0a-\x1f\x7f\u2028\u2029]/.test(text)),
+          { minLength: 1, maxLength: 200 },
+        ),
+        (values) => {
+          expect(shellReads(values.map(shellWord))).toEqual(values);
+        },
+      ),
       { numRuns: 20 },
     );
   });
 
   it('refuses line breaks and control characters, which would leave a comment or a line', () => {
-    for (const value of ['a\nb', 'a\rb', 'a\u2028b', 'a\0b', 'a\x1bb']) expect(() => shellWord(value), JSON.stringify(value)).toThrow(Unrenderable);
+    for (const value of ['a\nb', 'a\rb', 'a\u2028b', 'a\0b', 'a\x1bb'])
+      expect(() => shellWord(value), JSON.stringify(value)).toThrow(Unrenderable);
   });
 });
 
@@ -51,7 +68,8 @@ describe('the other escapers', () => {
   it('systemd: doubles %, refuses quotes, $ and a final backslash, keeps \\x2d', () => {
     expect(systemdValue('50%')).toBe('50%%');
     expect(systemdValue('run-builder\\x2dstorage-share.mount')).toBe('run-builder\\x2dstorage-share.mount');
-    for (const value of ['a"b', "a'b", '$HOME', 'a\\', 'a\nExecStart=/bin/sh']) expect(() => systemdValue(value), value).toThrow(Unrenderable);
+    for (const value of ['a"b', "a'b", '$HOME', 'a\\', 'a\nExecStart=/bin/sh'])
+      expect(() => systemdValue(value), value).toThrow(Unrenderable);
   });
 
   it('keyfile: escapes backslashes, line breaks, tabs and a leading space as GLib does', () => {
@@ -66,14 +84,18 @@ describe('the other escapers', () => {
   });
 
   it('JSON: a whole JSON value that parses back to the value', () => {
-    fc.assert(fc.property(fc.oneof(fc.string(), fc.array(fc.string()), fc.integer()), (value) => {
-      expect(JSON.parse(jsonValue(value))).toEqual(value);
-    }));
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.array(fc.string()), fc.integer()), (value) => {
+        expect(JSON.parse(jsonValue(value))).toEqual(value);
+      }),
+    );
   });
 
   it('YAML: plain when it can only be that string, else a double-quoted JSON string', () => {
     expect(yamlScalar('10.0.0.2/24')).toBe('10.0.0.2/24');
-    expect(yamlScalar('Written by x (usb-gadget step); a rebuild replaces it.')).toBe('Written by x (usb-gadget step); a rebuild replaces it.');
+    expect(yamlScalar('Written by x (usb-gadget step); a rebuild replaces it.')).toBe(
+      'Written by x (usb-gadget step); a rebuild replaces it.',
+    );
     for (const value of ['yes', 'No', 'null', '1.5', '0x1f', '12', 'a: b', 'a #b', '- a', '[a]', '', 'a ', 'a\nb']) {
       expect(yamlScalar(value), value).toBe(JSON.stringify(value));
     }

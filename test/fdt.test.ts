@@ -50,7 +50,7 @@ describe('deviceTreeNodes', () => {
 describe('findNode', () => {
   const MACS = ['amlogic, gxbb-rgmii-dwmac', 'amlogic,meson-gxbb-dwmac'];
 
-  it('finds the Ethernet MAC by compatible in HardKernel\'s and mainline\'s trees', async () => {
+  it("finds the Ethernet MAC by compatible in HardKernel's and mainline's trees", async () => {
     expect(findNode(deviceTree(await compileDeviceTree(C2_TREE)), MACS, 'ethernet0')).toBe('/ethernet@0xc9410000');
     expect(findNode(deviceTree(await compileDeviceTree(C2_MAINLINE_TREE)), MACS, 'ethernet0')).toBe('/soc/ethernet@c9410000');
   });

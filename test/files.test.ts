@@ -6,7 +6,7 @@ import { writeFile } from '../src/files.js';
 
 // /dev/full answers every write with ENOSPC, as a full disk does.
 describe.skipIf(!existsSync('/dev/full'))('writeFile on a full disk', () => {
-  it('names the file, which Node\'s own writeFile does not', async () => {
+  it("names the file, which Node's own writeFile does not", async () => {
     const unnamed = await nodeWriteFile('/dev/full', 'data').catch((error: NodeJS.ErrnoException) => error);
     expect(unnamed).toMatchObject({ code: 'ENOSPC' });
     expect((unnamed as NodeJS.ErrnoException).path).toBeUndefined();

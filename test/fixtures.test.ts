@@ -4,9 +4,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { debugfsCat, debugfsStat, dumpe2fsHeader, type DebugfsStat } from './support/debugfs.js';
+import { type DebugfsStat, debugfsCat, debugfsStat, dumpe2fsHeader } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
-import { FIXTURE_VARIANTS, ROOT_UUID, copyOfStockImage, partitionOffsets, stockImage, tempDir, type FixtureVariant } from './support/images.js';
+import {
+  copyOfStockImage,
+  FIXTURE_VARIANTS,
+  type FixtureVariant,
+  partitionOffsets,
+  ROOT_UUID,
+  stockImage,
+  tempDir,
+} from './support/images.js';
 import { mtypeBoot } from './support/mtools.js';
 import { referenceText } from './support/reference.js';
 

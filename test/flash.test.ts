@@ -10,10 +10,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { e2fsckClean, fsckFatClean } from './support/fsck.js';
-import { partitionOffsets, skipWithout, stockImage, tempDir, type FixtureVariant } from './support/images.js';
-import { dumpPartitions } from './support/mtools.js';
 import { REPO, runScript } from './support/cli.js';
+import { e2fsckClean, fsckFatClean } from './support/fsck.js';
+import { type FixtureVariant, partitionOffsets, skipWithout, stockImage, tempDir } from './support/images.js';
+import { dumpPartitions } from './support/mtools.js';
 
 const MiB = 1024 * 1024;
 const IMAGE_MIB = 160;
@@ -36,7 +36,12 @@ function partitionsOf(device: string): void {
 }
 
 /** A loop device over a file of `mib` MiB: full of random bytes, or sparse (zeros) for the refusals. */
-async function card(dir: string, name: string, mib: number, fill: 'random' | 'sparse' = 'sparse'): Promise<{ file: string; device: string }> {
+async function card(
+  dir: string,
+  name: string,
+  mib: number,
+  fill: 'random' | 'sparse' = 'sparse',
+): Promise<{ file: string; device: string }> {
   const file = join(dir, name);
   if (fill === 'random') sh('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${mib}`, 'status=none']);
   else sh('truncate', ['-s', `${mib}M`, file]);
@@ -62,7 +67,10 @@ async function image(dir: string, variant: FixtureVariant): Promise<string> {
   return path;
 }
 
-const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
+const sha256 = async (file: string) =>
+  createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
 
 async function expectCardHoldsImage(cardFile: string, img: string) {
   const e2fsck = await e2fsckClean(cardFile);
@@ -93,7 +101,9 @@ describe.skipIf(noLoop)('npm run flash', () => {
       const result = await flash([img, target.device, '--yes', '--allow-non-removable']);
       expect(result.stderr).toMatch(/MiB\/s/);
       expect(result.code, result.stderr).toBe(0);
-      expect(result.stdout).toMatch(new RegExp(`^flashed ${img} to ${target.device}: \\d+ bytes in \\d+ ranges written and verified by reading them back\\n$`));
+      expect(result.stdout).toMatch(
+        new RegExp(`^flashed ${img} to ${target.device}: \\d+ bytes in \\d+ ranges written and verified by reading them back\\n$`),
+      );
       await expectCardHoldsImage(target.file, img);
     }, 180_000);
   }
@@ -107,7 +117,7 @@ describe.skipIf(noLoop)('npm run flash', () => {
     const result = await flash([img, target.device, '--yes', '--allow-non-removable']);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain(`data from ${bmap}`);
-    expect(result.stdout).toContain('the image matched its bmap\'s checksums');
+    expect(result.stdout).toContain("the image matched its bmap's checksums");
     await expectCardHoldsImage(target.file, img);
 
     // One byte of the image's data changed after the bmap was made.
@@ -145,14 +155,22 @@ describe.skipIf(noLoop)('npm run flash', () => {
       const target = await card(dir, 'for-xz.card', IMAGE_MIB);
       const xz = join(dir, 'image.img.xz');
       await writeFile(xz, Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.alloc(4096, 1)]));
-      await refusal([xz, target.device, '--yes', '--allow-non-removable'], /image\.img\.xz is xz-compressed; pass the \.img beside it/, target.file);
+      await refusal(
+        [xz, target.device, '--yes', '--allow-non-removable'],
+        /image\.img\.xz is xz-compressed; pass the \.img beside it/,
+        target.file,
+      );
     });
 
     it('a partition rather than the whole device', async () => {
       const target = await card(dir, 'partitioned.card', IMAGE_MIB + 32);
       expect((await flash([img, target.device, '--yes', '--allow-non-removable'])).code).toBe(0);
       partitionsOf(target.device);
-      await refusal([img, `${target.device}p1`, '--yes', '--allow-non-removable'], /is a partition \(loop\d+p1\); pass the whole device/, target.file);
+      await refusal(
+        [img, `${target.device}p1`, '--yes', '--allow-non-removable'],
+        /is a partition \(loop\d+p1\); pass the whole device/,
+        target.file,
+      );
     }, 120_000);
 
     it('a device with a partition mounted', async () => {
@@ -164,7 +182,11 @@ describe.skipIf(noLoop)('npm run flash', () => {
       // The ext4 root: vfat may be missing from a container's kernel, ext4 hardly.
       sh('mount', ['-o', 'ro,noload', `${target.device}p2`, mountPoint]);
       try {
-        await refusal([img, target.device, '--yes', '--allow-non-removable'], new RegExp(`is mounted \\(${target.device}p2 on ${mountPoint}\\); unmount it first`), target.file);
+        await refusal(
+          [img, target.device, '--yes', '--allow-non-removable'],
+          new RegExp(`is mounted \\(${target.device}p2 on ${mountPoint}\\); unmount it first`),
+          target.file,
+        );
       } finally {
         sh('umount', [mountPoint]);
       }
@@ -172,7 +194,11 @@ describe.skipIf(noLoop)('npm run flash', () => {
 
     it('a device smaller than the image', async () => {
       const target = await card(dir, 'small.card', IMAGE_MIB - 1);
-      await refusal([img, target.device, '--yes', '--allow-non-removable'], /holds \d+ bytes .*less than the image's \d+ .*; use a larger card/, target.file);
+      await refusal(
+        [img, target.device, '--yes', '--allow-non-removable'],
+        /holds \d+ bytes .*less than the image's \d+ .*; use a larger card/,
+        target.file,
+      );
     });
 
     it('a non-removable device without --allow-non-removable', async () => {
@@ -191,9 +217,15 @@ describe.skipIf(noLoop)('npm run flash', () => {
       partitionsOf(target.device);
       // script(1) runs the command on a pseudo-terminal and types what it reads from its stdin.
       const asked = (answer: string) =>
-        spawnSync('script', ['-qec', `node_modules/.bin/tsx src/cli/flash-command.ts ${img} ${target.device} --allow-non-removable`, '/dev/null'], {
-          cwd: REPO, input: `${answer}\n`, encoding: 'utf8',
-        });
+        spawnSync(
+          'script',
+          ['-qec', `node_modules/.bin/tsx src/cli/flash-command.ts ${img} ${target.device} --allow-non-removable`, '/dev/null'],
+          {
+            cwd: REPO,
+            input: `${answer}\n`,
+            encoding: 'utf8',
+          },
+        );
       const before = await sha256(target.file);
       const no = asked('n');
       expect(no.status).not.toBe(0);

@@ -6,19 +6,19 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { asConfigFile, resolveConfig } from '../src/config/load.js';
-import { type BuildConfig } from '../src/config/schema.js';
 import { fleetConfigs, parseFleetSize } from '../src/config/fleet.js';
-import { buildImage, type RunResult } from './support/cli.js';
+import { asConfigFile, resolveConfig } from '../src/config/load.js';
+import type { BuildConfig } from '../src/config/schema.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
+import { fakeBin, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
+import { buildImage, type RunResult } from './support/cli.js';
 import { debugfsCat } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
 import { AUTHORIZED_KEY, stockImage, tempDir, treeListing } from './support/images.js';
 import { dumpPartitions } from './support/mtools.js';
-import { fakeBin, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
 
 describe('fleet derivation', () => {
-  it('gives board k the base\'s values with -k, the k-th subnet from the base\'s and a share of its own, the same every time', () => {
+  it("gives board k the base's values with -k, the k-th subnet from the base's and a share of its own, the same every time", () => {
     const boards = fleetConfigs(resolveConfig({ name: 'c2' }), 3);
     expect(boards.map((b) => [b.name, b.hostname, b.network.address, b.network.gateway, b.nfs.server, b.nfs.export])).toEqual([
       ['c2-1', 'c2-1', '10.0.0.2/24', '10.0.0.1', '10.0.0.1', '/srv/c2-1'],
@@ -31,7 +31,7 @@ describe('fleet derivation', () => {
     expect(fleetConfigs(resolveConfig({ name: 'c2' }), 3)).toEqual(boards);
   });
 
-  it('moves a custom base\'s addresses inside its subnet with it and keeps those outside', () => {
+  it("moves a custom base's addresses inside its subnet with it and keeps those outside", () => {
     const base = resolveConfig({
       name: 'lab',
       hostname: 'arm',
@@ -59,21 +59,32 @@ describe('fleet derivation', () => {
       }
       return 'accepted';
     };
-    expect(refusal({ usb: { hostMac: '02:00:00:00:00:06' } }, 2)).toMatch(/^--fleet gives each board its own MAC pair.*remove usb\.deviceMac and usb\.hostMac/);
+    expect(refusal({ usb: { hostMac: '02:00:00:00:00:06' } }, 2)).toMatch(
+      /^--fleet gives each board its own MAC pair.*remove usb\.deviceMac and usb\.hostMac/,
+    );
     // A /8 base has no room for a second /8 inside 10.0.0.0/8: the next one would be public space.
-    expect(refusal({ network: { address: '10.0.0.2/8' } }, 2)).toMatch(/^--fleet 2 needs 2 \/8 subnets from 10\.0\.0\.0\/8 up.*only 1 fit in 10\.0\.0\.0\/8; use a longer prefix/);
+    expect(refusal({ network: { address: '10.0.0.2/8' } }, 2)).toMatch(
+      /^--fleet 2 needs 2 \/8 subnets from 10\.0\.0\.0\/8 up.*only 1 fit in 10\.0\.0\.0\/8; use a longer prefix/,
+    );
     expect(refusal({ network: { address: '192.168.255.2/24' } }, 2)).toMatch(/only 1 fit in 192\.168\.0\.0\/16/);
     expect(refusal({ network: { address: '192.168.255.2/24' } }, 1)).toBe('accepted');
     // The bound is what the address plan allows, exactly: 192.168.250.0/24 up to 192.168.255.0/24.
     expect(refusal({ network: { address: '192.168.250.2/24' } }, 6)).toBe('accepted');
-    expect(refusal({ network: { address: '192.168.250.2/24' } }, 7)).toMatch(/^--fleet 7 needs 7 \/24 subnets from 192\.168\.250\.0\/24 up, one per board's USB link, but only 6 fit in 192\.168\.0\.0\/16; /);
-    expect(refusal({ nfs: { server: '10.0.2.20' } }, 3)).toMatch(/^--fleet 3: board 3's USB link would be 10\.0\.2\.0\/24, which holds 10\.0\.2\.20/);
-    expect(refusal({ name: `c${'x'.repeat(61)}` }, 2)).toMatch(/^--fleet: board 1 \(cx+-1\), derived from the base config: config key name .* is not a valid name/);
+    expect(refusal({ network: { address: '192.168.250.2/24' } }, 7)).toMatch(
+      /^--fleet 7 needs 7 \/24 subnets from 192\.168\.250\.0\/24 up, one per board's USB link, but only 6 fit in 192\.168\.0\.0\/16; /,
+    );
+    expect(refusal({ nfs: { server: '10.0.2.20' } }, 3)).toMatch(
+      /^--fleet 3: board 3's USB link would be 10\.0\.2\.0\/24, which holds 10\.0\.2\.20/,
+    );
+    expect(refusal({ name: `c${'x'.repeat(61)}` }, 2)).toMatch(
+      /^--fleet: board 1 \(cx+-1\), derived from the base config: config key name .* is not a valid name/,
+    );
   });
 
   it('reads --fleet as a whole number of boards', () => {
     expect(parseFleetSize('3')).toBe(3);
-    for (const bad of ['0', '-1', '1.5', 'three', '', '03']) expect(() => parseFleetSize(bad), bad).toThrow(/^--fleet ".*" is not a number of boards/);
+    for (const bad of ['0', '-1', '1.5', 'three', '', '03'])
+      expect(() => parseFleetSize(bad), bad).toThrow(/^--fleet ".*" is not a number of boards/);
   });
 });
 
@@ -121,7 +132,9 @@ async function readBoard(image: string, dir: string): Promise<BoardFacts> {
     gateway: usb0.gateway,
     share: shellAssignment(storage, 'NFS_SHARE'),
     dataImage: shellAssignment(storage, 'DATA_IMAGE'),
-    san: execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', serverCert], { encoding: 'utf8' }).split('\n')[1].trim(),
+    san: execFileSync('openssl', ['x509', '-noout', '-ext', 'subjectAltName', '-in', serverCert], { encoding: 'utf8' })
+      .split('\n')[1]
+      .trim(),
     serverCert,
   };
 }
@@ -155,9 +168,19 @@ describe('npm run build-image -- --fleet 3', () => {
   });
 
   it('writes fleet-1.img ... fleet-3.img, their checksums, one host kit and one set of secrets', async () => {
-    expect((await readdir(out)).sort()).toEqual(['fleet-1.img', 'fleet-1.img.sha256', 'fleet-2.img', 'fleet-2.img.sha256', 'fleet-3.img', 'fleet-3.img.sha256', 'host', 'secrets']);
+    expect((await readdir(out)).sort()).toEqual([
+      'fleet-1.img',
+      'fleet-1.img.sha256',
+      'fleet-2.img',
+      'fleet-2.img.sha256',
+      'fleet-3.img',
+      'fleet-3.img.sha256',
+      'host',
+      'secrets',
+    ]);
     // Each board's checksum is computed alike; sha256sum checks the last one, patched from a copy.
-    for (const k of [1, 2, 3]) expect(await readFile(join(out, `fleet-${k}.img.sha256`), 'utf8')).toMatch(new RegExp(`^[0-9a-f]{64}  fleet-${k}\\.img\n$`));
+    for (const k of [1, 2, 3])
+      expect(await readFile(join(out, `fleet-${k}.img.sha256`), 'utf8')).toMatch(new RegExp(`^[0-9a-f]{64}  fleet-${k}\\.img\n$`));
     execFileSync('sha256sum', ['-c', 'fleet-3.img.sha256'], { cwd: out });
     expect(run.stdout).toMatch(/^ {2}fleet {4}3 boards, one docker buildx builder "fleet"/m);
     // Boards 2 and 3 are copies of board 1's finished image: the ~3.5 MiB bundle is written once.
@@ -166,7 +189,13 @@ describe('npm run build-image -- --fleet 3', () => {
     expect(written).toHaveLength(3);
     expect(written[0]).toBeGreaterThan(3_000_000);
     expect(Math.max(written[1], written[2])).toBeLessThan(200_000);
-    expect((await readdir(join(out, 'secrets/tls'))).sort()).toEqual(['ca', 'client', 'server-fleet-1', 'server-fleet-2', 'server-fleet-3']);
+    expect((await readdir(join(out, 'secrets/tls'))).sort()).toEqual([
+      'ca',
+      'client',
+      'server-fleet-1',
+      'server-fleet-2',
+      'server-fleet-3',
+    ]);
   });
 
   it('gives every board its own name, host name, MAC pair, address, share and data image', () => {
@@ -185,7 +214,8 @@ describe('npm run build-image -- --fleet 3', () => {
     const macs = boards.flatMap((b) => [b.deviceMac, b.hostMac]);
     expect(macs.every((mac) => /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(mac))).toBe(true);
     expect(new Set(macs).size).toBe(6);
-    for (const key of ['deviceMac', 'hostMac'] as const) expect(boards.map((b) => b[key])).toEqual(boards.map((b) => resolveConfig({ name: b.name }).usb[key]));
+    for (const key of ['deviceMac', 'hostMac'] as const)
+      expect(boards.map((b) => b[key])).toEqual(boards.map((b) => resolveConfig({ name: b.name }).usb[key]));
   });
 
   it('leaves every image fsck-clean', async () => {
@@ -197,28 +227,36 @@ describe('npm run build-image -- --fleet 3', () => {
     }
   });
 
-  it('signs every board\'s server certificate, for its own address and name, with the one CA of the kit', async () => {
+  it("signs every board's server certificate, for its own address and name, with the one CA of the kit", async () => {
     const ca = join(kit, 'tls/ca.pem');
     for (const board of boards) {
       expect(board.san).toBe(`IP Address:${board.ip}, DNS:${board.hostname}`);
-      const verify = spawnSync('openssl', ['verify', '-CAfile', ca, '-verify_ip', board.ip, '-purpose', 'sslserver', board.serverCert], { encoding: 'utf8' });
+      const verify = spawnSync('openssl', ['verify', '-CAfile', ca, '-verify_ip', board.ip, '-purpose', 'sslserver', board.serverCert], {
+        encoding: 'utf8',
+      });
       expect(verify.stdout + verify.stderr).toContain(': OK');
       expect(await debugfsCat(board.image, '/etc/docker/tls/ca.pem')).toBe(await readFile(ca, 'utf8'));
     }
   });
 
-  it('has a NetworkManager profile per board, matching the image\'s host MAC and gateway', async () => {
-    expect((await readdir(kit)).filter((file) => file.endsWith('.nmconnection')).sort()).toEqual(['fleet-1.nmconnection', 'fleet-2.nmconnection', 'fleet-3.nmconnection']);
+  it("has a NetworkManager profile per board, matching the image's host MAC and gateway", async () => {
+    expect((await readdir(kit)).filter((file) => file.endsWith('.nmconnection')).sort()).toEqual([
+      'fleet-1.nmconnection',
+      'fleet-2.nmconnection',
+      'fleet-3.nmconnection',
+    ]);
     for (const board of boards) {
       const profile = parseKeyFile(await readFile(join(kit, `${board.name}.nmconnection`), 'utf8'));
       expect(profile.ethernet['mac-address']).toBe(board.hostMac);
       expect(profile.ipv4).toEqual({ method: 'shared', address1: `${board.gateway}/24` });
     }
-    const uuids = await Promise.all(boards.map(async (b) => parseKeyFile(await readFile(join(kit, `${b.name}.nmconnection`), 'utf8')).connection.uuid));
+    const uuids = await Promise.all(
+      boards.map(async (b) => parseKeyFile(await readFile(join(kit, `${b.name}.nmconnection`), 'utf8')).connection.uuid),
+    );
     expect(new Set(uuids).size).toBe(3);
   });
 
-  it('exports each board\'s share to that board\'s address only', async () => {
+  it("exports each board's share to that board's address only", async () => {
     const lines = (await readFile(join(kit, 'exports'), 'utf8')).split('\n').filter((line) => line && !line.startsWith('#'));
     expect(lines).toEqual(boards.map((b) => `${b.share.split(':')[1]} ${b.ip}(rw,sync,no_subtree_check,no_root_squash)`));
   });
@@ -229,12 +267,15 @@ describe('npm run build-image -- --fleet 3', () => {
     for (const board of boards) expect(readme).toContain(`| device \`${board.name}\` | \`${board.ip}\``);
   });
 
-  it('setup-buildx.sh makes one builder with a node per board, each a context for that board\'s address', async () => {
+  it("setup-buildx.sh makes one builder with a node per board, each a context for that board's address", async () => {
     const state = await tempDir();
     const result = runKitScript(join(kit, 'setup-buildx.sh'), await fakeBin({ docker: SETUP_BUILDX_DOCKER }), { STATE: state });
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
-    const calls = (await readFile(join(state, 'log'), 'utf8')).trim().split('\n').filter((call) => /^docker (context create|buildx create)/.test(call));
+    const calls = (await readFile(join(state, 'log'), 'utf8'))
+      .trim()
+      .split('\n')
+      .filter((call) => /^docker (context create|buildx create)/.test(call));
     const tls = `ca=${kit}/tls/ca.pem,cert=${kit}/tls/cert.pem,key=${kit}/tls/key.pem`;
     expect(calls).toEqual(
       boards.flatMap((board, index) => [
@@ -244,7 +285,7 @@ describe('npm run build-image -- --fleet 3', () => {
     );
   });
 
-  it('nat.sh gives each attached board\'s link the host end of its subnet', async () => {
+  it("nat.sh gives each attached board's link the host end of its subnet", async () => {
     const sysfs = await tempDir();
     for (const board of boards) {
       await mkdir(join(sysfs, `usb-${board.name}`));
@@ -252,13 +293,19 @@ describe('npm run build-image -- --fleet 3', () => {
     }
     const state = await tempDir();
     const log = 'echo "$(basename "$0") $*" >>"$STATE/log"';
-    const result = runKitScript(join(kit, 'nat.sh'), await fakeBin({ id: 'echo 0', ip: log, sysctl: log, iptables: `${log}; [ "$3" != -C ] || exit 1` }), { STATE: state, SYSFS_NET: sysfs });
+    const result = runKitScript(
+      join(kit, 'nat.sh'),
+      await fakeBin({ id: 'echo 0', ip: log, sysctl: log, iptables: `${log}; [ "$3" != -C ] || exit 1` }),
+      { STATE: state, SYSFS_NET: sysfs },
+    );
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     const calls = (await readFile(join(state, 'log'), 'utf8')).split('\n');
     for (const board of boards) {
       expect(calls).toContain(`ip address replace ${board.gateway}/24 dev usb-${board.name}`);
-      expect(calls).toContain(`iptables -t nat -A POSTROUTING -s ${board.ip} ! -o usb-${board.name} -m comment --comment odroid-buildx-image -j MASQUERADE`);
+      expect(calls).toContain(
+        `iptables -t nat -A POSTROUTING -s ${board.ip} ! -o usb-${board.name} -m comment --comment odroid-buildx-image -j MASQUERADE`,
+      );
     }
   });
 
@@ -271,9 +318,15 @@ describe('npm run build-image -- --fleet 3', () => {
     }
     const state = await tempDir();
     const log = 'echo "$(basename "$0") $*" >>"$STATE/log"';
-    const result = runKitScript(join(kit, 'nat.sh'), await fakeBin({ id: 'echo 0', ip: log, sysctl: log, iptables: `${log}; [ "$3" != -C ] || exit 1` }), { STATE: state, SYSFS_NET: sysfs });
+    const result = runKitScript(
+      join(kit, 'nat.sh'),
+      await fakeBin({ id: 'echo 0', ip: log, sysctl: log, iptables: `${log}; [ "$3" != -C ] || exit 1` }),
+      { STATE: state, SYSFS_NET: sysfs },
+    );
     expect(result.status).toBe(0);
-    expect(result.stderr).toBe(`nat.sh: warning: no network interface has MAC ${unplugged.hostMac} (that board is not plugged in or not booted yet); run nat.sh again when it is\n`);
+    expect(result.stderr).toBe(
+      `nat.sh: warning: no network interface has MAC ${unplugged.hostMac} (that board is not plugged in or not booted yet); run nat.sh again when it is\n`,
+    );
     const calls = (await readFile(join(state, 'log'), 'utf8')).split('\n');
     for (const board of attached) expect(calls).toContain(`ip address replace ${board.gateway}/24 dev usb-${board.name}`);
     expect(calls.filter((call) => call.includes(unplugged.ip))).toEqual([]);
@@ -298,9 +351,21 @@ describe('npm run build-image -- --fleet 3', () => {
 });
 
 describe('--fleet on the command line', () => {
-  it('--dry-run lists each board\'s operations under its name and writes nothing', async () => {
+  it("--dry-run lists each board's operations under its name and writes nothing", async () => {
     const out = await tempDir();
-    const run = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'dry', '--fleet', '2', '--dry-run', '--config', await configWithFakeBundle(await tempDir())]);
+    const run = await buildImage([
+      '--input',
+      await stockImage('stock'),
+      '--out',
+      out,
+      '--name',
+      'dry',
+      '--fleet',
+      '2',
+      '--dry-run',
+      '--config',
+      await configWithFakeBundle(await tempDir()),
+    ]);
     expect(run.code, run.stderr).toBe(0);
     const sections = run.stdout.split(/^# /m).filter(Boolean);
     expect(sections.map((section) => section.split('\n')[0])).toEqual(['dry-1', 'dry-2']);

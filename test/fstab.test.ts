@@ -14,7 +14,11 @@ describe('editFstab', () => {
   it('keeps every byte of the lines it leaves alone, and the spacing of those it edits', () => {
     expect(editFstab(fstab, (entry) => entry)).toBe(fstab);
     const edited = editFstab(fstab, (entry) => (entry.file === '/media/boot' ? { ...entry, mntops: 'ro', passno: '0' } : entry));
-    expect(edited.split('\n')).toEqual([...fstab.split('\n').slice(0, 2), 'LABEL=BOOT\t/media/boot   vfat  ro  0  0', ...fstab.split('\n').slice(3)]);
+    expect(edited.split('\n')).toEqual([
+      ...fstab.split('\n').slice(0, 2),
+      'LABEL=BOOT\t/media/boot   vfat  ro  0  0',
+      ...fstab.split('\n').slice(3),
+    ]);
   });
 
   it('comments a line out once and never touches comments', () => {
@@ -26,7 +30,12 @@ describe('editFstab', () => {
   it('reads the fields a line has: freq and passno may be missing, CRLF stays', () => {
     const seen: object[] = [];
     const text = 'proc /proc proc defaults\r\n';
-    expect(editFstab(text, (entry) => (seen.push(entry), { ...entry, mntops: 'nosuid' }))).toBe('proc /proc proc nosuid\r\n');
+    expect(
+      editFstab(text, (entry) => {
+        seen.push(entry);
+        return { ...entry, mntops: 'nosuid' };
+      }),
+    ).toBe('proc /proc proc nosuid\r\n');
     expect(seen).toEqual([{ spec: 'proc', file: '/proc', vfstype: 'proc', mntops: 'defaults', freq: undefined, passno: undefined }]);
   });
 });

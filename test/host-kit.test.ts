@@ -3,10 +3,10 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
-import { type BuildConfig } from '../src/config/schema.js';
+import type { BuildConfig } from '../src/config/schema.js';
 import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
-import { tempDir } from './support/images.js';
 import { fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
+import { tempDir } from './support/images.js';
 
 const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: '02:aa:bb:cc:dd:06', deviceMac: '02:aa:bb:cc:dd:02' } });
 
@@ -49,7 +49,11 @@ describe('host kit: files', () => {
       'tls/key.pem': 0o600,
     };
     const found = (await readdir(kit, { recursive: true })).sort();
-    expect(found).toEqual(Object.keys(expected).filter((path) => path !== '.').sort());
+    expect(found).toEqual(
+      Object.keys(expected)
+        .filter((path) => path !== '.')
+        .sort(),
+    );
     for (const [path, mode] of Object.entries(expected)) expect((await modeOf(join(kit, path))).toString(8), path).toBe(mode.toString(8));
   });
 
@@ -90,7 +94,11 @@ describe('host kit: files', () => {
 
   it('carries the client side of mutual TLS: the CA of the secrets, a client certificate it verifies, its key', async () => {
     expect(await readFile(join(kit, 'tls/ca.pem'), 'utf8')).toBe(await readFile(join(secrets, 'tls/ca/cert.pem'), 'utf8'));
-    const verify = spawnSync('openssl', ['verify', '-CAfile', join(kit, 'tls/ca.pem'), '-purpose', 'sslclient', join(kit, 'tls/cert.pem')], { encoding: 'utf8' });
+    const verify = spawnSync(
+      'openssl',
+      ['verify', '-CAfile', join(kit, 'tls/ca.pem'), '-purpose', 'sslclient', join(kit, 'tls/cert.pem')],
+      { encoding: 'utf8' },
+    );
     expect(verify.stdout).toContain(': OK');
     expect(keyMatchesCertificate(join(kit, 'tls/key.pem'), join(kit, 'tls/cert.pem'))).toBe(true);
   });
@@ -137,7 +145,11 @@ describe('nat.sh', () => {
   beforeAll(async () => {
     sysfs = await tempDir();
     // The kernel writes MACs in lower case; an upper-case one checks the comparison anyway.
-    for (const [name, mac] of [['wlan0', '3c:22:fb:00:00:01'], ['enx02aabbccdd06', '02:AA:BB:CC:DD:06'], ['lo', '00:00:00:00:00:00']]) {
+    for (const [name, mac] of [
+      ['wlan0', '3c:22:fb:00:00:01'],
+      ['enx02aabbccdd06', '02:AA:BB:CC:DD:06'],
+      ['lo', '00:00:00:00:00:00'],
+    ]) {
       await mkdir(join(sysfs, name));
       await writeFile(join(sysfs, name, 'address'), `${mac}\n`);
     }
@@ -198,7 +210,11 @@ esac`;
     expect(transactions).toHaveLength(2);
     expect(transactions[1]).toBe(transactions[0]);
     const lines = transactions[0].split('\n').map((line) => line.trim());
-    expect(lines.slice(0, 3)).toEqual(['table ip odroid_buildx_image', 'delete table ip odroid_buildx_image', 'table ip odroid_buildx_image {']);
+    expect(lines.slice(0, 3)).toEqual([
+      'table ip odroid_buildx_image',
+      'delete table ip odroid_buildx_image',
+      'table ip odroid_buildx_image {',
+    ]);
     expect(lines).toContain('ip saddr 10.0.0.2 oifname != "enx02aabbccdd06" masquerade');
     expect(lines.filter((line) => line.endsWith('masquerade'))).toHaveLength(1);
   });
@@ -210,14 +226,17 @@ esac`;
     const noFirewall = runKitScript(join(kit, 'nat.sh'), await fakeBin(COMMON), { SYSFS_NET: sysfs, STATE: await tempDir() });
     expect(noFirewall.stderr).toMatch(/neither iptables nor nft/);
     const empty = await tempDir();
-    const detached = runKitScript(join(kit, 'nat.sh'), await fakeBin({ ...COMMON, iptables: IPTABLES }), { SYSFS_NET: empty, STATE: await tempDir() });
+    const detached = runKitScript(join(kit, 'nat.sh'), await fakeBin({ ...COMMON, iptables: IPTABLES }), {
+      SYSFS_NET: empty,
+      STATE: await tempDir(),
+    });
     expect(detached.status).not.toBe(0);
     expect(detached.stderr).toMatch(/no network interface has MAC 02:aa:bb:cc:dd:06: is the device plugged in/);
   });
 });
 
 describe('setup-buildx.sh', () => {
-  it('creates the context with the kit\'s client certificate and an arm64 node, then updates both in place', async () => {
+  it("creates the context with the kit's client certificate and an arm64 node, then updates both in place", async () => {
     const state = await tempDir();
     const bin = await fakeBin({ docker: SETUP_BUILDX_DOCKER });
     for (let run = 0; run < 2; run += 1) {
@@ -226,7 +245,10 @@ describe('setup-buildx.sh', () => {
       expect(result.status).toBe(0);
       expect(result.stdout).toContain('docker buildx build --builder c2-test --platform linux/arm64');
     }
-    const calls = (await readFile(join(state, 'log'), 'utf8')).trim().split('\n').filter((call) => !call.includes(' inspect ') && call !== 'docker buildx version');
+    const calls = (await readFile(join(state, 'log'), 'utf8'))
+      .trim()
+      .split('\n')
+      .filter((call) => !call.includes(' inspect ') && call !== 'docker buildx version');
     const endpoint = `host=tcp://10.0.0.2:2376,ca=${kit}/tls/ca.pem,cert=${kit}/tls/cert.pem,key=${kit}/tls/key.pem`;
     expect(calls).toEqual([
       `docker context create --description odroid-buildx-image device c2-test --docker ${endpoint} c2-test`,
@@ -234,7 +256,9 @@ describe('setup-buildx.sh', () => {
       `docker context update --docker ${endpoint} c2-test`,
       'docker buildx create --name c2-test --node c2-test --driver docker-container --platform linux/arm64 --append c2-test',
     ]);
-    const bootstraps = (await readFile(join(state, 'log'), 'utf8')).split('\n').filter((call) => call === 'docker buildx inspect --bootstrap c2-test');
+    const bootstraps = (await readFile(join(state, 'log'), 'utf8'))
+      .split('\n')
+      .filter((call) => call === 'docker buildx inspect --bootstrap c2-test');
     expect(bootstraps).toHaveLength(2);
   });
 

@@ -12,21 +12,41 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
-import { SCHEMA, type BuildConfig } from '../src/config/schema.js';
+import { type BuildConfig, SCHEMA } from '../src/config/schema.js';
 import { renderTemplate } from '../src/engine/templates.js';
 import { UserError } from '../src/errors.js';
 import { boardView, renderKitTemplates } from '../src/host-kit/host-kit.js';
 import { dockerView, nfsMountOptions } from '../src/steps/docker.js';
-import { buildImage } from './support/cli.js';
 import { bundleFiles, makeBundle } from './docker-bundle-fixture.js';
+import { parseKeyFile } from './kit-helpers.js';
+import { buildImage } from './support/cli.js';
 import { debugfsCat } from './support/debugfs.js';
 import { stockImage, tempDir } from './support/images.js';
-import { parseKeyFile } from './kit-helpers.js';
 
 const HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYx3PbR1b0wE4y8R2e6u3W5iK0Jw8rC3yY4z1Qk2aB';
 
 /** What a value that escaped its quoting would run: each makes `canary` in the working directory. */
-const FRAGMENTS = ['$(touch canary)', '`touch canary`', "';touch canary;'", '";touch canary;"', '\ntouch canary\n', '|touch canary', '&touch canary&', '>canary', '${IFS}', '%n', '\\', ' ', "'", '"', '#', ',', ':', '\0', '\r'];
+const FRAGMENTS = [
+  '$(touch canary)',
+  '`touch canary`',
+  "';touch canary;'",
+  '";touch canary;"',
+  '\ntouch canary\n',
+  '|touch canary',
+  '&touch canary&',
+  '>canary',
+  '${IFS}',
+  '%n',
+  '\\',
+  ' ',
+  "'",
+  '"',
+  '#',
+  ',',
+  ':',
+  '\0',
+  '\r',
+];
 
 /** Values close to what each key accepts, so that many samples get past the grammar. */
 const NEAR_VALID: Record<string, fc.Arbitrary<string>> = {
@@ -79,7 +99,8 @@ function rawConfig(key: string, value: string): Record<string, unknown> {
   const raw: Record<string, unknown> = key === 'docker.sha256' ? { docker: { bundle: '/tmp/docker.tgz' } } : {};
   const list = SCHEMA.find((entry) => entry.key === key)!.type.name === 'string[]';
   const [group, leaf] = key.includes('.') ? key.split('.') : [undefined, key];
-  const target = group === undefined ? raw : ((raw[group] ??= {}) as Record<string, unknown>);
+  if (group !== undefined) raw[group] ??= {};
+  const target = group === undefined ? raw : (raw[group] as Record<string, unknown>);
   target[leaf] = list ? [value] : value;
   return raw;
 }
@@ -151,12 +172,40 @@ async function checkGenerated(config: BuildConfig, dir: string): Promise<void> {
   expect(run.status, `${run.stderr}`).toBe(0);
   const { name, hostname } = config;
   const ip = config.network.ip;
-  expect(await readOut(dir, 'storage.out')).toEqual([`${config.nfs.server}:${config.nfs.export}`, nfsMountOptions(config.nfs.server), ip, `${name}.ext4`]);
+  expect(await readOut(dir, 'storage.out')).toEqual([
+    `${config.nfs.server}:${config.nfs.export}`,
+    nfsMountOptions(config.nfs.server),
+    ip,
+    `${name}.ext4`,
+  ]);
   expect(await readOut(dir, 'nat.out')).toEqual([config.usb.hostMac, `${config.network.gateway}/${config.network.prefix}`, ip]);
   expect(await readOut(dir, 'bench.out')).toEqual([name, ip]);
-  const calls = (await readOut(dir, 'docker.out')).join('\0').split('\0--\0').map((call) => call.replace(/\0--$/, '').split('\0'));
-  expect(calls).toContainEqual(['context', 'create', '--description', `odroid-buildx-image device ${name}`, '--docker', `host=tcp://${ip}:2376,ca=${dir}/tls/ca.pem,cert=${dir}/tls/cert.pem,key=${dir}/tls/key.pem`, name]);
-  expect(calls).toContainEqual(['buildx', 'create', '--name', name, '--node', name, '--driver', 'docker-container', '--platform', 'linux/arm64', name]);
+  const calls = (await readOut(dir, 'docker.out'))
+    .join('\0')
+    .split('\0--\0')
+    .map((call) => call.replace(/\0--$/, '').split('\0'));
+  expect(calls).toContainEqual([
+    'context',
+    'create',
+    '--description',
+    `odroid-buildx-image device ${name}`,
+    '--docker',
+    `host=tcp://${ip}:2376,ca=${dir}/tls/ca.pem,cert=${dir}/tls/cert.pem,key=${dir}/tls/key.pem`,
+    name,
+  ]);
+  expect(calls).toContainEqual([
+    'buildx',
+    'create',
+    '--name',
+    name,
+    '--node',
+    name,
+    '--driver',
+    'docker-container',
+    '--platform',
+    'linux/arm64',
+    name,
+  ]);
   const words = await Promise.all(commands.map((_command, index) => readOut(dir, `words-${index + 1}.out`)));
   expect(words).toEqual(
     expect.arrayContaining([
@@ -172,10 +221,15 @@ async function checkGenerated(config: BuildConfig, dir: string): Promise<void> {
   // The other languages: each value reads back from its own file.
   expect(files.exports.split('\n')).toContain(`${config.nfs.export} ${ip}(rw,sync,no_subtree_check,no_root_squash)`);
   expect(files.known_hosts).toBe(`${ip},${hostname} ${HOST_KEY}\n`);
-  expect(parseKeyFile(files[`${name}.nmconnection`])).toMatchObject({ connection: { id: name }, ethernet: { 'mac-address': config.usb.hostMac }, ipv4: { address1: `${config.network.gateway}/${config.network.prefix}` } });
+  expect(parseKeyFile(files[`${name}.nmconnection`])).toMatchObject({
+    connection: { id: name },
+    ethernet: { 'mac-address': config.usb.hostMac },
+    ipv4: { address1: `${config.network.gateway}/${config.network.prefix}` },
+  });
   const daemon = JSON.parse(await renderTemplate('docker/etc/docker/daemon.json.mustache', view));
   expect(daemon.hosts).toEqual(view.hosts);
-  for (const unit of ['builder-storage', 'containerd', 'docker']) await renderTemplate(`docker/etc/systemd/system/${unit}.service.mustache`, view);
+  for (const unit of ['builder-storage', 'containerd', 'docker'])
+    await renderTemplate(`docker/etc/systemd/system/${unit}.service.mustache`, view);
   const keys = await renderTemplate('remote-access/root/.ssh/authorized_keys.mustache', { keys: config.ssh.authorizedKeys });
   expect(keys.split('\n').filter((line) => line && !line.startsWith('#'))).toEqual(config.ssh.authorizedKeys);
 }
@@ -214,8 +268,10 @@ describe('arbitrary strings in the config', () => {
     expect(accepted).toBeGreaterThanOrEqual(1);
   });
 
-  it('refuses the export of the finding: /srv/a\'$(touch${IFS}/tmp/x)\'b', () => {
-    expect(() => resolveConfig({ nfs: { export: "/srv/a'$(touch${IFS}/tmp/x)'b" } })).toThrow(/^config key nfs\.export .* is not a plain path/);
+  it("refuses the export of the finding: /srv/a'$(touch${IFS}/tmp/x)'b", () => {
+    expect(() => resolveConfig({ nfs: { export: "/srv/a'$(touch${IFS}/tmp/x)'b" } })).toThrow(
+      /^config key nfs\.export .* is not a plain path/,
+    );
   });
 });
 

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ImageReport } from '../src/cli/inspect.js';
-import { buildImage, runScript } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
+import { buildImage, runScript } from './support/cli.js';
 import { debugfsCat, dumpe2fsHeader } from './support/debugfs.js';
 import { partitionOffsets, ROOT_UUID, stockImage, tempDir } from './support/images.js';
 
@@ -32,13 +32,24 @@ describe('npm run inspect on the stock image', () => {
     const header = await dumpe2fsHeader(img);
     expect(report.partitions).toEqual([
       expect.objectContaining({ number: 1, role: 'boot', type: '0x0c', filesystem: 'FAT32' }),
-      expect.objectContaining({ number: 2, role: 'rootfs', type: '0x83', filesystem: 'ext4', uuid: ROOT_UUID, label: header['Filesystem volume name'] }),
+      expect.objectContaining({
+        number: 2,
+        role: 'rootfs',
+        type: '0x83',
+        filesystem: 'ext4',
+        uuid: ROOT_UUID,
+        label: header['Filesystem volume name'],
+      }),
     ]);
     expect(header['Filesystem UUID']).toBe(ROOT_UUID);
   });
 
   it('reads the stock boot.ini: graphics on, 4 cores at 1536 MHz, no init=', () => {
-    expect(report.boot).toMatchObject({ kind: 'c2-boot.ini', file: '/boot.ini', variables: { nographics: '0', maxcpus: '4', max_freq: '1536' } });
+    expect(report.boot).toMatchObject({
+      kind: 'c2-boot.ini',
+      file: '/boot.ini',
+      variables: { nographics: '0', maxcpus: '4', max_freq: '1536' },
+    });
     expect(report.boot.bootargs).toMatch(new RegExp(`^root=UUID=${ROOT_UUID} rootwait ro .*max_freq=1536 maxcpus=4 `));
     expect(report.boot.bootargs).not.toContain('${');
     expect(report.boot.init).toBeUndefined();
@@ -67,7 +78,9 @@ describe('npm run inspect on the stock image', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^partitions\n {2}1 +boot +type 0x0c +offset +1048576 +size +128 MiB +FAT32\n/m);
     expect(run.stdout).toMatch(/^ {2}nographics +0$/m);
-    expect(run.stdout).toMatch(/^kernel +3\.16\.85-65: g_ether yes, g_ncm no, overlay no, overlayfs yes, aufs yes, nfs yes, fuse yes, loop yes$/m);
+    expect(run.stdout).toMatch(
+      /^kernel +3\.16\.85-65: g_ether yes, g_ncm no, overlay no, overlayfs yes, aufs yes, nfs yes, fuse yes, loop yes$/m,
+    );
     expect(run.stdout).toMatch(/^network +ifupdown \(\/etc\/network\/interfaces\)$/m);
     expect(run.stdout).toMatch(/^init +systemd \(\/sbin\/init -> \/lib\/systemd\/systemd\)$/m);
     expect(run.stdout).toMatch(/^ {2}build-stamp +not applied$/m);

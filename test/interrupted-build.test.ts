@@ -8,11 +8,11 @@ import { execFile, execFileSync } from 'node:child_process';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { REPO } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
+import { keyMatchesCertificate } from './kit-helpers.js';
+import { REPO } from './support/cli.js';
 import { debugfsCat } from './support/debugfs.js';
 import { stockImage, tempDir } from './support/images.js';
-import { keyMatchesCertificate } from './kit-helpers.js';
 
 const NAME = 'k';
 const TSX = join(REPO, 'node_modules/.bin/tsx');
@@ -86,7 +86,8 @@ describe('builds killed at ten points, then one ordinary build into the same --o
       const pids = leftovers.map((path) => /\.(\d+)\.tmp$/.exec(path)?.[1]).filter(Boolean);
       expect(new Set(pids)).toEqual(new Set(pids.length ? [pid] : []));
       // Pending secrets are private.
-      for (const dir of leftovers.filter((path) => /(^|\/)\.(secrets\.)?new-\w+$/.test(path))) expect(await mode(join(out, dir)), dir).toBe('700');
+      for (const dir of leftovers.filter((path) => /(^|\/)\.(secrets\.)?new-\w+$/.test(path)))
+        expect(await mode(join(out, dir)), dir).toBe('700');
     });
   }
 
@@ -100,14 +101,17 @@ describe('builds killed at ten points, then one ordinary build into the same --o
     expect((await readdir(join(out, 'secrets/tls'))).sort()).toEqual(['ca', 'client', 'server-k']);
 
     const tls = join(out, 'secrets/tls');
-    for (const pair of ['ca', 'client', 'server-k']) expect(keyMatchesCertificate(join(tls, pair, 'key.pem'), join(tls, pair, 'cert.pem')), pair).toBe(true);
+    for (const pair of ['ca', 'client', 'server-k'])
+      expect(keyMatchesCertificate(join(tls, pair, 'key.pem'), join(tls, pair, 'cert.pem')), pair).toBe(true);
     expect(keyMatchesCertificate(join(out, 'host/tls/key.pem'), join(out, 'host/tls/cert.pem'))).toBe(true);
     expect(await readFile(join(out, 'host/tls/cert.pem'), 'utf8')).toBe(await readFile(join(tls, 'client/cert.pem'), 'utf8'));
     expect(await readFile(join(out, 'host/tls/ca.pem'), 'utf8')).toBe(await readFile(join(tls, 'ca/cert.pem'), 'utf8'));
     execFileSync('openssl', ['verify', '-CAfile', join(tls, 'ca/cert.pem'), join(tls, 'server-k/cert.pem'), join(tls, 'client/cert.pem')]);
 
     const ssh = join(out, 'secrets/ssh');
-    expect((await readdir(ssh)).sort()).toEqual(['ecdsa', 'ed25519', 'rsa'].flatMap((type) => [`ssh_host_${type}_key`, `ssh_host_${type}_key.pub`]));
+    expect((await readdir(ssh)).sort()).toEqual(
+      ['ecdsa', 'ed25519', 'rsa'].flatMap((type) => [`ssh_host_${type}_key`, `ssh_host_${type}_key.pub`]),
+    );
     for (const type of ['ecdsa', 'ed25519', 'rsa']) {
       const key = join(ssh, `ssh_host_${type}_key`);
       const typeAndKey = (line: string) => line.trim().split(/\s+/).slice(0, 2).join(' ');

@@ -8,11 +8,11 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getIniKey } from '../src/formats/ini.js';
-import { buildImage, runScript } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
+import { buildImage, runScript } from './support/cli.js';
 import { debugfsCat, debugfsStat } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
-import { stockImage, tempDir, treeListing, type FixtureOptions, type NetworkStackVariant } from './support/images.js';
+import { type FixtureOptions, type NetworkStackVariant, stockImage, tempDir, treeListing } from './support/images.js';
 import { dumpPartitions, mtypeBoot } from './support/mtools.js';
 
 const WANTS = '/etc/systemd/system/multi-user.target.wants';
@@ -58,7 +58,8 @@ async function expectUsb0Configured(img: string, mechanism: Mechanism): Promise<
   const text = await debugfsCat(img, file);
   const stat = await debugfsStat(img, file);
   expect(stat).toMatchObject({ type: 'regular', uid: 0, gid: 0 });
-  for (const [other, path] of Object.entries(USB0_FILE)) if (other !== mechanism) expect(await debugfsStat(img, path), path).toBeUndefined();
+  for (const [other, path] of Object.entries(USB0_FILE))
+    if (other !== mechanism) expect(await debugfsStat(img, path), path).toBeUndefined();
   switch (mechanism) {
     case 'ifupdown':
       expect(text).toMatch(/^allow-hotplug usb0\niface usb0 inet static\n\taddress 10\.0\.0\.2\n/m);
@@ -93,9 +94,12 @@ async function expectEth0Optional(img: string, variant: Variant): Promise<void> 
     expect(await debugfsCat(img, eth0File)).toMatch(/^allow-hotplug eth0$/m);
     expect(await debugfsCat(img, eth0File)).not.toMatch(/^auto eth0$/m);
   }
-  if (variant.network === 'netplan') expect(await debugfsCat(img, '/etc/netplan/01-netcfg.yaml')).toMatch(/^ {4}eth0:\n {6}optional: true$/m);
+  if (variant.network === 'netplan')
+    expect(await debugfsCat(img, '/etc/netplan/01-netcfg.yaml')).toMatch(/^ {4}eth0:\n {6}optional: true$/m);
   if (variant.network === 'networkmanager') {
-    expect(getIniKey(await debugfsCat(img, '/etc/NetworkManager/system-connections/eth0.nmconnection'), 'connection', 'autoconnect')).toBe('false');
+    expect(getIniKey(await debugfsCat(img, '/etc/NetworkManager/system-connections/eth0.nmconnection'), 'connection', 'autoconnect')).toBe(
+      'false',
+    );
   }
 }
 
@@ -113,20 +117,32 @@ describe.each(VARIANTS)('build and inspect: $network', (variant) => {
     expect(await fsckFatClean(img)).toMatchObject({ ok: true });
     await expectUsb0Configured(img, variant.expected);
     if (variant.profile !== 'full') {
-      expect(await mtypeBoot(img, 'boot.ini')).toContain(`fdt rm ${variant.deviceTree === 'mainline' ? '/soc/ethernet@c9410000' : '/ethernet@0xc9410000'}; fi`);
+      expect(await mtypeBoot(img, 'boot.ini')).toContain(
+        `fdt rm ${variant.deviceTree === 'mainline' ? '/soc/ethernet@c9410000' : '/ethernet@0xc9410000'}; fi`,
+      );
       await expectEth0Optional(img, variant);
     }
 
     const inspect = await runScript('src/cli/inspect-command.ts', ['--input', img, '--json']);
     expect(inspect.code).toBe(0);
-    const chain = Object.fromEntries((JSON.parse(inspect.stdout) as { chain: { link: string; value?: string; file: string }[] }).chain.map((l) => [l.link, l]));
+    const chain = Object.fromEntries(
+      (JSON.parse(inspect.stdout) as { chain: { link: string; value?: string; file: string }[] }).chain.map((l) => [l.link, l]),
+    );
     expect(chain['kernel command line'].value?.split(' ')).toContain('init=/sbin/overlay-init');
     expect(chain.init).toEqual({ link: 'init', value: '/sbin/overlay-init', file: 'boot:/boot.ini' });
-    expect(chain.overlay).toEqual({ link: 'overlay', value: 'overlayfs over the read-only root', file: `rootfs:${variant.mergedUsr ? '/usr' : ''}/sbin/overlay-init` });
+    expect(chain.overlay).toEqual({
+      link: 'overlay',
+      value: 'overlayfs over the read-only root',
+      file: `rootfs:${variant.mergedUsr ? '/usr' : ''}/sbin/overlay-init`,
+    });
     expect(chain['USB gadget'].value).toMatch(/^g_ether dev_addr=\S+ host_addr=\S+ use_eem=0$/);
     expect(chain['USB gadget'].file).toBe('rootfs:/etc/modprobe.d/usb-gadget.conf');
     expect(chain['usb0 brought up by'].value).toBe(variant.expected);
-    expect(chain['usb0 address']).toEqual({ link: 'usb0 address', value: variant.expected === 'ifupdown' ? '10.0.0.2' : '10.0.0.2/24', file: `rootfs:${USB0_FILE[variant.expected]}` });
+    expect(chain['usb0 address']).toEqual({
+      link: 'usb0 address',
+      value: variant.expected === 'ifupdown' ? '10.0.0.2' : '10.0.0.2/24',
+      file: `rootfs:${USB0_FILE[variant.expected]}`,
+    });
     expect(chain['dockerd API']).toEqual({ link: 'dockerd API', value: 'tcp://10.0.0.2:2376', file: 'rootfs:/etc/docker/daemon.json' });
 
     if (!variant.rebuild) return;

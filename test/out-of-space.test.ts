@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256File } from '../src/checksum.js';
-import { buildImage, REPO, type RunResult } from './support/cli.js';
 import { bundleFiles, configWithFakeBundle, makeBundle } from './docker-bundle-fixture.js';
-import { copyOfStockImage, skipWithout, stockImage, tempDir } from './support/images.js';
 import { startServer } from './http-server.js';
+import { buildImage, REPO, type RunResult } from './support/cli.js';
+import { copyOfStockImage, skipWithout, stockImage, tempDir } from './support/images.js';
 
 const noTmpfs = skipWithout({
   'a tmpfs mount in a user and mount namespace (unshare -rm mount -t tmpfs)':
@@ -74,9 +74,16 @@ describe.skipIf(noTmpfs)('out of space (a tmpfs in a user namespace)', () => {
     const out = join(await tempDir(), 'out');
     // The copy fits; the fake Docker bundle (over 3 MiB of random bytes) that the patch adds does not.
     const bytes = (await copiedBytes()) + MiB;
-    const run = await buildOnTmpfs([{ dir: out, bytes }], ['--input', input, '--out', out, '--name', 'full', '--config', await configWithFakeBundle(await tempDir())], out);
+    const run = await buildOnTmpfs(
+      [{ dir: out, bytes }],
+      ['--input', input, '--out', out, '--name', 'full', '--config', await configWithFakeBundle(await tempDir())],
+      out,
+    );
     expect(run.stderr).toMatch(/^step docker: /m);
-    expectOneLine(run, /^error: cannot write \S+\/\.full\.img\.\d+\.tmp: no space left on device \(ENOSPC\); free space in --out, or pass another --out$/);
+    expectOneLine(
+      run,
+      /^error: cannot write \S+\/\.full\.img\.\d+\.tmp: no space left on device \(ENOSPC\); free space in --out, or pass another --out$/,
+    );
     // secrets/ is reused by the next build, not made per build: nothing else may be left.
     expect(run.left.filter((file) => !file.startsWith('secrets/'))).toEqual(['secrets']);
     expect(await sha256File(input)).toBe(before);
@@ -85,15 +92,26 @@ describe.skipIf(noTmpfs)('out of space (a tmpfs in a user namespace)', () => {
   it('in --out while copying the source image: one line naming --out', async () => {
     const out = join(await tempDir(), 'out');
     const bytes = Math.floor((await copiedBytes()) / 2);
-    const run = await buildOnTmpfs([{ dir: out, bytes }], ['--input', await stockImage('stock'), '--out', out, '--name', 'full', '--config', await configWithFakeBundle(await tempDir())], out);
+    const run = await buildOnTmpfs(
+      [{ dir: out, bytes }],
+      ['--input', await stockImage('stock'), '--out', out, '--name', 'full', '--config', await configWithFakeBundle(await tempDir())],
+      out,
+    );
     expectOneLine(run, /^error: cannot copy .*No space left on device; check free space in --out, or pass another --out$/);
     expect(run.left).toEqual([]);
   });
 
   it('in the secrets: one line naming ssh-keygen, the secrets directory and --out', async () => {
     const out = join(await tempDir(), 'out');
-    const run = await buildOnTmpfs([{ dir: join(out, 'secrets'), bytes: 4096, full: true }], ['--input', await stockImage('stock'), '--out', out, '--name', 'full', '--config', await configWithFakeBundle(await tempDir())], out);
-    expectOneLine(run, /^error: ssh-keygen could not make the ed25519 host key: .*No space left on device; check free space in \S+\/secrets\/ssh \(or pass another --out\)/);
+    const run = await buildOnTmpfs(
+      [{ dir: join(out, 'secrets'), bytes: 4096, full: true }],
+      ['--input', await stockImage('stock'), '--out', out, '--name', 'full', '--config', await configWithFakeBundle(await tempDir())],
+      out,
+    );
+    expectOneLine(
+      run,
+      /^error: ssh-keygen could not make the ed25519 host key: .*No space left on device; check free space in \S+\/secrets\/ssh \(or pass another --out\)/,
+    );
     expect(run.left.filter((file) => /\.img$|\.tmp$|\.new-/.test(file))).toEqual([]);
   });
 
@@ -102,8 +120,17 @@ describe.skipIf(noTmpfs)('out of space (a tmpfs in a user namespace)', () => {
     const xz = join(dir, 'stock.img.xz');
     spawnSync('sh', ['-c', `xz -T0 -1 -c ${quote(await stockImage('stock'))} >${quote(xz)}`]);
     // The decompressed image takes more than the cache's 1 MiB.
-    const run = await buildOnTmpfs([{ dir: CACHE_DIR, bytes: MiB }], ['--input', xz, '--out', join(dir, 'out'), '--name', 'full', '--config', await configWithFakeBundle(dir)], CACHE_DIR);
-    expectOneLine(run, new RegExp(`^error: cannot write ${CACHE_DIR}/stock\\.img\\.tmp: no space left on device \\(ENOSPC\\); free space in the image cache ${CACHE_DIR}$`));
+    const run = await buildOnTmpfs(
+      [{ dir: CACHE_DIR, bytes: MiB }],
+      ['--input', xz, '--out', join(dir, 'out'), '--name', 'full', '--config', await configWithFakeBundle(dir)],
+      CACHE_DIR,
+    );
+    expectOneLine(
+      run,
+      new RegExp(
+        `^error: cannot write ${CACHE_DIR}/stock\\.img\\.tmp: no space left on device \\(ENOSPC\\); free space in the image cache ${CACHE_DIR}$`,
+      ),
+    );
     expect(run.left).toEqual([]);
   });
 
@@ -111,8 +138,17 @@ describe.skipIf(noTmpfs)('out of space (a tmpfs in a user namespace)', () => {
     const server = await startServer({ '/big.img': { body: Buffer.alloc(2 * MiB, 0x5a) } });
     try {
       const dir = await tempDir();
-      const run = await buildOnTmpfs([{ dir: CACHE_DIR, bytes: MiB }], ['--input', server.url('/big.img'), '--out', join(dir, 'out'), '--name', 'full'], CACHE_DIR);
-      expectOneLine(run, new RegExp(`^error: cannot write ${CACHE_DIR}/big\\.img\\.part: no space left on device \\(ENOSPC\\); free space in the image cache ${CACHE_DIR}$`));
+      const run = await buildOnTmpfs(
+        [{ dir: CACHE_DIR, bytes: MiB }],
+        ['--input', server.url('/big.img'), '--out', join(dir, 'out'), '--name', 'full'],
+        CACHE_DIR,
+      );
+      expectOneLine(
+        run,
+        new RegExp(
+          `^error: cannot write ${CACHE_DIR}/big\\.img\\.part: no space left on device \\(ENOSPC\\); free space in the image cache ${CACHE_DIR}$`,
+        ),
+      );
       expect(run.left).toEqual(['big.img.part']);
     } finally {
       await server.close();
@@ -134,7 +170,10 @@ describe('a root file system too small for what the build adds', () => {
     const input = await stockImage('stock', { sizeMiB: 256 });
     const before = await sha256File(input);
     const run = await buildImage(['--input', input, '--out', out, '--name', 'big', '--config', config]);
-    expectOneLine(run, /^error: the root file system \(partition 2 of .*\) has \d+\.\d MiB free and this build needs 2\d\d\.\d MiB; grow the image and its root partition first \(docs\/rootfs-space\.md: truncate, sfdisk, resize2fs\), or use a smaller docker\.bundle/);
+    expectOneLine(
+      run,
+      /^error: the root file system \(partition 2 of .*\) has \d+\.\d MiB free and this build needs 2\d\d\.\d MiB; grow the image and its root partition first \(docs\/rootfs-space\.md: truncate, sfdisk, resize2fs\), or use a smaller docker\.bundle/,
+    );
     // Refused at the space check: no copy was made, nothing was patched.
     expect(run.stderr).toMatch(/^time: .*space [\d.]+s; total/m);
     expect(run.stderr).not.toMatch(/copy [\d.]+s|^step /m);

@@ -104,9 +104,7 @@ describe.skipIf(!canBoot)('overlay-init as PID 1 in a namespace', () => {
     const run = spawnSync('unshare', ['-m', '--pid', '--fork', '--mount-proc', 'sh', script, '-c', probe, 'init', 'single'], {
       encoding: 'utf8',
     });
-    expect(run.stdout).toBe(
-      `args=single\nroot=overlay\nroot-ro=${hostRoot()}\nroot-rw=tmpfs\nkept-in-tmpfs\n`,
-    );
+    expect(run.stdout).toBe(`args=single\nroot=overlay\nroot-ro=${hostRoot()}\nroot-rw=tmpfs\nkept-in-tmpfs\n`);
     expect(run.status).toBe(0);
   });
 
@@ -114,10 +112,25 @@ describe.skipIf(!canBoot)('overlay-init as PID 1 in a namespace', () => {
     const script = await writeScript('overlay-init-boot', { ...DEFAULTS, realInit: '/bin/sh' });
     const cmdline = path.join(dir, 'cmdline');
     writeFileSync(cmdline, 'root=UUID=e139ce78-9841-40fe-8823-96a304a09859 ro overlayroot=disabled\n');
-    const run = spawnSync('unshare', ['-m', '--pid', '--fork', '--mount-proc', 'sh', '-c',
-      'mount --bind "$1" /proc/cmdline && exec sh "$2" -c "$3" init', 'wrapper', cmdline, script, `echo "${fstype('/')}"`], {
-      encoding: 'utf8',
-    });
+    const run = spawnSync(
+      'unshare',
+      [
+        '-m',
+        '--pid',
+        '--fork',
+        '--mount-proc',
+        'sh',
+        '-c',
+        'mount --bind "$1" /proc/cmdline && exec sh "$2" -c "$3" init',
+        'wrapper',
+        cmdline,
+        script,
+        `echo "${fstype('/')}"`,
+      ],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(run.stdout).toBe(`${hostRoot()}\n`);
     expect(run.status).toBe(0);
   });

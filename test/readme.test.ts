@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { BUILD_FLAGS } from '../src/cli/build-flags.js';
 import { synopsis } from '../src/cli/options.js';
 import { listSteps, STEPS } from '../src/steps/index.js';
-import { describe, expect, it } from 'vitest';
 import { REPO } from './support/cli.js';
 import { tempDir } from './support/images.js';
 
@@ -28,10 +28,17 @@ describe('README', () => {
     const commands = (await readmeCommands('### Offline example')).map((command) => command.replaceAll('/tmp/', `${tmp}/`));
     expect(commands.some((c) => c.startsWith('npm run build-image'))).toBe(true);
     for (const command of commands) {
-      execFileSync('bash', ['-euo', 'pipefail', '-c', command], { cwd: REPO, stdio: 'pipe', env: { ...process.env, SOURCE_DATE_EPOCH: '' } });
+      execFileSync('bash', ['-euo', 'pipefail', '-c', command], {
+        cwd: REPO,
+        stdio: 'pipe',
+        env: { ...process.env, SOURCE_DATE_EPOCH: '' },
+      });
     }
     const out = join(tmp, 'out');
-    const inspect = execFileSync('npm', ['run', '--silent', 'inspect', '--', '--input', join(out, 'demo.img')], { cwd: REPO, encoding: 'utf8' });
+    const inspect = execFileSync('npm', ['run', '--silent', 'inspect', '--', '--input', join(out, 'demo.img')], {
+      cwd: REPO,
+      encoding: 'utf8',
+    });
     expect(inspect).toMatch(/^ {2}docker +applied$/m);
     execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: out });
   }, 300_000);
@@ -41,7 +48,10 @@ describe('README', () => {
     const readme = await readFile(join(REPO, 'README.md'), 'utf8');
     const tests = readme.slice(readme.indexOf('## Tests')).split(/\n## /)[0];
     const commands = [...tests.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((block) =>
-      block[1].split('\n').map((line) => line.replace(/#.*/, '').trim()).filter(Boolean),
+      block[1]
+        .split('\n')
+        .map((line) => line.replace(/#.*/, '').trim())
+        .filter(Boolean),
     );
     expect(commands).toEqual(['npm test', 'npm run test:boot']);
     const ciCommands = ci.split('\n').filter((line) => commands.includes(line.trim()));

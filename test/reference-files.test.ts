@@ -8,9 +8,9 @@ import { readdir, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type TestServer } from './http-server.js';
 import { REPO } from './support/cli.js';
 import { tempDir } from './support/images.js';
-import { startServer, type TestServer } from './http-server.js';
 import { REFERENCE_FILES, referencePath } from './support/reference.js';
 
 const execFile = promisify(execFileCallback);
@@ -27,7 +27,9 @@ const served = (path: string) => server.files.get(`/${REFERENCE_FILES.find((file
 
 /** A command in the clone as a user would run it there: no REFERENCE_DIR, not inside this vitest. */
 function runInClone(command: string, args: string[], baseUrl = server.url('')): Promise<Run> {
-  const inherited = Object.entries(process.env).filter(([name]) => !['REFERENCE_DIR', 'FORCE_COLOR'].includes(name) && !name.startsWith('VITEST'));
+  const inherited = Object.entries(process.env).filter(
+    ([name]) => !['REFERENCE_DIR', 'FORCE_COLOR'].includes(name) && !name.startsWith('VITEST'),
+  );
   const env = { ...Object.fromEntries(inherited), REFERENCE_BASE_URL: baseUrl, NO_COLOR: '1' };
   return new Promise((resolve) => {
     execFileCallback(command, args, { cwd: clone, env }, (error, stdout, stderr) => {
@@ -52,7 +54,9 @@ beforeAll(async () => {
   // What is committed, cloned where no ../shared is beside it; node_modules shared to skip `npm ci`.
   await execFile('git', ['clone', '--quiet', REPO, clone]);
   await symlink(join(REPO, 'node_modules'), join(clone, 'node_modules'));
-  server = await startServer(Object.fromEntries(REFERENCE_FILES.map((file) => [`/${file.source}`, { body: readFileSync(referencePath(file.path)) }])));
+  server = await startServer(
+    Object.fromEntries(REFERENCE_FILES.map((file) => [`/${file.source}`, { body: readFileSync(referencePath(file.path)) }])),
+  );
 });
 
 afterAll(async () => {
@@ -83,8 +87,14 @@ describe('reference files in a fresh clone', () => {
     try {
       const run = await fetchInClone();
       expect(run.code).toBe(1);
-      expect(errorLines(run.output)).toEqual([expect.stringMatching(/odroid-c2\/boot\.ini \(.* sent sha256 [0-9a-f]{64}, not the pinned 3287d215/)]);
-      expect(await cached()).toEqual(REFERENCE_FILES.map((file) => file.path).filter((path) => path !== 'odroid-c2/boot.ini').sort());
+      expect(errorLines(run.output)).toEqual([
+        expect.stringMatching(/odroid-c2\/boot\.ini \(.* sent sha256 [0-9a-f]{64}, not the pinned 3287d215/),
+      ]);
+      expect(await cached()).toEqual(
+        REFERENCE_FILES.map((file) => file.path)
+          .filter((path) => path !== 'odroid-c2/boot.ini')
+          .sort(),
+      );
     } finally {
       bootIni.body = genuine;
     }

@@ -1,14 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '../src/checksum.js';
 import { UserError } from '../src/errors.js';
 import { scanImage } from '../src/output/release.js';
-import { buildImage } from './support/cli.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { stockImage, tempDir } from './support/images.js';
 import { fakeBin } from './kit-helpers.js';
+import { buildImage } from './support/cli.js';
+import { stockImage, tempDir } from './support/images.js';
 
 // A release reads every byte of the image (sha256, bmap, xz), holes included: a small disk with
 // the stock content keeps these builds quick without changing what they prove.
@@ -43,7 +43,8 @@ async function expectReleaseFiles(out: string, name: string, sha256: string): Pr
 }
 
 /** Every file under `out` with its sha256, to tell whether a build changed anything there. */
-const contentsOf = (out: string) => execFileSync('sh', ['-c', 'find . -type f -exec sha256sum {} + | sort -k 2'], { cwd: out, encoding: 'utf8' });
+const contentsOf = (out: string) =>
+  execFileSync('sh', ['-c', 'find . -type f -exec sha256sum {} + | sort -k 2'], { cwd: out, encoding: 'utf8' });
 
 /** A bin directory whose xz is the stand-in `script`, ahead of the rest of PATH. */
 async function withXz(script: string): Promise<NodeJS.ProcessEnv> {
@@ -72,12 +73,25 @@ describe('--release', () => {
     const second = await buildImage(args, env);
     expect(second.code).toBe(0);
     execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: out });
-    expect(await readFile(join(out, 'SHA256SUMS'), 'utf8')).toBe(Object.entries(sums).map(([file, sum]) => `${sum}  ${file}\n`).join(''));
+    expect(await readFile(join(out, 'SHA256SUMS'), 'utf8')).toBe(
+      Object.entries(sums)
+        .map(([file, sum]) => `${sum}  ${file}\n`)
+        .join(''),
+    );
   }, 400_000);
 
   it('without SOURCE_DATE_EPOCH the clock shows: two builds differ', async () => {
     const out = await tempDir();
-    const args = ['--input', await releaseInput(), '--out', out, '--name', 'clock', '--config', await configWithFakeBundle(await tempDir())];
+    const args = [
+      '--input',
+      await releaseInput(),
+      '--out',
+      out,
+      '--name',
+      'clock',
+      '--config',
+      await configWithFakeBundle(await tempDir()),
+    ];
     expect((await buildImage(args, { SOURCE_DATE_EPOCH: '' })).code).toBe(0);
     const first = await sha256File(join(out, 'clock.img'));
     await new Promise((resolve) => setTimeout(resolve, 1100));
@@ -87,13 +101,30 @@ describe('--release', () => {
 });
 
 describe('--release --fleet 2', () => {
-  it('writes every board\'s image, checksum, xz and bmap, and one SHA256SUMS over all of them', async () => {
+  it("writes every board's image, checksum, xz and bmap, and one SHA256SUMS over all of them", async () => {
     const out = await tempDir();
-    const run = await buildImage(['--input', await releaseInput(), '--out', out, '--name', 'rf', '--fleet', '2', '--release', '--config', await configWithFakeBundle(await tempDir())]);
+    const run = await buildImage([
+      '--input',
+      await releaseInput(),
+      '--out',
+      out,
+      '--name',
+      'rf',
+      '--fleet',
+      '2',
+      '--release',
+      '--config',
+      await configWithFakeBundle(await tempDir()),
+    ]);
     expect(run.stderr).not.toMatch(/internal error/);
     expect(run.code, run.stderr).toBe(0);
     const boards = ['rf-1', 'rf-2'];
-    expect((await readdir(out)).sort()).toEqual(['SHA256SUMS', 'host', ...boards.flatMap((b) => [`${b}.bmap`, `${b}.img`, `${b}.img.sha256`, `${b}.img.xz`]), 'secrets']);
+    expect((await readdir(out)).sort()).toEqual([
+      'SHA256SUMS',
+      'host',
+      ...boards.flatMap((b) => [`${b}.bmap`, `${b}.img`, `${b}.img.sha256`, `${b}.img.xz`]),
+      'secrets',
+    ]);
     const sums = await checkedSums(out);
     expect(Object.keys(sums)).toEqual(boards.flatMap((b) => [`${b}.bmap`, `${b}.img`, `${b}.img.xz`]));
     for (const board of boards) {
@@ -103,12 +134,28 @@ describe('--release --fleet 2', () => {
     expect(sums['rf-1.img']).not.toBe(sums['rf-2.img']);
   }, 400_000);
 
-  it('leaves none of the boards\' files when the last board fails', async () => {
+  it("leaves none of the boards' files when the last board fails", async () => {
     const out = await tempDir();
     // An xz that takes board 1's image and fails on board 2's: board 1's finished files must go too.
-    const xz = 'runs=$(cat "$XZ_RUNS" 2>/dev/null || echo 0); echo $((runs + 1)) >"$XZ_RUNS"; cat >/dev/null; [ "$runs" = 0 ] || { echo "injected failure" >&2; exit 1; }';
+    const xz =
+      'runs=$(cat "$XZ_RUNS" 2>/dev/null || echo 0); echo $((runs + 1)) >"$XZ_RUNS"; cat >/dev/null; [ "$runs" = 0 ] || { echo "injected failure" >&2; exit 1; }';
     const env = { ...(await withXz(xz)), XZ_RUNS: join(await tempDir(), 'runs') };
-    const run = await buildImage(['--input', await releaseInput(), '--out', out, '--name', 'rf', '--fleet', '2', '--release', '--config', await configWithFakeBundle(await tempDir())], env);
+    const run = await buildImage(
+      [
+        '--input',
+        await releaseInput(),
+        '--out',
+        out,
+        '--name',
+        'rf',
+        '--fleet',
+        '2',
+        '--release',
+        '--config',
+        await configWithFakeBundle(await tempDir()),
+      ],
+      env,
+    );
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/^error: xz failed \(exit status 1\): injected failure; /m);
     expect(run.stderr).not.toMatch(/internal error/);
@@ -139,7 +186,7 @@ describe('a build into an --out holding a release of the same image', () => {
     expect(contentsOf(out)).toBe(before);
   });
 
-  it('with --release replaces that image\'s lines in SHA256SUMS, keeping other images\'', async () => {
+  it("with --release replaces that image's lines in SHA256SUMS, keeping other images'", async () => {
     const before = await checkedSums(out);
     const run = await build('st-1', ['--release']);
     expect(run.code, run.stderr).toBe(0);
@@ -150,7 +197,7 @@ describe('a build into an --out holding a release of the same image', () => {
     await expectReleaseFiles(out, 'st-1', sums['st-1.img']);
   }, 400_000);
 
-  it('without --release removes that image\'s .img.xz and .bmap and its lines in SHA256SUMS, keeping other images\'', async () => {
+  it("without --release removes that image's .img.xz and .bmap and its lines in SHA256SUMS, keeping other images'", async () => {
     const run = await build('st-1');
     expect(run.code, run.stderr).toBe(0);
     const files = await readdir(out);
@@ -170,9 +217,17 @@ describe('a build into an --out holding a release of the same image', () => {
 describe('a failing xz', () => {
   // Stand-ins for how xz fails in the field: out of disk, killed, gone before reading its input, missing.
   const cases: { name: string; xz?: string; message: RegExp }[] = [
-    { name: 'exits non-zero', xz: OUT_OF_SPACE, message: /^xz failed \(exit status 1\): xz: \(stdout\): Write error: No space left on device; check free space in / },
+    {
+      name: 'exits non-zero',
+      xz: OUT_OF_SPACE,
+      message: /^xz failed \(exit status 1\): xz: \(stdout\): Write error: No space left on device; check free space in /,
+    },
     { name: 'is killed', xz: 'kill -KILL $$', message: /^xz failed \(killed by SIGKILL\); check free space in / },
-    { name: 'exits before reading its input', xz: 'echo "xz: Cannot allocate memory" >&2; exit 3', message: /^xz failed \(exit status 3\): xz: Cannot allocate memory; / },
+    {
+      name: 'exits before reading its input',
+      xz: 'echo "xz: Cannot allocate memory" >&2; exit 3',
+      message: /^xz failed \(exit status 3\): xz: Cannot allocate memory; /,
+    },
     { name: 'is not installed', message: /^xz is not installed \(spawn xz ENOENT\); install the xz-utils package/ },
   ];
   for (const c of cases) {

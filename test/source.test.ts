@@ -4,9 +4,9 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFil
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { resolveSource, STOCK_LOCK, STOCK_MANIFEST } from '../src/artifacts/stock-image.js';
 import { sha256File } from '../src/checksum.js';
 import { UserError } from '../src/errors.js';
-import { resolveSource, STOCK_LOCK, STOCK_MANIFEST } from '../src/artifacts/stock-image.js';
 import { startServer, type TestServer } from './http-server.js';
 import { sha256 } from './support/sha256.js';
 
@@ -218,7 +218,9 @@ describe('download', () => {
     await writeManifest();
     const wrong = { sha256: 'f'.repeat(64), size: compressed.xz.length };
     await writeFile(join(cacheDir, STOCK_LOCK), JSON.stringify({ [xzName]: wrong }));
-    await expect(resolveSource({ cacheDir })).rejects.toThrow(/checksum mismatch for disk\.img\.xz: \S+stock\.lock\.json expects sha256 f{64} \(\d+ bytes\), got sha256 [0-9a-f]{64} \(\d+ bytes\)/);
+    await expect(resolveSource({ cacheDir })).rejects.toThrow(
+      /checksum mismatch for disk\.img\.xz: \S+stock\.lock\.json expects sha256 f{64} \(\d+ bytes\), got sha256 [0-9a-f]{64} \(\d+ bytes\)/,
+    );
     expect(await cached()).toEqual([]);
 
     await rm(join(cacheDir, STOCK_LOCK));

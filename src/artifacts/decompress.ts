@@ -6,8 +6,8 @@ import { Duplex, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { refusedWrite, UserError } from '../errors.js';
-import { progressBar } from '../log.js';
 import { createSparseWriteStream } from '../image/sparse.js';
+import { progressBar } from '../log.js';
 
 export type Compression = 'xz' | 'gz' | 'zst';
 
@@ -66,11 +66,7 @@ export async function decompressFile(source: string, dest: string): Promise<void
   }
 }
 
-async function runTool(
-  kind: keyof typeof TOOLS,
-  source: string,
-  pump: (decoder: Duplex) => Promise<void>,
-): Promise<void> {
+async function runTool(kind: keyof typeof TOOLS, source: string, pump: (decoder: Duplex) => Promise<void>): Promise<void> {
   const { command, args, debianPackage } = TOOLS[kind];
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
@@ -106,7 +102,5 @@ function isZlibError(error: unknown): boolean {
 }
 
 function corrupt(source: string, detail: string): UserError {
-  return new UserError(
-    `${source} is truncated or corrupt${detail ? ` (${detail})` : ''}; delete it and download it again`,
-  );
+  return new UserError(`${source} is truncated or corrupt${detail ? ` (${detail})` : ''}; delete it and download it again`);
 }

@@ -10,11 +10,11 @@ import { createGunzip } from 'node:zlib';
 import tar, { type Header } from 'tar-stream';
 import { hashFile } from '../checksum.js';
 import type { BuildConfig } from '../config/schema.js';
+import type { StreamEntry } from '../engine/operations.js';
 import { UserError } from '../errors.js';
 import { exists } from '../files.js';
+import { warn } from '../log.js';
 import { fetchPinned, readManifest } from './pinned.js';
-import { info, warn } from '../log.js';
-import type { StreamEntry } from '../engine/operations.js';
 
 /** image/docker.json: the bundle a build uses when docker.bundle is unset. */
 export const BUNDLE_MANIFEST = 'docker.json';
@@ -50,7 +50,9 @@ export async function resolveBundle(docker: BuildConfig['docker'], cacheDir: str
   if (/^https?:\/\//i.test(docker.bundle)) {
     const file = decodeURIComponent(basename(new URL(docker.bundle).pathname));
     if (!file.endsWith('.tgz') && !file.endsWith('.tar.gz')) {
-      throw new UserError(`docker.bundle ${docker.bundle} does not name a .tgz; give the URL of docker-<version>.tgz (${BUNDLE_URL_PATTERN})`);
+      throw new UserError(
+        `docker.bundle ${docker.bundle} does not name a .tgz; give the URL of docker-<version>.tgz (${BUNDLE_URL_PATTERN})`,
+      );
     }
     return fetchBundle(docker.bundle, file, docker.sha256, cacheDir);
   }
@@ -61,7 +63,9 @@ async function localBundle(given: string, sha256: string | undefined): Promise<D
   const path = resolve(given);
   const stats = await stat(path).catch(() => undefined);
   if (!stats?.isFile()) {
-    throw new UserError(`docker.bundle ${given} is not a file; give the path of docker-<version>.tgz for aarch64, or its URL (${BUNDLE_URL_PATTERN})`);
+    throw new UserError(
+      `docker.bundle ${given} is not a file; give the path of docker-<version>.tgz for aarch64, or its URL (${BUNDLE_URL_PATTERN})`,
+    );
   }
   const got = (await hashFile(path, ['sha256'])).sha256;
   if (sha256 !== undefined && got !== sha256) {
@@ -81,7 +85,10 @@ async function fetchBundle(url: string, file: string, sha256: string | undefined
     file,
     cacheDir,
     lockPath: join(cacheDir, BUNDLE_LOCK),
-    sha256: sha256 === undefined ? undefined : { algorithm: 'sha256', value: sha256, source: 'docker.sha256', fix: 'check docker.sha256 and docker.bundle, then run again' },
+    sha256:
+      sha256 === undefined
+        ? undefined
+        : { algorithm: 'sha256', value: sha256, source: 'docker.sha256', fix: 'check docker.sha256 and docker.bundle, then run again' },
     downloadHint: bundleHint,
   });
   return { path: fetched.path, sha256: fetched.sha256!, origin: url };
@@ -90,7 +97,9 @@ async function fetchBundle(url: string, file: string, sha256: string | undefined
 /** download.ts advises --input, which is about the stock image: point at docker.bundle instead. */
 function bundleHint(error: unknown): unknown {
   if (!(error instanceof UserError)) return error;
-  return new UserError(error.message.replace(/, or pass a local image with --input PATH$/, ', or set docker.bundle to a local copy of the .tgz'));
+  return new UserError(
+    error.message.replace(/, or pass a local image with --input PATH$/, ', or set docker.bundle to a local copy of the .tgz'),
+  );
 }
 
 async function readBundleManifest(path: string): Promise<BundleManifest> {
@@ -193,18 +202,24 @@ export async function listBundle(bundle: DockerBundle): Promise<{ binaries: stri
       const machine = elfMachine(Buffer.concat(chunks));
       if (machine !== undefined && machine !== EM_AARCH64) {
         const arch = MACHINES[machine] ?? `ELF machine ${machine}`;
-        throw new UserError(`docker.bundle ${bundle.origin} holds ${arch} binaries (${entry.header.name}), the ODROID-C2 needs aarch64: use ${BUNDLE_URL_PATTERN}`);
+        throw new UserError(
+          `docker.bundle ${bundle.origin} holds ${arch} binaries (${entry.header.name}), the ODROID-C2 needs aarch64: use ${BUNDLE_URL_PATTERN}`,
+        );
       }
       if (!binaries.includes(fate.install)) binaries.push(fate.install);
       bytes += length;
     }
   } catch (error) {
     if (error instanceof UserError) throw error;
-    throw new UserError(`docker.bundle ${bundle.origin} is not a readable .tgz (${(error as Error).message}); give Docker's static docker-<version>.tgz for aarch64`);
+    throw new UserError(
+      `docker.bundle ${bundle.origin} is not a readable .tgz (${(error as Error).message}); give Docker's static docker-<version>.tgz for aarch64`,
+    );
   }
   const missing = REQUIRED_BINARIES.filter((name) => !binaries.includes(name));
   if (missing.length > 0) {
-    throw new UserError(`docker.bundle ${bundle.origin} has no ${missing.map((name) => `docker/${name}`).join(', ')}; give Docker's static docker-<version>.tgz (${BUNDLE_URL_PATTERN})`);
+    throw new UserError(
+      `docker.bundle ${bundle.origin} has no ${missing.map((name) => `docker/${name}`).join(', ')}; give Docker's static docker-<version>.tgz (${BUNDLE_URL_PATTERN})`,
+    );
   }
   return { binaries, bytes };
 }

@@ -108,9 +108,7 @@ async function receive(
     // A full disk is not the network's: it is told as the file that could not be written.
     if (refusedWrite(error)) throw withPath(error, part);
     const reason = `${describe(error, idle)} after ${(received / MiB).toFixed(1)} MiB`;
-    throw new UserError(
-      `cannot download ${url}: ${reason}; run again to resume, or pass a local image with --input PATH`,
-    );
+    throw new UserError(`cannot download ${url}: ${reason}; run again to resume, or pass a local image with --input PATH`);
   } finally {
     await file.close();
   }
@@ -147,9 +145,7 @@ async function request(url: string, idle: IdleTimer, headers: Record<string, str
 }
 
 function networkError(url: string, error: unknown, idle: IdleTimer): UserError {
-  return new UserError(
-    `cannot download ${url}: ${describe(error, idle)}; check the network, or pass a local image with --input PATH`,
-  );
+  return new UserError(`cannot download ${url}: ${describe(error, idle)}; check the network, or pass a local image with --input PATH`);
 }
 
 function httpError(url: string, response: Response): UserError {

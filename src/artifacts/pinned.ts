@@ -68,7 +68,9 @@ async function verify(path: string, file: string, expected: Expected[]): Promise
     const got = hashes[want.algorithm];
     if (got !== want.value || (want.size !== undefined && size !== want.size)) {
       const sized = (digest: string, bytes?: number) => `${want.algorithm} ${digest}${want.size === undefined ? '' : ` (${bytes} bytes)`}`;
-      throw new UserError(`checksum mismatch for ${file}: ${want.source} expects ${sized(want.value, want.size)}, got ${sized(got, size)}; it was deleted: ${want.fix}`);
+      throw new UserError(
+        `checksum mismatch for ${file}: ${want.source} expects ${sized(want.value, want.size)}, got ${sized(got, size)}; it was deleted: ${want.fix}`,
+      );
     }
   }
   return { sha256: hashes.sha256, size };

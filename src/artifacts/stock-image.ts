@@ -5,7 +5,7 @@ import { readJson, writeFile } from '../files.js';
 import { info } from '../log.js';
 import { compressionOf, decompressedName, decompressFile } from './decompress.js';
 import { fetchMd5 } from './download.js';
-import { fetchPinned, readManifest, type Expected } from './pinned.js';
+import { type Expected, fetchPinned, readManifest } from './pinned.js';
 
 export interface SourceOptions {
   /** A local .img / .img.xz / .img.gz / .img.zst, or an http(s) URL; default: the pinned stock image. */
@@ -67,7 +67,8 @@ export async function fetchStock(manifest: StockManifest, cacheDir: string, lock
     cacheDir,
     lockPath,
     published: () => publishedMd5(manifest.md5Url),
-    requirePin: () => new UserError(`cannot verify the stock image: ${manifest.md5Url} is not available; pass a local image with --input PATH`),
+    requirePin: () =>
+      new UserError(`cannot verify the stock image: ${manifest.md5Url} is not available; pass a local image with --input PATH`),
   });
   return fetched.path;
 }
@@ -100,7 +101,10 @@ async function rawImage(path: string, cacheDir: string): Promise<string> {
   const sidecar = `${dest}.source.json`;
   const source = { source: resolve(path), size: stats.size, mtimeMs: stats.mtimeMs };
   const recorded = (await readJson(sidecar, 'it is remade').catch(() => undefined)) as Record<string, unknown> | undefined;
-  const cachedSize = await stat(dest).then((s) => s.size, () => undefined);
+  const cachedSize = await stat(dest).then(
+    (s) => s.size,
+    () => undefined,
+  );
   if (
     recorded?.source === source.source &&
     recorded.size === source.size &&
@@ -123,6 +127,7 @@ function checkImageName(name: string, given: string): void {
 
 async function readStockManifest(path: string): Promise<StockManifest> {
   const json = await readManifest(path, 'restore it from git, or pass --input PATH');
-  if (typeof json.md5Url !== 'string') throw new UserError(`${path} must have a string key md5Url; restore it from git, or pass --input PATH`);
+  if (typeof json.md5Url !== 'string')
+    throw new UserError(`${path} must have a string key md5Url; restore it from git, or pass --input PATH`);
   return { url: json.url, file: json.file, md5Url: json.md5Url };
 }

@@ -7,15 +7,15 @@ import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { sha256File } from '../checksum.js';
 import type { BuildConfig } from '../config/schema.js';
-import type { ImageLayout } from '../image/layout.js';
-import { writeFile } from '../files.js';
-import { releaseFiles, type PendingImage, type PendingOutput } from '../output/pending-output.js';
 import type { ApplyStats } from '../engine/apply.js';
-import { patchImage, viewOf, withPartitions, type PatchResult } from '../engine/patch.js';
+import { patchImage, viewOf, withPartitions } from '../engine/patch.js';
+import type { BuildPaths, RunMemo } from '../engine/step.js';
 import { detectNetwork, USB0_FILES } from '../facts/network.js';
+import { writeFile } from '../files.js';
+import type { ImageLayout } from '../image/layout.js';
+import { type PendingImage, type PendingOutput, releaseFiles } from '../output/pending-output.js';
 import { scanImage } from '../output/release.js';
 import { STEPS } from '../steps/index.js';
-import type { BuildPaths, RunMemo } from '../engine/step.js';
 import type { Stage } from '../timing.js';
 
 export interface BoardImage {
@@ -39,9 +39,17 @@ interface BoardOptions {
 }
 
 /** Copies `from` into the run's output as the board's image, patches it and reads it back once. */
-export async function buildBoardImage(stage: Stage, output: PendingOutput, from: string, board: BuildConfig, options: BoardOptions): Promise<BoardImage> {
+export async function buildBoardImage(
+  stage: Stage,
+  output: PendingOutput,
+  from: string,
+  board: BuildConfig,
+  options: BoardOptions,
+): Promise<BoardImage> {
   const pending = await stage('copy', () => output.startImage(from, board.name));
-  const { operations, bytesWritten } = await stage('patch', () => patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }));
+  const { operations, bytesWritten } = await stage('patch', () =>
+    patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }),
+  );
   const usb0 = await withPartitions({ ...options.layout, path: pending.tempPath }, false, async (parts) => {
     const network = await detectNetwork(viewOf({ ...options.layout, path: pending.tempPath }, parts));
     return `${network.mechanism} from ${USB0_FILES[network.mechanism].path}${network.fallback ? ` (fallback: ${network.fallback})` : ''}`;
@@ -69,7 +77,9 @@ export function describeBoardImage(board: BoardImage, origin: string, checksumFi
     `  usb0     ${board.usb0}\n` +
     `  sha256   ${board.sha256}  (${checksumFiles.join(', ')})\n` +
     // bmaptool writes the mapped blocks alone: a card's old bytes would show through the image's holes.
-    (board.release ? `  release  ${board.release.xz}, ${board.release.bmap} (bmaptool copy --bmap writes only the data blocks: onto an erased card)\n` : '') +
+    (board.release
+      ? `  release  ${board.release.xz}, ${board.release.bmap} (bmaptool copy --bmap writes only the data blocks: onto an erased card)\n`
+      : '') +
     `  flash    sudo npm run flash -- ${finalPath} /dev/sdX (or Etcher, or dd)\n`
   );
 }

@@ -8,12 +8,12 @@ import { spawnSync } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { UserError } from '../errors.js';
-import { info } from '../log.js';
 import { planWrite } from '../flash/plan.js';
 import { rangesBytes } from '../flash/ranges.js';
 import { describeTarget, formatSize, refuseUnsafeTarget, type Target } from '../flash/target.js';
 import { writeAndVerify } from '../flash/write.js';
-import { parseFlags, runMain, usage, type Flag, type Positional } from './options.js';
+import { info } from '../log.js';
+import { type Flag, type Positional, parseFlags, runMain, usage } from './options.js';
 
 const FLASH_COMMAND = 'npm run flash --';
 const FLASH_WORDS = [
@@ -74,9 +74,13 @@ async function main(argv: string[]): Promise<void> {
     if (!(await confirm(target, image))) throw new UserError(`not confirmed; ${device} is untouched`);
   }
   const plan = await planWrite(image, imageSize);
-  info(`flash: ${formatSize(rangesBytes(plan.ranges))} of ${formatSize(imageSize)} to write (data from ${plan.source}, and every block the file systems use)`);
+  info(
+    `flash: ${formatSize(rangesBytes(plan.ranges))} of ${formatSize(imageSize)} to write (data from ${plan.source}, and every block the file systems use)`,
+  );
   const written = writeAndVerify(image, device, plan.ranges, plan.checked);
-  process.stdout.write(`flashed ${image} to ${device}: ${written.bytes} bytes in ${written.ranges} ranges written and verified by reading them back${plan.checked.length > 0 ? `, the image matched its bmap's checksums` : ''}\n`);
+  process.stdout.write(
+    `flashed ${image} to ${device}: ${written.bytes} bytes in ${written.ranges} ranges written and verified by reading them back${plan.checked.length > 0 ? `, the image matched its bmap's checksums` : ''}\n`,
+  );
 }
 
 runMain(main, () => ({ name: 'the device' }));

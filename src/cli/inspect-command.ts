@@ -4,13 +4,14 @@
  * Prints what a disk image is and which of this tool's steps it already carries, without
  * changing it.
  */
-import { IMAGE_CACHE_DIR } from './build-flags.js';
-import { parseFlags, runMain, usage, type Flag } from './options.js';
-import { openImage } from '../image/open.js';
-import { UserError } from '../errors.js';
-import { formatReport, inspectImage } from './inspect.js';
+
 import { resolveSource } from '../artifacts/stock-image.js';
+import { UserError } from '../errors.js';
+import { openImage } from '../image/open.js';
 import { STEPS } from '../steps/index.js';
+import { IMAGE_CACHE_DIR } from './build-flags.js';
+import { formatReport, inspectImage } from './inspect.js';
+import { type Flag, parseFlags, runMain, usage } from './options.js';
 
 const cacheDir = IMAGE_CACHE_DIR;
 

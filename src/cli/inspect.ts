@@ -3,15 +3,15 @@
  * ships, network stack, init system, and which of this tool's steps it already carries.
  */
 import { open } from 'node:fs/promises';
-import { bootSetting, kernelArgs, readBootConfig, type BootConfigKind } from '../facts/boot-config.js';
+import { viewOf, withPartitions } from '../engine/patch.js';
+import type { ImageView, Step } from '../engine/step.js';
+import { bootChain, type ChainLink } from '../facts/boot-chain.js';
+import { type BootConfigKind, bootSetting, kernelArgs, readBootConfig } from '../facts/boot-config.js';
+import { BUILD_STAMP_PATH } from '../facts/build-stamp.js';
+import { kernelModules } from '../facts/kernel-modules.js';
+import { detectNetwork, type NetworkFacts } from '../facts/network.js';
 import { readExt4Superblock } from '../image/ext4-superblock.js';
 import type { ImageLayout } from '../image/layout.js';
-import { viewOf, withPartitions } from '../engine/patch.js';
-import { BUILD_STAMP_PATH } from '../facts/build-stamp.js';
-import { detectNetwork, type NetworkFacts } from '../facts/network.js';
-import { kernelModules } from '../facts/kernel-modules.js';
-import { bootChain, type ChainLink } from '../facts/boot-chain.js';
-import type { ImageView, Step } from '../engine/step.js';
 
 /** The modules this tool's features depend on (USB networking, the overlay root, docker's storage). */
 export const WATCHED_MODULES = ['g_ether', 'g_ncm', 'overlay', 'overlayfs', 'aufs', 'nfs', 'fuse', 'loop'] as const;
@@ -148,7 +148,9 @@ export function formatReport(report: ImageReport): string {
   row('partitions');
   for (const p of report.partitions) {
     const fs = p.filesystem === 'ext4' ? `ext4 UUID=${p.uuid}${p.label ? ` LABEL=${p.label}` : ''}` : p.filesystem;
-    lines.push(`  ${String(p.number).padEnd(2)} ${p.role.padEnd(7)} type ${p.type}  offset ${String(p.offset).padStart(10)}  size ${mib(p.size).padStart(10)}  ${fs}`);
+    lines.push(
+      `  ${String(p.number).padEnd(2)} ${p.role.padEnd(7)} type ${p.type}  offset ${String(p.offset).padStart(10)}  size ${mib(p.size).padStart(10)}  ${fs}`,
+    );
   }
   const { boot } = report;
   row('boot config', boot.file ? `${boot.file} (${boot.kind})` : 'none (no boot.ini or config.ini on the FAT partition)');
@@ -168,7 +170,8 @@ export function formatReport(report: ImageReport): string {
   row('steps');
   for (const step of report.steps) lines.push(`  ${step.name.padEnd(18)} ${step.applied ? 'applied' : 'not applied'}`);
   row('boot chain', '(what the boot will follow, and the file that sets each)');
-  for (const { link, value, file } of report.chain) lines.push(`  ${link.padEnd(20)} ${value ?? 'NOT SET: the chain breaks here'}  [${file}]`);
+  for (const { link, value, file } of report.chain)
+    lines.push(`  ${link.padEnd(20)} ${value ?? 'NOT SET: the chain breaks here'}  [${file}]`);
   const stamp = report.stamp === undefined ? 'none (not built by odroid-buildx-image)' : JSON.stringify(report.stamp);
   row('build stamp', stamp);
   return `${lines.join('\n')}\n`;

@@ -1,5 +1,5 @@
 /** What the command-line entry points (build.ts, inspect) share: their flag tables, and how they fail. */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { isUserError, REFUSED_WRITES, refusedWrite, UserError } from '../errors.js';
 
 /**
@@ -43,9 +43,16 @@ export function usage(command: string, flags: readonly Flag[], positionals: read
  * The flags of argv, and its other words when `positionals` names them (all of them must be
  * there); a mistake is the user's, told in one line. `--help`/`-h` is always there.
  */
-export function parseFlags<const F extends readonly Flag[]>(argv: string[], flags: F, positionals: readonly Positional[] = []): FlagValues<F> & { words: string[] } {
+export function parseFlags<const F extends readonly Flag[]>(
+  argv: string[],
+  flags: F,
+  positionals: readonly Positional[] = [],
+): FlagValues<F> & { words: string[] } {
   const options = Object.fromEntries([
-    ...flags.map((flag) => [flag.name, flag.type === 'boolean' ? { type: 'boolean', default: false } : { type: 'string', default: flag.default }]),
+    ...flags.map((flag) => [
+      flag.name,
+      flag.type === 'boolean' ? { type: 'boolean', default: false } : { type: 'string', default: flag.default },
+    ]),
     ['help', { type: 'boolean', short: 'h', default: false }],
   ]) as NonNullable<ParseArgsConfig['options']>;
   try {
@@ -60,7 +67,6 @@ export function parseFlags<const F extends readonly Flag[]>(argv: string[], flag
     throw new UserError(`${(error as Error).message.split('\n')[0]}; see --help`);
   }
 }
-
 
 /** Where a file the run could not write belongs, in the user's terms ("--out"), and what else they can do. */
 export interface WritePlace {
@@ -79,7 +85,9 @@ function refusedWriteError(error: unknown, placeOf: (path: string) => WritePlace
   if (!code || path === undefined) return undefined;
   const place = placeOf(path);
   const todo =
-    code === 'EROFS' ? (place.alternative ?? `make ${place.name} writable`) : `free space in ${place.name}${place.alternative ? `, or ${place.alternative}` : ''}`;
+    code === 'EROFS'
+      ? (place.alternative ?? `make ${place.name} writable`)
+      : `free space in ${place.name}${place.alternative ? `, or ${place.alternative}` : ''}`;
   return new UserError(`cannot write ${path}: ${REFUSED_WRITES[code]} (${code}); ${todo}`);
 }
 

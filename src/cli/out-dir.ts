@@ -14,7 +14,8 @@ export async function claimOutDir(outDir: string): Promise<OutLock> {
   const lock = lockOutDir(outDir);
   try {
     const removed = [...(await removeLeftovers(outDir)), ...(await removeSecretsLeftovers(outDir))];
-    if (removed.length > 0) info(`removed what an interrupted build left in ${outDir}: ${removed.map((path) => relative(outDir, path)).join(', ')}`);
+    if (removed.length > 0)
+      info(`removed what an interrupted build left in ${outDir}: ${removed.map((path) => relative(outDir, path)).join(', ')}`);
   } catch (error) {
     lock.release();
     throw error;

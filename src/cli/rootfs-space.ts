@@ -10,7 +10,11 @@ import type { ImageLayout } from '../image/layout.js';
 import { rootfsFree, rootfsTooSmall } from '../image/rootfs-limits.js';
 import { STEPS } from '../steps/index.js';
 
-export async function checkRootfsSpace(layout: ImageLayout, board: BuildConfig, options: { paths: BuildPaths; once: RunMemo }): Promise<void> {
+export async function checkRootfsSpace(
+  layout: ImageLayout,
+  board: BuildConfig,
+  options: { paths: BuildPaths; once: RunMemo },
+): Promise<void> {
   const plan = await patchImage(layout, board, STEPS, { paths: options.paths, dryRun: true, once: options.once });
   const refusal = rootfsTooSmall(layout, await rootfsFree(layout), plan.rootfsNeeds);
   if (refusal) throw refusal;

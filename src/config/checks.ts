@@ -107,9 +107,11 @@ export function checkGateway(value: string, config: BuildConfig): string {
     invalid(`is outside the subnet of network.address ${config.network.address}; use the host's address on the USB link`);
   }
   if (gateway === subnet.network || gateway === subnet.broadcast) {
-    invalid(`is the ${gateway === subnet.network ? 'network' : 'broadcast'} address of ${config.network.address}; use the host's address on the USB link`);
+    invalid(
+      `is the ${gateway === subnet.network ? 'network' : 'broadcast'} address of ${config.network.address}; use the host's address on the USB link`,
+    );
   }
-  if (value === subnet.ip) invalid('equals the device\'s own network.address; use the host\'s address on the USB link');
+  if (value === subnet.ip) invalid("equals the device's own network.address; use the host's address on the USB link");
   return value;
 }
 
@@ -120,9 +122,12 @@ export function checkGateway(value: string, config: BuildConfig): string {
 export function checkExport(value: string): string {
   if (!value.startsWith('/')) invalid('is not an absolute path; write it like /srv/c2-builder');
   if (!/^(?:\/[A-Za-z0-9._+-]+)+$/.test(value)) {
-    invalid('is not a plain path; use /-separated names of letters, digits and . _ + - (no spaces, quotes or $), without a trailing or doubled /, like /srv/c2-builder');
+    invalid(
+      'is not a plain path; use /-separated names of letters, digits and . _ + - (no spaces, quotes or $), without a trailing or doubled /, like /srv/c2-builder',
+    );
   }
-  if (value.split('/').some((segment) => segment === '.' || segment === '..')) invalid('contains a . or .. segment; write the path without it');
+  if (value.split('/').some((segment) => segment === '.' || segment === '..'))
+    invalid('contains a . or .. segment; write the path without it');
   return value;
 }
 
@@ -141,7 +146,8 @@ const PUBLIC_KEY =
 export function checkPublicKey(value: string): string {
   // Pasted `cat key.pub` output carries a trailing newline; anything else multi-line is refused.
   const line = value.trim();
-  if (!PUBLIC_KEY.test(line)) invalid('does not look like an OpenSSH public key; paste one line of a .pub file, e.g. ~/.ssh/id_ed25519.pub');
+  if (!PUBLIC_KEY.test(line))
+    invalid('does not look like an OpenSSH public key; paste one line of a .pub file, e.g. ~/.ssh/id_ed25519.pub');
   return line;
 }
 

@@ -1,6 +1,6 @@
 /** docs/config.md, made from the schema. */
 import { asConfigFile, resolveConfig } from './load.js';
-import { SCHEMA, USB_PROTOCOLS, type Setting } from './schema.js';
+import { SCHEMA, type Setting, USB_PROTOCOLS } from './schema.js';
 
 /** Escapes pipes so a value stays inside its markdown table cell. */
 function cell(value: string): string {
@@ -14,8 +14,9 @@ function defaultDoc<T>(entry: Setting<T>): string {
 
 /** The whole of docs/config.md; a test keeps the checked-in file equal to it. */
 export function renderConfigDoc(): string {
-  const rows = SCHEMA.map((entry) =>
-    `| \`${entry.key}\` | \`${cell(entry.type.name)}\` | ${cell(defaultDoc(entry))} | ${cell(entry.doc)} |`);
+  const rows = SCHEMA.map(
+    (entry) => `| \`${entry.key}\` | \`${cell(entry.type.name)}\` | ${cell(defaultDoc(entry))} | ${cell(entry.doc)} |`,
+  );
   const protocols = Object.entries(USB_PROTOCOLS).map(([name, doc]) => `- \`${name}\`: ${doc}`);
   return [
     '# Build configuration',

@@ -11,10 +11,11 @@
  *
  * Everything else (protocol, power profile, DNS elsewhere, bundle, SSH keys) is the base's.
  */
-import { asConfigFile, resolveConfig } from './load.js';
-import { derivedMacs, ipv4ToNumber, numberToIpv4, parseCidr } from './checks.js';
-import type { BuildConfig } from './schema.js';
+
 import { isUserError, UserError } from '../errors.js';
+import { derivedMacs, ipv4ToNumber, numberToIpv4, parseCidr } from './checks.js';
+import { asConfigFile, resolveConfig } from './load.js';
+import type { BuildConfig } from './schema.js';
 
 /**
  * A base subnet inside one of these keeps the whole fleet inside it: counting subnets up from
@@ -23,7 +24,8 @@ import { isUserError, UserError } from '../errors.js';
 const PRIVATE_BLOCKS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16'];
 
 export function parseFleetSize(text: string): number {
-  if (!/^[1-9][0-9]{0,5}$/.test(text)) throw new UserError(`--fleet ${JSON.stringify(text)} is not a number of boards; give a whole number from 1 up, e.g. --fleet 3`);
+  if (!/^[1-9][0-9]{0,5}$/.test(text))
+    throw new UserError(`--fleet ${JSON.stringify(text)} is not a number of boards; give a whole number from 1 up, e.g. --fleet 3`);
   return Number(text);
 }
 
@@ -53,7 +55,12 @@ function boardConfig(base: BuildConfig, k: number, move: (ip: string) => string)
       hostname: `${base.hostname}-${k}`,
       // Unset: derived from the board's name.
       usb: { ...file.usb, deviceMac: undefined, hostMac: undefined },
-      network: { ...file.network, address: `${move(base.network.ip)}/${base.network.prefix}`, gateway: move(base.network.gateway), dns: base.network.dns.map(move) },
+      network: {
+        ...file.network,
+        address: `${move(base.network.ip)}/${base.network.prefix}`,
+        gateway: move(base.network.gateway),
+        dns: base.network.dns.map(move),
+      },
       nfs: { ...file.nfs, server: move(base.nfs.server), export: `${base.nfs.export}-${k}` },
     });
   } catch (error) {
@@ -66,7 +73,9 @@ function boardConfig(base: BuildConfig, k: number, move: (ip: string) => string)
 export function fleetConfigs(base: BuildConfig, size: number): BuildConfig[] {
   const own = derivedMacs(base.name);
   if (base.usb.deviceMac !== own.device || base.usb.hostMac !== own.host) {
-    throw new UserError('--fleet gives each board its own MAC pair, derived from its name; remove usb.deviceMac and usb.hostMac from the config');
+    throw new UserError(
+      '--fleet gives each board its own MAC pair, derived from its name; remove usb.deviceMac and usb.hostMac from the config',
+    );
   }
   const subnet = parseCidr(base.network.address);
   const step = subnet.broadcast - subnet.network + 1;
@@ -86,7 +95,9 @@ export function fleetConfigs(base: BuildConfig, size: number): BuildConfig[] {
   for (let k = 2; k <= size; k += 1) {
     const hidden = shared.find((ip) => contains(subnetOf(k), ipv4ToNumber(ip)));
     if (hidden) {
-      throw new UserError(`--fleet ${size}: board ${k}'s USB link would be ${cidrOf(subnetOf(k))}, which holds ${hidden} (nfs.server or network.dns) that every board must reach; move network.address to another range`);
+      throw new UserError(
+        `--fleet ${size}: board ${k}'s USB link would be ${cidrOf(subnetOf(k))}, which holds ${hidden} (nfs.server or network.dns) that every board must reach; move network.address to another range`,
+      );
     }
   }
 

@@ -2,10 +2,9 @@
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../errors.js';
 import { describeValue, explained, parseCidr } from './checks.js';
-import { SCHEMA, type BuildConfig, type Setting } from './schema.js';
+import { type BuildConfig, SCHEMA, type Setting } from './schema.js';
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The names directly under a group ('' is the top level), in table order. */
 function childrenOf(group: string): string[] {
@@ -113,7 +112,10 @@ export async function loadConfig(file: string | undefined, overrides: { name?: s
   } catch (error) {
     const message = (error as Error).message;
     // V8 quotes the offending text, which may span lines; keep only the reason.
-    const reason = message.replace(/ in JSON at position.*$/s, '').replace(/, ".*$/s, '').replace(/\s+/g, ' ');
+    const reason = message
+      .replace(/ in JSON at position.*$/s, '')
+      .replace(/, ".*$/s, '')
+      .replace(/\s+/g, ' ');
     throw new UserError(`config file ${file} is not valid JSON${jsonErrorLocation(source, message)}: ${reason}; fix the syntax there`);
   }
   try {

@@ -1,4 +1,18 @@
-import { checkAddress, checkBundle, checkExport, checkGateway, checkHostname, checkIpv4, checkItem, checkMac, checkName, checkPublicKey, defaultGateway, derivedMacs, invalid } from './checks.js';
+import {
+  checkAddress,
+  checkBundle,
+  checkExport,
+  checkGateway,
+  checkHostname,
+  checkIpv4,
+  checkItem,
+  checkMac,
+  checkName,
+  checkPublicKey,
+  defaultGateway,
+  derivedMacs,
+  invalid,
+} from './checks.js';
 
 export type UsbProtocol = 'ecm' | 'eem' | 'ncm';
 
@@ -134,7 +148,7 @@ const SETTINGS: { [K in ConfigKey]: Rules<K> } = {
   },
   'power.profile': {
     default: { value: 'full' },
-    doc: 'The supply the board runs from: `usb2-0.5A` and `usb3-0.9A` limit the CPU cores and switch the Ethernet off to stay within a USB port\'s current; `full` keeps HardKernel\'s CPU settings and the Ethernet. What each changes, and the figures behind them: [docs/power.md](power.md).',
+    doc: "The supply the board runs from: `usb2-0.5A` and `usb3-0.9A` limit the CPU cores and switch the Ethernet off to stay within a USB port's current; `full` keeps HardKernel's CPU settings and the Ethernet. What each changes, and the figures behind them: [docs/power.md](power.md).",
   },
   'usb.protocol': {
     default: { value: 'ecm' },
@@ -162,7 +176,7 @@ const SETTINGS: { [K in ConfigKey]: Rules<K> } = {
   'network.gateway': {
     default: { doc: 'first host of the subnet other than the device (`10.0.0.1`)', derive: defaultGateway },
     check: checkGateway,
-    doc: 'Default route: the host end of the link, which forwards and masquerades the device\'s traffic. Must be in the device\'s subnet.',
+    doc: "Default route: the host end of the link, which forwards and masquerades the device's traffic. Must be in the device's subnet.",
   },
   'network.dns': {
     default: { value: ['1.1.1.1'] },
@@ -180,11 +194,11 @@ const SETTINGS: { [K in ConfigKey]: Rules<K> } = {
   'nfs.export': {
     default: { doc: '`/srv/<name>`', derive: (config) => `/srv/${config.name}` },
     check: checkExport,
-    doc: 'Directory the server exports for the device\'s persistent storage (the root filesystem is read-only): an absolute path of names made of letters, digits and `. _ + -`.',
+    doc: "Directory the server exports for the device's persistent storage (the root filesystem is read-only): an absolute path of names made of letters, digits and `. _ + -`.",
   },
   'docker.bundle': {
     check: checkBundle,
-    doc: 'URL (http/https) or local path of Docker\'s static `docker-<version>.tgz` for aarch64 (download.docker.com/linux/static/stable/aarch64/). Unset: the bundle pinned in image/docker.json, downloaded once (docs/docker.md).',
+    doc: "URL (http/https) or local path of Docker's static `docker-<version>.tgz` for aarch64 (download.docker.com/linux/static/stable/aarch64/). Unset: the bundle pinned in image/docker.json, downloaded once (docs/docker.md).",
   },
   'docker.sha256': {
     check: (value, config) => {

@@ -29,7 +29,11 @@ function checkPath(path: string): string {
  * Performs operations in order on the open partitions. It is the only code that writes
  * the image, and it knows nothing of what an operation is for.
  */
-export async function applyOperations(parts: Partitions, operations: Operation[], stats: ApplyStats = { operations: 0, bytesWritten: 0 }): Promise<ApplyStats> {
+export async function applyOperations(
+  parts: Partitions,
+  operations: Operation[],
+  stats: ApplyStats = { operations: 0, bytesWritten: 0 },
+): Promise<ApplyStats> {
   for (const op of operations) {
     const fs = parts[op.on];
     switch (op.op) {

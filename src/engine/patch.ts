@@ -1,12 +1,12 @@
-import { applyOperations, type ApplyStats, type Partitions } from './apply.js';
 import type { BuildConfig } from '../config/schema.js';
 import { withRootfs } from '../image/ext4.js';
 import { withBootPartition } from '../image/fat.js';
 import type { ImageLayout } from '../image/layout.js';
 import { info } from '../log.js';
 import { killPoint } from '../timing.js';
+import { type ApplyStats, applyOperations, type Partitions } from './apply.js';
 import { describeOperation, type Operation } from './operations.js';
-import { spaceNeeded, type SpaceNeeded } from './space.js';
+import { type SpaceNeeded, spaceNeeded } from './space.js';
 import type { BuildPaths, ImageView, RunMemo, Step } from './step.js';
 
 /** The read-only face of the open partitions that steps (and inspect) see. */

@@ -6,10 +6,21 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Mustache from 'mustache';
+import { describeValue } from '../config/checks.js';
 import { UserError } from '../errors.js';
 import { readIfExists } from '../files.js';
-import { describeValue } from '../config/checks.js';
-import { type Escaper, exportsField, jsonValue, keyfileValue, lineText, noValues, shellWord, systemdValue, Unrenderable, yamlScalar } from '../formats/escape.js';
+import {
+  type Escaper,
+  exportsField,
+  jsonValue,
+  keyfileValue,
+  lineText,
+  noValues,
+  shellWord,
+  systemdValue,
+  Unrenderable,
+  yamlScalar,
+} from '../formats/escape.js';
 
 /** The repository's templates/ directory, found from this module so the working directory does not matter. */
 export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
@@ -31,7 +42,8 @@ export const TEMPLATE_KINDS: { kind: string; paths: RegExp; escape: Escaper }[] 
   { kind: 'YAML', paths: /\.ya?ml$/, escape: yamlScalar },
   {
     kind: 'line-oriented text',
-    paths: /^hostname\/etc\/(?:hostname|hosts)$|\/(?:known_hosts|authorized_keys|resolv\.conf|sshd_config)$|\/(?:modprobe\.d|modules-load\.d|network\/interfaces\.d)\//,
+    paths:
+      /^hostname\/etc\/(?:hostname|hosts)$|\/(?:known_hosts|authorized_keys|resolv\.conf|sshd_config)$|\/(?:modprobe\.d|modules-load\.d|network\/interfaces\.d)\//,
     escape: lineText,
   },
   { kind: 'no values', paths: /^host-kit\/bench\/|\/apt\.conf\.d\//, escape: noValues },
@@ -75,27 +87,37 @@ function unescapedNames(tokens: Token[]): string[] {
  * value through the escaper of the template's kind (TEMPLATE_KINDS) instead of mustache's HTML
  * escaping, for this call only.
  */
-export async function renderTemplate(relPath: string, view: object, templatesDir = TEMPLATES_DIR, userDir = USER_TEMPLATES_DIR): Promise<string> {
+export async function renderTemplate(
+  relPath: string,
+  view: object,
+  templatesDir = TEMPLATES_DIR,
+  userDir = USER_TEMPLATES_DIR,
+): Promise<string> {
   const override = path.join(userDir, relPath);
   const userTemplate = await readIfExists(override);
   const template = userTemplate ?? (await readFile(path.join(templatesDir, relPath), 'utf8'));
   const source = userTemplate === undefined ? `template ${relPath}` : override;
-  const { kind, escape } = templateKind(relPath);
+  const { kind, escape: escapeFor } = templateKind(relPath);
   const unescaped = unescapedNames(Mustache.parse(template) as unknown as Token[]);
   if (unescaped.length > 0) {
-    throw new UserError(`${source} renders ${unescaped.join(', ')} unescaped ({{{ }}} or {{& }}); write {{name}}, which quotes the value for ${kind}`);
+    throw new UserError(
+      `${source} renders ${unescaped.join(', ')} unescaped ({{{ }}} or {{& }}); write {{name}}, which quotes the value for ${kind}`,
+    );
   }
   const missing = missingNames(template, view);
   if (missing.length > 0 && userTemplate !== undefined) {
     // The user's copy may only use what the step provides: say what that is.
-    throw new UserError(`${override} uses ${missing.join(', ')}, which the step does not provide (it provides: ${Object.keys(view).join(', ')}); fix the template`);
+    throw new UserError(
+      `${override} uses ${missing.join(', ')}, which the step does not provide (it provides: ${Object.keys(view).join(', ')}); fix the template`,
+    );
   }
   if (missing.length > 0) throw new Error(`template ${relPath} uses ${missing.join(', ')}, not in its view`);
   const escapeValue = (value: unknown) => {
     try {
-      return escape(value);
+      return escapeFor(value);
     } catch (error) {
-      if (error instanceof Unrenderable) throw new UserError(`${source}: the value ${describeValue(value)} ${error.message}; use a plainer value`);
+      if (error instanceof Unrenderable)
+        throw new UserError(`${source}: the value ${describeValue(value)} ${error.message}; use a plainer value`);
       throw error;
     }
   };

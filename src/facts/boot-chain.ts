@@ -24,7 +24,9 @@ const OVERLAY_TYPES = ['overlay', 'overlayfs', 'aufs'];
 async function moduleOptions(image: ImageView, modules: string[]): Promise<{ value?: string; file: string }> {
   for (const name of (await image.readdir('rootfs', '/etc/modprobe.d')).filter((n) => n.endsWith('.conf')).sort()) {
     const path = `/etc/modprobe.d/${name}`;
-    const line = ((await image.readText('rootfs', path)) ?? '').split('\n').find((l) => modules.includes(l.trim().split(/\s+/)[1] ?? '') && /^\s*options\s/.test(l));
+    const line = ((await image.readText('rootfs', path)) ?? '')
+      .split('\n')
+      .find((l) => modules.includes(l.trim().split(/\s+/)[1] ?? '') && /^\s*options\s/.test(l));
     if (line) return { value: line.trim().split(/\s+/).slice(1).join(' '), file: `rootfs:${path}` };
   }
   return { file: 'rootfs:/etc/modprobe.d' };
@@ -44,7 +46,9 @@ async function dockerdListens(image: ImageView): Promise<string | undefined> {
   if (text === undefined) return undefined;
   try {
     const hosts = (JSON.parse(text) as { hosts?: unknown }).hosts;
-    return Array.isArray(hosts) ? hosts.filter((host) => typeof host === 'string' && host.startsWith('tcp://')).join(' ') || undefined : undefined;
+    return Array.isArray(hosts)
+      ? hosts.filter((host) => typeof host === 'string' && host.startsWith('tcp://')).join(' ') || undefined
+      : undefined;
   } catch {
     return undefined;
   }
@@ -62,7 +66,9 @@ export async function bootChain(image: ImageView): Promise<ChainLink[]> {
   const init = await realPath(image, initArg ?? '/sbin/init');
   const initText = await image.readText('rootfs', init);
   const kernels = await kernelModules(image);
-  const overlayType = initText?.includes('choose_overlay') ? OVERLAY_TYPES.find((type) => kernels.some((kernel) => kernel.modules.has(type))) : undefined;
+  const overlayType = initText?.includes('choose_overlay')
+    ? OVERLAY_TYPES.find((type) => kernels.some((kernel) => kernel.modules.has(type)))
+    : undefined;
   const gadget = await moduleOptions(image, ['g_ether', 'g_ncm']);
   const network = await detectNetwork(image);
   const usb0File = USB0_FILES[network.mechanism].path;
@@ -72,7 +78,11 @@ export async function bootChain(image: ImageView): Promise<ChainLink[]> {
     { link: 'init', value: initArg ?? '/sbin/init (the kernel default)', file: initArg ? `boot:${bootIni}` : `rootfs:${init}` },
     { link: 'overlay', value: overlayType && `${overlayType} over the read-only root`, file: `rootfs:${init}` },
     { link: 'USB gadget', ...gadget },
-    { link: 'usb0 brought up by', value: network.fallback ? `${network.mechanism} (fallback: ${network.fallback})` : network.mechanism, file: `rootfs:${network.evidence}` },
+    {
+      link: 'usb0 brought up by',
+      value: network.fallback ? `${network.mechanism} (fallback: ${network.fallback})` : network.mechanism,
+      file: `rootfs:${network.evidence}`,
+    },
     { link: 'usb0 address', value: address, file: `rootfs:${usb0File}` },
     { link: 'dockerd API', value: await dockerdListens(image), file: 'rootfs:/etc/docker/daemon.json' },
   ];

@@ -10,7 +10,7 @@
 import type { Operation } from '../engine/operations.js';
 import type { ImageView } from '../engine/step.js';
 import { UserError } from '../errors.js';
-import { locateBootFiles, type BootFiles } from '../formats/boot-files.js';
+import { type BootFiles, locateBootFiles } from '../formats/boot-files.js';
 import { C2_BOOT_INI_HEADER, expandBootArgs, getEnv, setEnv, validateBootIni } from '../formats/hush.js';
 import { getIniKey, setIniKey, setPersistentOverride } from '../formats/ini.js';
 
@@ -108,7 +108,9 @@ export function settingsOperations(config: BootConfig, settings: Record<string, 
  */
 export function kernelArgsOperations(config: BootConfig, what: string, edit: (bootIni: string) => string): Operation[] {
   if (config.bootIni === undefined || config.bootIniText === undefined) {
-    throw new UserError(`the boot partition has no boot.ini to carry the kernel arguments (it has ${config.settings.slice(1)}); use a HardKernel ODROID image`);
+    throw new UserError(
+      `the boot partition has no boot.ini to carry the kernel arguments (it has ${config.settings.slice(1)}); use a HardKernel ODROID image`,
+    );
   }
   const c2 = isC2BootIni(config.bootIniText);
   const checkedEdit = (text: string) => {

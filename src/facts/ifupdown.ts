@@ -19,7 +19,10 @@ function globRegExp(glob: string): RegExp {
     if (c === '*') pattern += '[^/]*';
     else if (c === '?') pattern += '[^/]';
     else if (close > 0) {
-      pattern += `[${glob.slice(i + 1, close).replace(/^!/, '^').replace(/\\/g, '\\\\')}]`;
+      pattern += `[${glob
+        .slice(i + 1, close)
+        .replace(/^!/, '^')
+        .replace(/\\/g, '\\\\')}]`;
       i = close;
     } else pattern += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
   }
@@ -37,7 +40,9 @@ async function expandGlob(image: ImageView, glob: string): Promise<string[]> {
         continue;
       }
       const pattern = globRegExp(part);
-      const names = (await image.readdir('rootfs', dir)).filter((name) => pattern.test(name) && (part.startsWith('.') || !name.startsWith('.')));
+      const names = (await image.readdir('rootfs', dir)).filter(
+        (name) => pattern.test(name) && (part.startsWith('.') || !name.startsWith('.')),
+      );
       next.push(...names.sort().map((name) => posix.join(dir, name)));
     }
     matches = next;
@@ -54,7 +59,13 @@ async function included(image: ImageView, from: string, keyword: string, argumen
   if (keyword === 'source') return expandGlob(image, path);
   const dirs = await expandGlob(image, path);
   const files: string[] = [];
-  for (const dir of dirs) files.push(...(await image.readdir('rootfs', dir)).filter((name) => RUN_PARTS_NAME.test(name)).sort().map((name) => posix.join(dir, name)));
+  for (const dir of dirs)
+    files.push(
+      ...(await image.readdir('rootfs', dir))
+        .filter((name) => RUN_PARTS_NAME.test(name))
+        .sort()
+        .map((name) => posix.join(dir, name)),
+    );
   return files;
 }
 

@@ -10,9 +10,12 @@ export interface KernelModules {
   modules: Set<string>;
 }
 
-
 /** modprobe's name for a module file: no directory, no .ko(.xz), and `-` the same as `_`. */
-const moduleName = (path: string) => posix.basename(path).replace(/\.ko(\.[a-z0-9]+)?$/, '').replaceAll('-', '_');
+const moduleName = (path: string) =>
+  posix
+    .basename(path)
+    .replace(/\.ko(\.[a-z0-9]+)?$/, '')
+    .replaceAll('-', '_');
 
 /**
  * The modules each installed kernel provides, from depmod's lists rather than a walk of the

@@ -1,6 +1,6 @@
 /** Which software brings usb0 up at boot, the file that shows it, and where usb0's settings live for each. */
 import type { ImageView } from '../engine/step.js';
-import { configuredInterfaces, ifupdownFiles, INTERFACES } from './ifupdown.js';
+import { configuredInterfaces, INTERFACES, ifupdownFiles } from './ifupdown.js';
 import { findProgram } from './root-paths.js';
 import { enablementLink, unitPath } from './systemd.js';
 

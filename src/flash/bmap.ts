@@ -18,7 +18,10 @@ export interface Bmap {
 const field = (text: string, name: string) => new RegExp(`<${name}>\\s*([^<]*?)\\s*</${name}>`).exec(text)?.[1];
 
 export function parseBmap(text: string, path: string): Bmap {
-  const bad = (what: string) => new UserError(`${path} is not a usable block map (${what}); remove it to flash by the image's own data extents, or make it again with bmaptool create`);
+  const bad = (what: string) =>
+    new UserError(
+      `${path} is not a usable block map (${what}); remove it to flash by the image's own data extents, or make it again with bmaptool create`,
+    );
   const imageSize = Number(field(text, 'ImageSize'));
   const blockSize = Number(field(text, 'BlockSize'));
   if (!Number.isSafeInteger(imageSize) || !Number.isSafeInteger(blockSize) || blockSize <= 0) throw bad('no ImageSize or BlockSize');
@@ -32,7 +35,8 @@ export function parseBmap(text: string, path: string): Bmap {
     const last = Number(bounds[2] ?? bounds[1]);
     const sha256 = /chksum="([0-9a-f]{64})"/.exec(attributes)?.[1];
     const range = { start: first * blockSize, end: Math.min((last + 1) * blockSize, imageSize), sha256 };
-    if (last < first || range.start >= imageSize || (ranges.length > 0 && range.start < ranges.at(-1)!.end)) throw bad(`range ${span} out of order or beyond the image`);
+    if (last < first || range.start >= imageSize || (ranges.length > 0 && range.start < ranges.at(-1)!.end))
+      throw bad(`range ${span} out of order or beyond the image`);
     ranges.push(range);
   }
   return { imageSize, ranges };

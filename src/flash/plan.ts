@@ -8,8 +8,8 @@ import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { UserError } from '../errors.js';
 import { releaseFiles } from '../output/pending-output.js';
-import { parseBmap, type BmapRange } from './bmap.js';
-import { mergeRanges, type ByteRange } from './ranges.js';
+import { type BmapRange, parseBmap } from './bmap.js';
+import { type ByteRange, mergeRanges } from './ranges.js';
 import { usedRanges } from './used-blocks.js';
 
 const run = promisify(execFile);
@@ -40,18 +40,25 @@ async function readIfExists(path: string): Promise<string | undefined> {
  * the kernel with SEEK_DATA (3) and SEEK_HOLE (4); a file system without holes reports all data.
  */
 async function dataExtents(image: string): Promise<ByteRange[]> {
-  const script = 'open(my $f, "<", $ARGV[0]) or die "$!\\n"; my $size = -s $f; my $p = 0;' +
+  const script =
+    'open(my $f, "<", $ARGV[0]) or die "$!\\n"; my $size = -s $f; my $p = 0;' +
     ' while ($p < $size) { my $d = sysseek($f, $p, 3); last unless defined $d; my $h = sysseek($f, $d, 4); print $d + 0, " ", $h + 0, "\\n"; $p = $h + 0; }';
   let stdout: string;
   try {
     ({ stdout } = await run('perl', ['-e', script, image], { maxBuffer: 256 * 1024 * 1024 }));
   } catch (error) {
-    throw new UserError(`cannot list the data extents of ${image} (${(error as Error).message.split('\n')[0]}); install perl, or put its .bmap beside it`);
+    throw new UserError(
+      `cannot list the data extents of ${image} (${(error as Error).message.split('\n')[0]}); install perl, or put its .bmap beside it`,
+    );
   }
-  return stdout.trim().split('\n').filter(Boolean).map((line) => {
-    const [start, end] = line.split(' ').map(Number);
-    return { start, end };
-  });
+  return stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [start, end] = line.split(' ').map(Number);
+      return { start, end };
+    });
 }
 
 export async function planWrite(image: string, imageSize: number): Promise<WritePlan> {
@@ -59,9 +66,11 @@ export async function planWrite(image: string, imageSize: number): Promise<Write
   const bmapText = await readIfExists(bmapPath);
   const bmap = bmapText === undefined ? undefined : parseBmap(bmapText, bmapPath);
   if (bmap && bmap.imageSize !== imageSize) {
-    throw new UserError(`${bmapPath} is for an image of ${bmap.imageSize} bytes, ${image} has ${imageSize}: it belongs to another build; remove it or rebuild with --release`);
+    throw new UserError(
+      `${bmapPath} is for an image of ${bmap.imageSize} bytes, ${image} has ${imageSize}: it belongs to another build; remove it or rebuild with --release`,
+    );
   }
   const data = bmap ? bmap.ranges : await dataExtents(image);
   const ranges = mergeRanges([...data, ...(await usedRanges(image))].map((r) => ({ start: r.start, end: Math.min(r.end, imageSize) })));
-  return { ranges, source: bmap ? bmapPath : 'the image\'s data extents', checked: bmap ? bmap.ranges.filter((r) => r.sha256) : [] };
+  return { ranges, source: bmap ? bmapPath : "the image's data extents", checked: bmap ? bmap.ranges.filter((r) => r.sha256) : [] };
 }

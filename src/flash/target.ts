@@ -19,7 +19,11 @@ export interface Target {
   partitions: string[];
 }
 
-const sysText = (name: string, file: string) => readFile(join(SYS_BLOCK, name, file), 'utf8').then((text) => text.trim(), () => undefined);
+const sysText = (name: string, file: string) =>
+  readFile(join(SYS_BLOCK, name, file), 'utf8').then(
+    (text) => text.trim(),
+    () => undefined,
+  );
 
 /** Linux's dev_t as "major:minor" (the split of glibc's gnu_dev_major and gnu_dev_minor). */
 function majorMinor(rdev: number): string {
@@ -30,8 +34,10 @@ function majorMinor(rdev: number): string {
 /** The block device at `path`, or a one-line refusal when it is none or not a whole disk. */
 export async function describeTarget(path: string): Promise<Target> {
   const info = await stat(path).catch(() => undefined);
-  if (!info) throw new UserError(`${path} does not exist; pass the card's whole device, such as /dev/sdX or /dev/mmcblkN (lsblk lists them)`);
-  if (!info.isBlockDevice()) throw new UserError(`${path} is not a block device; pass the card's whole device, such as /dev/sdX or /dev/mmcblkN (lsblk lists them)`);
+  if (!info)
+    throw new UserError(`${path} does not exist; pass the card's whole device, such as /dev/sdX or /dev/mmcblkN (lsblk lists them)`);
+  if (!info.isBlockDevice())
+    throw new UserError(`${path} is not a block device; pass the card's whole device, such as /dev/sdX or /dev/mmcblkN (lsblk lists them)`);
   const name = basename(await realpath(`/sys/dev/block/${majorMinor(info.rdev)}`));
   if ((await sysText(name, 'partition')) !== undefined) {
     throw new UserError(`${path} is a partition (${name}); pass the whole device it belongs to, the image holds its own partition table`);
@@ -44,7 +50,10 @@ export async function describeTarget(path: string): Promise<Target> {
     name,
     size: Number(await sysText(name, 'size')) * 512,
     removable: (await sysText(name, 'removable')) === '1',
-    model: [await sysText(name, 'device/vendor'), await sysText(name, 'device/model') ?? await sysText(name, 'device/name')].filter(Boolean).join(' ') || 'unknown model',
+    model:
+      [await sysText(name, 'device/vendor'), (await sysText(name, 'device/model')) ?? (await sysText(name, 'device/name'))]
+        .filter(Boolean)
+        .join(' ') || 'unknown model',
     partitions: partitions.sort(),
   };
 }
@@ -80,13 +89,21 @@ export const formatSize = (bytes: number) => (bytes >= GiB ? `${(bytes / GiB).to
 /** Throws the first reason not to write `target` with an image of `imageSize` bytes. */
 export async function refuseUnsafeTarget(target: Target, imageSize: number, options: { allowNonRemovable: boolean }): Promise<void> {
   const mounts = await mountsOf(target);
-  if (mounts.length > 0) throw new UserError(`${target.path} is mounted (${mounts.join(', ')}); unmount it first (sudo umount ...), or check that it is the card`);
+  if (mounts.length > 0)
+    throw new UserError(
+      `${target.path} is mounted (${mounts.join(', ')}); unmount it first (sudo umount ...), or check that it is the card`,
+    );
   const holders = await holdersOf(target);
-  if (holders.length > 0) throw new UserError(`${target.path} is in use (${holders.join(', ')}); release it first, or check that it is the card`);
+  if (holders.length > 0)
+    throw new UserError(`${target.path} is in use (${holders.join(', ')}); release it first, or check that it is the card`);
   if (target.size < imageSize) {
-    throw new UserError(`${target.path} holds ${target.size} bytes (${formatSize(target.size)}), less than the image's ${imageSize} (${formatSize(imageSize)}); use a larger card`);
+    throw new UserError(
+      `${target.path} holds ${target.size} bytes (${formatSize(target.size)}), less than the image's ${imageSize} (${formatSize(imageSize)}); use a larger card`,
+    );
   }
   if (!target.removable && !options.allowNonRemovable) {
-    throw new UserError(`${target.path} (${target.model}, ${formatSize(target.size)}) is not a removable device, which a card usually is; check it is the card, then pass --allow-non-removable (some built-in card readers report non-removable)`);
+    throw new UserError(
+      `${target.path} (${target.model}, ${formatSize(target.size)}) is not a removable device, which a card usually is; check it is the card, then pass --allow-non-removable (some built-in card readers report non-removable)`,
+    );
   }
 }

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { UserError } from '../errors.js';
-import { readLayout, type DiskPartition } from '../image/layout.js';
+import { type DiskPartition, readLayout } from '../image/layout.js';
 import type { ByteRange } from './ranges.js';
 
 const run = promisify(execFile);
@@ -46,23 +46,32 @@ async function ext4Used(image: string, partition: DiskPartition): Promise<ByteRa
   try {
     ({ stdout: text } = await run('dumpe2fs', [`${image}?offset=${partition.offset}`], { maxBuffer: 256 * 1024 * 1024 }));
   } catch (error) {
-    throw new UserError(`dumpe2fs cannot read partition ${partition.number} of ${image} (${(error as Error).message.split('\n')[0]}); install e2fsprogs, or check the image with e2fsck`);
+    throw new UserError(
+      `dumpe2fs cannot read partition ${partition.number} of ${image} (${(error as Error).message.split('\n')[0]}); install e2fsprogs, or check the image with e2fsck`,
+    );
   }
   const blockSize = Number(/^Block size:\s+(\d+)/m.exec(text)?.[1]);
   // What lies before the first group's first block (the 1 KiB boot block with 1 KiB blocks) too.
   const ranges: ByteRange[] = [{ start: partition.offset, end: partition.offset + 2048 }];
-  const toBytes = (first: number, last: number) => ({ start: partition.offset + first * blockSize, end: partition.offset + (last + 1) * blockSize });
+  const toBytes = (first: number, last: number) => ({
+    start: partition.offset + first * blockSize,
+    end: partition.offset + (last + 1) * blockSize,
+  });
   for (const [, firstText, lastText, body] of text.matchAll(/^Group \d+: \(Blocks (\d+)-(\d+)\)[^\n]*\n((?:[ \t][^\n]*\n?)*)/gm)) {
     let next = Number(firstText);
     const free = /^\s+Free blocks: (.*)$/m.exec(body)?.[1].trim() ?? '';
-    for (const span of free.split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const span of free
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const [from, to = from] = span.split('-').map(Number);
       if (from > next) ranges.push(toBytes(next, from - 1));
       next = to + 1;
     }
     if (next <= Number(lastText)) ranges.push(toBytes(next, Number(lastText)));
   }
-  if (!blockSize || ranges.length === 1) throw new UserError(`dumpe2fs lists no block groups for partition ${partition.number} of ${image}; check the image with e2fsck`);
+  if (!blockSize || ranges.length === 1)
+    throw new UserError(`dumpe2fs lists no block groups for partition ${partition.number} of ${image}; check the image with e2fsck`);
   return ranges;
 }
 

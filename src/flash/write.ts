@@ -8,7 +8,7 @@ import { closeSync, constants, fsyncSync, openSync, readSync, writeSync } from '
 import { UserError, withPath } from '../errors.js';
 import { progressBar } from '../log.js';
 import type { BmapRange } from './bmap.js';
-import { rangesBytes, type ByteRange } from './ranges.js';
+import { type ByteRange, rangesBytes } from './ranges.js';
 
 const CHUNK = 4 * 1024 * 1024;
 
@@ -46,7 +46,9 @@ function bmapChecker(checked: BmapRange[], image: string) {
         hash.update(data.subarray(from - position, to - position));
         if (to < range.end) return;
         if (hash.digest('hex') !== range.sha256) {
-          throw new UserError(`${image} does not match its .bmap at bytes ${range.start}-${range.end}: the image or the bmap changed since the build; rebuild, or remove the .bmap`);
+          throw new UserError(
+            `${image} does not match its .bmap at bytes ${range.start}-${range.end}: the image or the bmap changed since the build; rebuild, or remove the .bmap`,
+          );
         }
         hash = undefined;
         index += 1;
@@ -71,7 +73,8 @@ export function writeAndVerify(image: string, device: string, ranges: ByteRange[
     target = openSync(device, constants.O_WRONLY | constants.O_EXCL);
   } catch (error) {
     closeSync(source);
-    if ((error as NodeJS.ErrnoException).code === 'EBUSY') throw new UserError(`${device} is busy (in use by the kernel: a mount, swap, a device mapper); release it first`);
+    if ((error as NodeJS.ErrnoException).code === 'EBUSY')
+      throw new UserError(`${device} is busy (in use by the kernel: a mount, swap, a device mapper); release it first`);
     throw error;
   }
   try {
@@ -119,7 +122,9 @@ function verify(device: string, ranges: ByteRange[], digests: string[], total: n
       if (position + data.length === ranges[range].end) {
         if (hash.digest('hex') !== digests[range]) {
           const { start, end } = ranges[range];
-          throw new UserError(`${device} does not hold what was written at bytes ${start}-${end}: the card or its reader is failing; try another card or reader`);
+          throw new UserError(
+            `${device} does not hold what was written at bytes ${start}-${end}: the card or its reader is failing; try another card or reader`,
+          );
         }
         hash = createHash('sha256');
       }

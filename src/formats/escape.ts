@@ -40,7 +40,8 @@ export const shellWord: Escaper = (value) => {
  */
 export const systemdValue: Escaper = (value) => {
   const text = singleLine(value, 'a systemd unit');
-  if (/["'$]|\\$/.test(text)) throw new Unrenderable('contains a quote or $, or ends in a backslash, which systemd settings read differently');
+  if (/["'$]|\\$/.test(text))
+    throw new Unrenderable('contains a quote or $, or ends in a backslash, which systemd settings read differently');
   return text.replaceAll('%', '%%');
 };
 
@@ -70,7 +71,8 @@ export const jsonValue: Escaper = (value) => JSON.stringify(value);
 
 const YAML_PLAIN = /^[A-Za-z0-9/][A-Za-z0-9 ._/();-]*$/;
 // What a YAML 1.2 core-schema parser reads as a number, and 1.1's booleans besides, for older parsers.
-const YAML_NOT_STRING = /^(?:[-+]?(?:\d+|\.\d+|\d+\.\d*)(?:e[-+]?\d+)?|0x[\da-f]+|0o[0-7]+|[-+]?\.inf|\.nan|y|n|yes|no|true|false|on|off|null)$/i;
+const YAML_NOT_STRING =
+  /^(?:[-+]?(?:\d+|\.\d+|\d+\.\d*)(?:e[-+]?\d+)?|0x[\da-f]+|0o[0-7]+|[-+]?\.inf|\.nan|y|n|yes|no|true|false|on|off|null)$/i;
 
 /**
  * YAML (netplan): a plain scalar when it cannot be read as anything but that string (no `:` or

@@ -51,7 +51,10 @@ export function deviceTree(blob: Buffer, name = 'the device tree'): DeviceTreeNo
       offset = align4(end + 1);
       // The root node's name is empty; its children hang off "/".
       const parent = stack.length === 0 ? '' : stack[stack.length - 1].path;
-      const node = { path: stack.length === 0 ? '/' : `${parent === '/' ? '' : parent}/${nodeName}`, properties: new Map<string, Buffer>() };
+      const node = {
+        path: stack.length === 0 ? '/' : `${parent === '/' ? '' : parent}/${nodeName}`,
+        properties: new Map<string, Buffer>(),
+      };
       stack.push(node);
       nodes.push(node);
     } else if (token === FDT_END_NODE) {

@@ -118,8 +118,10 @@ function unterminatedQuote(text: string, at: number): UserError {
 }
 
 function expandVars(text: string, env: Map<string, string>): string {
-  return text.replace(/\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_match, braced?: string, bare?: string) =>
-    env.get(braced ?? bare ?? '') ?? '');
+  return text.replace(
+    /\$\{([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (_match, braced?: string, bare?: string) => env.get(braced ?? bare ?? '') ?? '',
+  );
 }
 
 const wordValue = (word: Word, env: Map<string, string>) =>
@@ -188,7 +190,7 @@ export function setEnv(text: string, name: string, value: string): string {
   const [, nameWord, ...valueWords] = statement.words;
   const first = valueWords.at(0);
   const last = valueWords.at(-1);
-  if (!first || !last) return text.slice(0, nameWord.end) + ` ${quoted}` + text.slice(nameWord.end);
+  if (!first || !last) return `${text.slice(0, nameWord.end)} ${quoted}${text.slice(nameWord.end)}`;
   return text.slice(0, first.start) + quoted + text.slice(last.end);
 }
 
@@ -259,7 +261,9 @@ export function insertBeforeBoot(text: string, lines: string[]): string {
   const statements = parseScript(text);
   const boot = statements.findIndex((s) => s.depth === 0 && BOOT_COMMANDS.has(literal(s.words[0])));
   if (boot < 0) throw new UserError('boot.ini has no booti, bootm or bootz command to insert device-tree edits before');
-  const loadsTree = statements.slice(0, boot).some((s) => s.depth === 0 && literal(s.words[0]) === 'fdt' && s.words[1] && literal(s.words[1]) === 'addr');
+  const loadsTree = statements
+    .slice(0, boot)
+    .some((s) => s.depth === 0 && literal(s.words[0]) === 'fdt' && s.words[1] && literal(s.words[1]) === 'addr');
   if (!loadsTree) throw new UserError('boot.ini has no "fdt addr" before its boot command, so device-tree edits there would fail');
   return insertLine(text, lineStart(text, statements[boot].words[0].start), lines.join(fileEol(text)));
 }
@@ -314,7 +318,14 @@ function runSetenvs(text: string): Map<string, string> {
     if (!running() || command.length < 2 || literal(command[0]) !== 'setenv') continue;
     const name = wordValue(command[1], env);
     if (command.length === 2) env.delete(name);
-    else env.set(name, command.slice(2).map((w) => wordValue(w, env)).join(' '));
+    else
+      env.set(
+        name,
+        command
+          .slice(2)
+          .map((w) => wordValue(w, env))
+          .join(' '),
+      );
   }
   return env;
 }
@@ -328,7 +339,9 @@ export function expandBootArgs(text: string): string {
 export function validateBootIni(text: string): void {
   const firstLine = text.split('\n', 1)[0].replace(/\r$/, '');
   if (firstLine !== C2_BOOT_INI_HEADER) {
-    throw new UserError(`boot.ini must start with the line ${C2_BOOT_INI_HEADER}, the C2's U-Boot ignores it otherwise (found ${JSON.stringify(firstLine.slice(0, 40))})`);
+    throw new UserError(
+      `boot.ini must start with the line ${C2_BOOT_INI_HEADER}, the C2's U-Boot ignores it otherwise (found ${JSON.stringify(firstLine.slice(0, 40))})`,
+    );
   }
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > BOOT_INI_MAX_BYTES) {

@@ -83,7 +83,7 @@ function setIniValue(text: string, setting: IniSetting, exampleMarker?: string):
     const last = lines[lines.length - 1];
     if (last.body !== '' && last.eol === '') last.eol = eol;
     const separator = text.trim() === '' ? '' : eol;
-    return joinLines(lines) + `${separator}[${section}]${eol}${key}=${value}${eol}`;
+    return `${joinLines(lines)}${separator}[${section}]${eol}${key}=${value}${eol}`;
   }
   return joinLines(lines);
 }

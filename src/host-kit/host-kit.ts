@@ -9,10 +9,10 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BuildConfig } from '../config/schema.js';
-import { writeFile } from '../files.js';
-import { pendingDir, type PendingDir } from '../output/pending-dir.js';
-import { hostKeys, hostKeysDir } from '../secrets/ssh-host-keys.js';
 import { renderTemplate } from '../engine/templates.js';
+import { writeFile } from '../files.js';
+import { type PendingDir, pendingDir } from '../output/pending-dir.js';
+import { hostKeys, hostKeysDir } from '../secrets/ssh-host-keys.js';
 import { DOCKER_TLS_PORT, tlsMaterial } from '../secrets/tls.js';
 
 export const hostKitDirOf = (outDir: string) => join(outDir, 'host');
@@ -64,7 +64,9 @@ export async function renderKitTemplates(views: ReturnType<typeof boardView>[], 
   const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);
   return [
     // NetworkManager ignores keyfiles that others can read: 0600 lets a plain `cp` work.
-    ...(await Promise.all(views.map(async (board) => ({ path: board.nmconnection, content: await render('board.nmconnection', board), mode: 0o600 })))),
+    ...(await Promise.all(
+      views.map(async (board) => ({ path: board.nmconnection, content: await render('board.nmconnection', board), mode: 0o600 })),
+    )),
     { path: 'nat.sh', content: await render('nat.sh'), mode: 0o755 },
     { path: 'exports', content: await render('exports'), mode: 0o644 },
     { path: 'known_hosts', content: await render('known_hosts'), mode: 0o644 },
@@ -73,7 +75,9 @@ export async function renderKitTemplates(views: ReturnType<typeof boardView>[], 
     { path: 'doctor.sh', content: await render('doctor.sh'), mode: 0o755 },
     // Native versus emulation: the script and the build it times.
     { path: 'bench-buildx.sh', content: await render('bench-buildx.sh'), mode: 0o755 },
-    ...(await Promise.all(BENCH_FILES.map(async (file) => ({ path: `bench/${file}`, content: await render(`bench/${file}`), mode: 0o644 })))),
+    ...(await Promise.all(
+      BENCH_FILES.map(async (file) => ({ path: `bench/${file}`, content: await render(`bench/${file}`), mode: 0o644 })),
+    )),
     { path: 'README.md', content: await render('README.md'), mode: 0o644 },
   ];
 }
@@ -84,7 +88,10 @@ async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = bo
     boards.map(async (board) => {
       const keys = await hostKeys(hostKeysDir(secrets), `root@${board.hostname}`);
       // "type base64", without the comment ssh-keygen put there.
-      return boardView(board, keys.map((key) => key.publicKey.toString('utf8').trim().split(/\s+/).slice(0, 2).join(' ')));
+      return boardView(
+        board,
+        keys.map((key) => key.publicKey.toString('utf8').trim().split(/\s+/).slice(0, 2).join(' ')),
+      );
     }),
   );
   // The client pair is the same for every device; asking for each device's material also makes

@@ -53,7 +53,8 @@ function damage(sb: Buffer, counts: { blocks: number; freeBlocks: number; inodes
   if (logBlockSize > 6 || sb.readUInt32LE(0x20) === 0 || sb.readUInt32LE(0x28) === 0 || counts.blocks === 0 || counts.inodes === 0) {
     return 'its superblock holds impossible sizes';
   }
-  if (counts.freeBlocks > counts.blocks || counts.freeInodes > counts.inodes) return 'its superblock counts more free blocks or inodes than there are';
+  if (counts.freeBlocks > counts.blocks || counts.freeInodes > counts.inodes)
+    return 'its superblock counts more free blocks or inodes than there are';
   return undefined;
 }
 
@@ -63,7 +64,12 @@ export async function readExt4Superblock(handle: FileHandle, partitionOffset: nu
   if (bytesRead < sb.length || sb.readUInt16LE(0x38) !== EXT4_MAGIC) return undefined;
   const incompat = sb.readUInt32LE(0x60);
   const wide = (incompat & INCOMPAT_64BIT) !== 0;
-  const counts = { blocks: count64(sb, 0x4, 0x150, wide), freeBlocks: count64(sb, 0xc, 0x158, wide), inodes: sb.readUInt32LE(0x0), freeInodes: sb.readUInt32LE(0x10) };
+  const counts = {
+    blocks: count64(sb, 0x4, 0x150, wide),
+    freeBlocks: count64(sb, 0xc, 0x158, wide),
+    inodes: sb.readUInt32LE(0x0),
+    freeInodes: sb.readUInt32LE(0x10),
+  };
   const hex = sb.subarray(0x68, 0x78).toString('hex');
   return {
     uuid: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`,

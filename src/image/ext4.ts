@@ -5,19 +5,19 @@ import { UserError, withPath } from '../errors.js';
 import { CachedFileDisk } from './cached-disk.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 import type { ImageLayout } from './layout.js';
-import { rootfsDamaged, rootfsFull } from './rootfs-limits.js';
 import {
   DEFAULT_DIR_MODE,
   DEFAULT_FILE_MODE,
-  PartitionFsBase,
-  PartitionFsError,
-  rechunk,
-  toAsync,
   type EntryStat,
   type FileMeta,
   type PartitionFs,
+  PartitionFsBase,
+  PartitionFsError,
+  rechunk,
   type ScopeOptions,
+  toAsync,
 } from './partition-fs.js';
+import { rootfsDamaged, rootfsFull } from './rootfs-limits.js';
 
 /*
  * The ext4 rootfs through libext2fs compiled to WASM (the `ext2fs` package). Its pitfalls,
@@ -63,7 +63,10 @@ const EXT2_ET_NO_SPACE = new Set([38, 72, 73, 149]);
  * What libext2fs finds in a damaged file system: bad magic, group descriptors, directories, inode
  * and block numbers, superblock, extent trees, checksums, extended attributes, garbage inodes.
  */
-const EXT2_ET_DAMAGE = new Set([19, 24, 25, 26, 28, 30, 32, 35, 41, 42, 59, 60, 90, 94, 119, 120, 121, 146, 147, 148, 150, 151, 152, 156, 160, 161, 169, 174, 176, 177, 178]);
+const EXT2_ET_DAMAGE = new Set([
+  19, 24, 25, 26, 28, 30, 32, 35, 41, 42, 59, 60, 90, 94, 119, 120, 121, 146, 147, 148, 150, 151, 152, 156, 160, 161, 169, 174, 176, 177,
+  178,
+]);
 
 function codeOf(error: unknown): string {
   const e = error as { code?: string; errno?: number };
@@ -258,7 +261,8 @@ export async function withRootfs<T>(layout: ImageLayout, fn: (fs: PartitionFs) =
       // Whatever libext2fs made of it (EIO), a failed write to the image is the cause.
       if (disk.writeFailure) throw withPath(disk.writeFailure, layout.path);
       if (error instanceof Ext4Error && error.code === 'ENOSPC') throw rootfsFull(layout, free, error.path);
-      if (error instanceof Ext4Error && error.code === 'EFSCORRUPTED') throw rootfsDamaged(layout, `libext2fs cannot read ${error.path} (${error.op})`);
+      if (error instanceof Ext4Error && error.code === 'EFSCORRUPTED')
+        throw rootfsDamaged(layout, `libext2fs cannot read ${error.path} (${error.op})`);
       throw withPath(error, layout.path);
     }
   } finally {

@@ -3,14 +3,14 @@ import * as FatFs from 'js-fatfs';
 import { withPath } from '../errors.js';
 import type { ImageLayout } from './layout.js';
 import {
-  PartitionFsBase,
-  PartitionFsError,
-  rechunk,
-  toAsync,
   type EntryStat,
   type FileMeta,
   type PartitionFs,
+  PartitionFsBase,
+  PartitionFsError,
+  rechunk,
   type ScopeOptions,
+  toAsync,
 } from './partition-fs.js';
 
 /*
@@ -219,7 +219,11 @@ class FatPartitionFs extends PartitionFsBase {
 }
 
 /** Mounts the FAT boot partition for the duration of `fn`, always unmounting after. */
-export async function withBootPartition<T>(layout: ImageLayout, fn: (fs: PartitionFs) => Promise<T>, options: ScopeOptions = {}): Promise<T> {
+export async function withBootPartition<T>(
+  layout: ImageLayout,
+  fn: (fs: PartitionFs) => Promise<T>,
+  options: ScopeOptions = {},
+): Promise<T> {
   const writable = options.writable ?? false;
   const fd = openSync(layout.path, writable ? 'r+' : 'r');
   const diskio = new PartitionDiskIO(fd, layout.boot.offset, layout.boot.size / SECTOR, writable);

@@ -52,32 +52,40 @@ export async function readLayout(path: string, rootUuidHint?: string): Promise<I
       throw new UserError(`${name} has no partition table (no MBR signature): pass a whole-disk image such as HardKernel's ODROID-C2 .img`);
     }
     const disk = new FileDisk(handle, true);
-    let table;
+    let table: Awaited<ReturnType<typeof getPartitions>>;
     try {
       table = await getPartitions(disk, { includeExtended: false });
     } catch (error) {
       throw new UserError(`cannot read the partition table of ${name} (${(error as Error).message}): pass a whole-disk MBR image`);
     }
     if (table.type === 'gpt' || table.partitions.some((p) => (p as MBRPartition).type === GPT_PROTECTIVE)) {
-      throw new UserError(`${name} uses a GPT partition table; only MBR images laid out like HardKernel's ODROID-C2 images (FAT boot + ext4 root) are supported`);
+      throw new UserError(
+        `${name} uses a GPT partition table; only MBR images laid out like HardKernel's ODROID-C2 images (FAT boot + ext4 root) are supported`,
+      );
     }
-    const partitions = (table.partitions as MBRPartition[]).filter((p) => p.size > 0).map((p) => ({
-      number: p.index,
-      offset: p.offset,
-      size: p.size,
-      mbrType: p.type,
-    }));
+    const partitions = (table.partitions as MBRPartition[])
+      .filter((p) => p.size > 0)
+      .map((p) => ({
+        number: p.index,
+        offset: p.offset,
+        size: p.size,
+        mbrType: p.type,
+      }));
     if (partitions.length === 0) {
       throw new UserError(`${name} has an empty partition table: pass a whole-disk image with a FAT boot and an ext4 root partition`);
     }
     for (const p of partitions) {
       if (p.offset + p.size > size) {
-        throw new UserError(`partition ${p.number} of ${name} ends beyond the end of the file: the image is truncated, download or decompress it again`);
+        throw new UserError(
+          `partition ${p.number} of ${name} ends beyond the end of the file: the image is truncated, download or decompress it again`,
+        );
       }
     }
     const fat = partitions.find((p) => FAT_TYPES.has(p.mbrType));
     if (!fat) {
-      throw new UserError(`${name} has no FAT boot partition (MBR types found: ${describeTypes(partitions)}): this does not look like an ODROID image`);
+      throw new UserError(
+        `${name} has no FAT boot partition (MBR types found: ${describeTypes(partitions)}): this does not look like an ODROID image`,
+      );
     }
     const linux = [];
     for (const p of partitions.filter((q) => q.mbrType === LINUX_TYPE)) {
@@ -89,13 +97,19 @@ export async function readLayout(path: string, rootUuidHint?: string): Promise<I
       if (unreadable) {
         // A Linux partition without an ext4 superblock: damaged (overwritten), or never formatted.
         const device = `'${path.replaceAll("'", "'\\''")}?offset=${unreadable.offset}'`;
-        throw new UserError(`partition ${unreadable.number} of ${name} (the Linux partition) holds no ext4 superblock: the root file system is damaged or missing; check it with e2fsck -fn ${device}, or use a fresh stock image`);
+        throw new UserError(
+          `partition ${unreadable.number} of ${name} (the Linux partition) holds no ext4 superblock: the root file system is damaged or missing; check it with e2fsck -fn ${device}, or use a fresh stock image`,
+        );
       }
-      throw new UserError(`${name} has no ext4 root partition (MBR types found: ${describeTypes(partitions)}): pass an image with an ext4 Linux partition`);
+      throw new UserError(
+        `${name} has no ext4 root partition (MBR types found: ${describeTypes(partitions)}): pass an image with an ext4 Linux partition`,
+      );
     }
     const named = rootUuidHint ? linux.find((p) => p.uuid === rootUuidHint.toLowerCase()) : undefined;
     if (rootUuidHint && !named) {
-      throw new UserError(`the boot config of ${name} boots root=UUID=${rootUuidHint} but no ext4 partition has that UUID: the image would not boot, fix boot.ini or pass another image`);
+      throw new UserError(
+        `the boot config of ${name} boots root=UUID=${rootUuidHint} but no ext4 partition has that UUID: the image would not boot, fix boot.ini or pass another image`,
+      );
     }
     const rootfs = named ?? linux[0];
     return {
@@ -124,7 +138,9 @@ function fatKind(p: DiskPartition, bootSector: Buffer): 'FAT12' | 'FAT16' | 'FAT
   const label = bootSector.toString('latin1', 54, 59);
   if (label === 'FAT12') return 'FAT12';
   if (label === 'FAT16') return 'FAT16';
-  throw new UserError(`partition ${p.number} has FAT type 0x${p.mbrType.toString(16)} but no FAT file system: the boot partition is damaged or unformatted`);
+  throw new UserError(
+    `partition ${p.number} has FAT type 0x${p.mbrType.toString(16)} but no FAT file system: the boot partition is damaged or unformatted`,
+  );
 }
 
 function describeTypes(partitions: DiskPartition[]): string {

@@ -3,7 +3,7 @@ import { UserError } from '../errors.js';
 import { locateBootFiles, rootUuidOf } from '../formats/boot-files.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 import { withBootPartition } from './fat.js';
-import { readLayout, type ImageLayout } from './layout.js';
+import { type ImageLayout, readLayout } from './layout.js';
 import { rootfsDamaged } from './rootfs-limits.js';
 
 /** The `root=UUID=` that the boot partition's boot.ini passes to the kernel, if any. */
@@ -25,7 +25,9 @@ export async function openImage(path: string): Promise<ImageLayout> {
   const uuid = await bootRootUuid(layout);
   if (uuid && uuid !== layout.rootfs.uuid) layout = await readLayout(path, uuid);
   if (!uuid && layout.ext4Count > 1) {
-    throw new UserError(`${path} has ${layout.ext4Count} ext4 partitions and boot.ini names no root=UUID=: cannot tell which is the root file system`);
+    throw new UserError(
+      `${path} has ${layout.ext4Count} ext4 partitions and boot.ini names no root=UUID=: cannot tell which is the root file system`,
+    );
   }
   const handle = await open(path, 'r');
   try {

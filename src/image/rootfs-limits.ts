@@ -28,20 +28,30 @@ export async function rootfsFree(layout: ImageLayout): Promise<RootfsSpace> {
   }
 }
 
-const where = (layout: Pick<ImageLayout, 'path' | 'rootfs'>) => `the root file system (partition ${layout.rootfs.number} of ${layout.path})`;
+const where = (layout: Pick<ImageLayout, 'path' | 'rootfs'>) =>
+  `the root file system (partition ${layout.rootfs.number} of ${layout.path})`;
 
-const GROW = 'grow the image and its root partition first (docs/rootfs-space.md: truncate, sfdisk, resize2fs), or use a smaller docker.bundle or fewer overlay files';
+const GROW =
+  'grow the image and its root partition first (docs/rootfs-space.md: truncate, sfdisk, resize2fs), or use a smaller docker.bundle or fewer overlay files';
 
 /** `needed` exceeds `free`: the line that says so, before anything is written. */
-export function rootfsTooSmall(layout: Pick<ImageLayout, 'path' | 'rootfs'>, free: RootfsSpace, needed: RootfsSpace): UserError | undefined {
-  if (needed.bytes > free.bytes) return new UserError(`${where(layout)} has ${mib(free.bytes)} MiB free and this build needs ${mib(needed.bytes)} MiB; ${GROW}`);
-  if (needed.inodes > free.inodes) return new UserError(`${where(layout)} has ${free.inodes} free inodes and this build needs ${needed.inodes}; ${GROW}`);
+export function rootfsTooSmall(
+  layout: Pick<ImageLayout, 'path' | 'rootfs'>,
+  free: RootfsSpace,
+  needed: RootfsSpace,
+): UserError | undefined {
+  if (needed.bytes > free.bytes)
+    return new UserError(`${where(layout)} has ${mib(free.bytes)} MiB free and this build needs ${mib(needed.bytes)} MiB; ${GROW}`);
+  if (needed.inodes > free.inodes)
+    return new UserError(`${where(layout)} has ${free.inodes} free inodes and this build needs ${needed.inodes}; ${GROW}`);
   return undefined;
 }
 
 /** libext2fs ran out of blocks, inodes or directory room while writing `path`. */
 export function rootfsFull(layout: Pick<ImageLayout, 'path' | 'rootfs'>, free: RootfsSpace, path: string): UserError {
-  return new UserError(`${where(layout)} had ${mib(free.bytes)} MiB and ${free.inodes} inodes free and this build needs more (it ran out writing ${path}); ${GROW}`);
+  return new UserError(
+    `${where(layout)} had ${mib(free.bytes)} MiB and ${free.inodes} inodes free and this build needs more (it ran out writing ${path}); ${GROW}`,
+  );
 }
 
 /** The file system cannot be read as ext4 (`why`): name it, and the e2fsck that shows and repairs it. */

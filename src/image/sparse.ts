@@ -1,4 +1,4 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { withPath } from '../errors.js';
 
@@ -73,10 +73,16 @@ export function createSparseWriteStream(path: string): Writable {
     },
     // Writes through the handle fail without the file's name, which a full disk must be told with.
     write(chunk: Buffer, _encoding, callback) {
-      absorb(chunk).then(() => callback(), (error: Error) => callback(withPath(error, path)));
+      absorb(chunk).then(
+        () => callback(),
+        (error: Error) => callback(withPath(error, path)),
+      );
     },
     final(callback) {
-      finish().then(() => callback(), (error: Error) => callback(withPath(error, path)));
+      finish().then(
+        () => callback(),
+        (error: Error) => callback(withPath(error, path)),
+      );
     },
     destroy(error, callback) {
       if (!handle) return callback(error);

@@ -32,7 +32,9 @@ export function lockOutDir(outDir: string): OutLock {
   const path = join(outDir, LOCK_FILE);
   for (;;) {
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
-    const run = spawnSync('flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(CONFLICT), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    const run = spawnSync('flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(CONFLICT), '3'], {
+      stdio: ['ignore', 'ignore', 'pipe', fd],
+    });
     if (run.error || (run.status !== 0 && run.status !== CONFLICT)) {
       closeSync(fd);
       const said = run.error?.message ?? run.stderr.toString().trim();

@@ -50,7 +50,9 @@ export async function prepareOutputDir(outDir: string): Promise<void> {
     await mkdir(outDir, { recursive: true });
     await access(outDir, constants.W_OK);
   } catch (error) {
-    throw new UserError(`cannot write to the output directory ${outDir} (${(error as NodeJS.ErrnoException).code}): pass a writable directory with --out`);
+    throw new UserError(
+      `cannot write to the output directory ${outDir} (${(error as NodeJS.ErrnoException).code}): pass a writable directory with --out`,
+    );
   }
 }
 
@@ -83,7 +85,10 @@ export function pendingOutput(outDir: string): PendingOutput {
         files.delete(image);
         await rm(tempPath, { force: true });
         forget.get(tempPath)?.();
-        const detail = String((error as { stderr?: string }).stderr ?? error).trim().split('\n').pop();
+        const detail = String((error as { stderr?: string }).stderr ?? error)
+          .trim()
+          .split('\n')
+          .pop();
         throw new UserError(`cannot copy ${sourcePath} to ${outDir}: ${detail}; check free space in --out, or pass another --out`);
       }
       images.push(image);
@@ -138,5 +143,8 @@ async function mergedSums(path: string, replaced: Set<string>, added: string[]):
   const kept = lines.filter((line) => !replaced.has(nameOf(line)));
   if (kept.length === lines.length && added.length === 0) return undefined;
   const byName = (a: string, b: string) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0);
-  return [...kept, ...added].sort(byName).map((line) => `${line}\n`).join('');
+  return [...kept, ...added]
+    .sort(byName)
+    .map((line) => `${line}\n`)
+    .join('');
 }

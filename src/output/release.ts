@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
+import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { once } from 'node:events';
 import { dirname } from 'node:path';
 import { fileChunks } from '../checksum.js';
 import { UserError } from '../errors.js';
@@ -101,7 +101,11 @@ function startXz(to: string) {
       if (code === 0 && ended) return resolve();
       const how = signal ? `killed by ${signal}` : `exit status ${code}`;
       const said = stderr.trim().split('\n').pop();
-      reject(new UserError(`xz failed (${how})${said ? `: ${said}` : ''}; check free space in ${dirname(to)} and free memory, and that xz (xz-utils) runs`));
+      reject(
+        new UserError(
+          `xz failed (${how})${said ? `: ${said}` : ''}; check free space in ${dirname(to)} and free memory, and that xz (xz-utils) runs`,
+        ),
+      );
     });
   });
   // Awaited by write() and finish(); an exit between two writes must not count as unhandled.

@@ -6,7 +6,7 @@
  * when the build succeeds: a failed rotation leaves the old secrets, image and host kit matching.
  */
 import { join } from 'node:path';
-import { pendingDir, type PendingDir } from '../output/pending-dir.js';
+import { type PendingDir, pendingDir } from '../output/pending-dir.js';
 import { removeLeftovers } from '../output/temp-files.js';
 
 export const secretsDirOf = (outDir: string) => join(outDir, 'secrets');

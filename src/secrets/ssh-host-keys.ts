@@ -47,11 +47,16 @@ async function generate(dir: string, name: string, type: string, args: readonly 
       await execFile('ssh-keygen', ['-q', '-t', type, ...args, '-N', '', '-C', comment, '-f', file]);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new UserError('ssh-keygen not found; install openssh-client (it makes the device\'s SSH host keys)');
+        throw new UserError("ssh-keygen not found; install openssh-client (it makes the device's SSH host keys)");
       }
       // ssh-keygen writes the key itself: a full disk is its failure, told in its last words.
-      const said = String((error as { stderr?: string }).stderr ?? '').trim().split('\n').pop();
-      throw new UserError(`ssh-keygen could not make the ${type} host key${said ? `: ${said}` : ''}; check free space in ${dir} (or pass another --out), and that ssh-keygen (openssh-client) runs`);
+      const said = String((error as { stderr?: string }).stderr ?? '')
+        .trim()
+        .split('\n')
+        .pop();
+      throw new UserError(
+        `ssh-keygen could not make the ${type} host key${said ? `: ${said}` : ''}; check free space in ${dir} (or pass another --out), and that ssh-keygen (openssh-client) runs`,
+      );
     }
     killPoint('ssh-keygen');
     await rename(`${file}.pub`, join(dir, `${name}.pub`));

@@ -7,10 +7,10 @@
 // @peculiar/x509 2.x resolves its classes through tsyringe, which throws at import time unless a
 // Reflect metadata polyfill was loaded first; ES modules evaluate imports in order.
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import { randomBytes, webcrypto } from 'node:crypto';
 import { readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import * as x509 from '@peculiar/x509';
 import { UserError } from '../errors.js';
 import { exists, writeFile } from '../files.js';
 import { replaceDir, withScratchDir } from '../output/pending-dir.js';
@@ -82,7 +82,9 @@ async function importKey(pem: string, file: string): Promise<CryptoKey> {
   try {
     return await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decode(pem)[0], KEY_ALGORITHM, true, ['sign']);
   } catch {
-    throw new UserError(`${file} is not an ECDSA P-256 private key (PKCS#8 PEM); delete its directory to have a new pair made, or build with --rotate-secrets`);
+    throw new UserError(
+      `${file} is not an ECDSA P-256 private key (PKCS#8 PEM); delete its directory to have a new pair made, or build with --rotate-secrets`,
+    );
   }
 }
 
@@ -182,7 +184,11 @@ async function makeCa(): Promise<{ cert: x509.X509Certificate; key: CryptoKey }>
  * The pair in `dir` if `valid` accepts it, else a new one from `make` (replacing the old one).
  * A pair another build placed meanwhile wins, so concurrent builds agree.
  */
-async function ensure(dir: string, valid: (pair: Loaded) => Promise<boolean>, make: () => Promise<{ cert: x509.X509Certificate; key: CryptoKey }>): Promise<Loaded> {
+async function ensure(
+  dir: string,
+  valid: (pair: Loaded) => Promise<boolean>,
+  make: () => Promise<{ cert: x509.X509Certificate; key: CryptoKey }>,
+): Promise<Loaded> {
   const current = await load(dir);
   if (current && (await valid(current))) return current;
   const made = await make();

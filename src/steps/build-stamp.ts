@@ -14,7 +14,9 @@ export const buildStamp: Step = {
   summary: `record the tool version and applied steps in ${BUILD_STAMP_PATH}`,
   async plan({ config, steps }) {
     const stamp = { tool: 'odroid-buildx-image', version: toolVersion, name: config.name, steps };
-    return [{ op: 'write', on: 'rootfs', path: BUILD_STAMP_PATH, content: `${JSON.stringify(stamp, null, 2)}\n`, mode: 0o644, uid: 0, gid: 0 }];
+    return [
+      { op: 'write', on: 'rootfs', path: BUILD_STAMP_PATH, content: `${JSON.stringify(stamp, null, 2)}\n`, mode: 0o644, uid: 0, gid: 0 },
+    ];
   },
   async applied(image) {
     return (await image.lstat('rootfs', BUILD_STAMP_PATH)) !== undefined;

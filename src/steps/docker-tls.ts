@@ -25,7 +25,14 @@ export const dockerTlsView = {
   tlsKey: `${TLS_DIR}/${FILES.key}`,
 };
 
-const file = (path: string, text: string, mode: number): StreamEntry => ({ type: 'file', path, data: Readable.from([Buffer.from(text)]), mode, uid: 0, gid: 0 });
+const file = (path: string, text: string, mode: number): StreamEntry => ({
+  type: 'file',
+  path,
+  data: Readable.from([Buffer.from(text)]),
+  mode,
+  uid: 0,
+  gid: 0,
+});
 
 /** Made (first build) or read (later builds) only when the image is written: a dry run makes no keys. */
 async function* serverTlsEntries(secrets: string, config: BuildConfig): AsyncIterable<StreamEntry> {

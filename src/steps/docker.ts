@@ -1,13 +1,13 @@
+import { bundleEntries, type DockerBundle, isBinaryName, listBundle, resolveBundle } from '../artifacts/docker-bundle.js';
 import type { BuildConfig } from '../config/schema.js';
-import { findProgram } from '../facts/root-paths.js';
-import { bundleEntries, isBinaryName, listBundle, resolveBundle, type DockerBundle } from '../artifacts/docker-bundle.js';
-import { warn } from '../log.js';
 import { type Operation, rootfsFile } from '../engine/operations.js';
+import type { ImageView, RunMemo, Step } from '../engine/step.js';
 import { renderTemplate } from '../engine/templates.js';
+import { findProgram } from '../facts/root-paths.js';
 import { enableUnitOperation, mountUnitName, unitEnabled } from '../facts/systemd.js';
+import { warn } from '../log.js';
 import { DOCKER_TLS_PORT } from '../secrets/tls.js';
 import { dockerHosts, dockerTlsOperations, dockerTlsView } from './docker-tls.js';
-import type { ImageView, RunMemo, Step } from '../engine/step.js';
 
 const BIN_DIR = '/usr/local/bin';
 /** Which bundle is installed, so a rebuild with the same bundle skips the 200 MiB rewrite. */
@@ -110,7 +110,14 @@ async function installOperations(image: ImageView, bundle: DockerBundle, once: R
   return [
     ...stale.map((name): Operation => ({ op: 'remove', on: 'rootfs', path: `${BIN_DIR}/${name}` })),
     { op: 'mkdir', on: 'rootfs', path: BIN_DIR, mode: 0o755, uid: 0, gid: 0 },
-    { op: 'stream', on: 'rootfs', dir: BIN_DIR, what: `${binaries.join(', ')} from ${bundle.origin}`, bytes, entries: () => bundleEntries(bundle) },
+    {
+      op: 'stream',
+      on: 'rootfs',
+      dir: BIN_DIR,
+      what: `${binaries.join(', ')} from ${bundle.origin}`,
+      bytes,
+      entries: () => bundleEntries(bundle),
+    },
     // Written last: an interrupted install leaves no record, so the next build installs again.
     ...rootfsFile(INSTALL_RECORD, `${JSON.stringify(newRecord, null, 2)}\n`),
   ];
@@ -132,9 +139,13 @@ export const docker: Step = {
     // Hashing a 200 MiB bundle once per run, not once per board of a fleet. Listing it (below) is
     // memoised for dry runs, where every board plans against the stock image; a build's later
     // boards start from the first one's image, where alreadyInstalled finds the bundle.
-    const bundle = await once(`docker bundle ${JSON.stringify(config.docker)} ${paths.cache}`, () => resolveBundle(config.docker, paths.cache));
+    const bundle = await once(`docker bundle ${JSON.stringify(config.docker)} ${paths.cache}`, () =>
+      resolveBundle(config.docker, paths.cache),
+    );
     if (!(await hasIptables(image))) {
-      warn('the image has no iptables: dockerd will not start with its default bridge network until iptables is installed (docs/docker.md)');
+      warn(
+        'the image has no iptables: dockerd will not start with its default bridge network until iptables is installed (docs/docker.md)',
+      );
     }
     const view = dockerView(config);
     const render = (path: string) => renderTemplate(`docker${path}.mustache`, view);

@@ -1,6 +1,6 @@
 import type { Operation } from '../engine/operations.js';
-import { renderTemplate } from '../engine/templates.js';
 import type { Step } from '../engine/step.js';
+import { renderTemplate } from '../engine/templates.js';
 
 /** What /etc/hostname holds on HardKernel's stock image. */
 const STOCK_HOSTNAME = 'odroid';
@@ -32,12 +32,34 @@ export const hostname: Step = {
   async plan({ config, image }) {
     const view = { hostname: config.hostname };
     const operations: Operation[] = [
-      { op: 'write', on: 'rootfs', path: '/etc/hostname', content: await renderTemplate('hostname/etc/hostname.mustache', view), mode: 0o644, uid: 0, gid: 0 },
+      {
+        op: 'write',
+        on: 'rootfs',
+        path: '/etc/hostname',
+        content: await renderTemplate('hostname/etc/hostname.mustache', view),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+      },
     ];
     if ((await image.lstat('rootfs', '/etc/hosts'))?.type === 'file') {
-      operations.push({ op: 'edit', on: 'rootfs', path: '/etc/hosts', what: `127.0.1.1 ${config.hostname}`, edit: (text) => setHostsSelfName(text, config.hostname) });
+      operations.push({
+        op: 'edit',
+        on: 'rootfs',
+        path: '/etc/hosts',
+        what: `127.0.1.1 ${config.hostname}`,
+        edit: (text) => setHostsSelfName(text, config.hostname),
+      });
     } else {
-      operations.push({ op: 'write', on: 'rootfs', path: '/etc/hosts', content: await renderTemplate('hostname/etc/hosts.mustache', view), mode: 0o644, uid: 0, gid: 0 });
+      operations.push({
+        op: 'write',
+        on: 'rootfs',
+        path: '/etc/hosts',
+        content: await renderTemplate('hostname/etc/hosts.mustache', view),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+      });
     }
     return operations;
   },

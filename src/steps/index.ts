@@ -1,3 +1,4 @@
+import type { Step } from '../engine/step.js';
 import { buildStamp } from './build-stamp.js';
 import { docker } from './docker.js';
 import { hostname } from './hostname.js';
@@ -6,11 +7,20 @@ import { OVERLAYS_DIR, overlaysStep } from './overlays.js';
 import { power } from './power.js';
 import { readonlyRoot } from './readonly-root.js';
 import { remoteAccess } from './remote-access.js';
-import type { Step } from '../engine/step.js';
 import { usbGadget } from './usb-gadget.js';
 
 /** The device features, applied in this order. */
-export const STEPS: Step[] = [nographics, power, usbGadget, readonlyRoot, docker, remoteAccess, hostname, overlaysStep(OVERLAYS_DIR), buildStamp];
+export const STEPS: Step[] = [
+  nographics,
+  power,
+  usbGadget,
+  readonlyRoot,
+  docker,
+  remoteAccess,
+  hostname,
+  overlaysStep(OVERLAYS_DIR),
+  buildStamp,
+];
 
 /** `--list-steps`: one line per step, `name  summary`, in build order (the README's step list is this). */
 export function listSteps(steps: readonly Step[]): string {

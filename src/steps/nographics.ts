@@ -1,5 +1,5 @@
 import type { Step } from '../engine/step.js';
-import { bootSetting, readBootConfig, requireBootConfig, settingsOperations, type BootConfigKind } from '../facts/boot-config.js';
+import { type BootConfigKind, bootSetting, readBootConfig, requireBootConfig, settingsOperations } from '../facts/boot-config.js';
 
 /**
  * What each kind of boot file is told. config.ini's setting is a stand-in for the C2's

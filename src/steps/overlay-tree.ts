@@ -86,7 +86,8 @@ export async function readModes(file: string): Promise<Map<string, OwnerMode>> {
   text.split('\n').forEach((raw, index) => {
     const line = raw.replace(/#.*/, '').trim();
     if (line === '') return;
-    const fail = (why: string) => new UserError(`${file} line ${index + 1}: ${why}; write PATH MODE [UID:GID], e.g. /root/.ssh/authorized_keys 0600 0:0`);
+    const fail = (why: string) =>
+      new UserError(`${file} line ${index + 1}: ${why}; write PATH MODE [UID:GID], e.g. /root/.ssh/authorized_keys 0600 0:0`);
     const [path, mode, owner = '0:0', ...rest] = line.split(/\s+/);
     if (rest.length > 0 || mode === undefined) throw fail(`expected 2 or 3 fields, found ${line.split(/\s+/).length}`);
     if (!path.startsWith('/') || path.endsWith('/') || posix.normalize(path) !== path || path.split('/').includes('..')) {

@@ -2,12 +2,12 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FileMeta } from '../image/partition-fs.js';
-import { isUserError, UserError } from '../errors.js';
 import type { Operation, Partition } from '../engine/operations.js';
-import { readModes, walkOverlay, type OverlayEntry, type OwnerMode } from './overlay-tree.js';
-import { TEMPLATES_DIR } from '../engine/templates.js';
 import type { ImageView, Step } from '../engine/step.js';
+import { TEMPLATES_DIR } from '../engine/templates.js';
+import { isUserError, UserError } from '../errors.js';
+import type { FileMeta } from '../image/partition-fs.js';
+import { type OverlayEntry, type OwnerMode, readModes, walkOverlay } from './overlay-tree.js';
 
 /** The repository's overlays/: rootfs/ and boot/ are copied into the image, templates/ shadows templates/. */
 export const OVERLAYS_DIR = fileURLToPath(new URL('../../overlays/', import.meta.url));
@@ -52,7 +52,12 @@ async function copyFile(on: Partition, entry: OverlayEntry & { type: 'file' }, m
  * The operations that make one partition hold the overlay, leaving out what is already there
  * (same bytes, mode, owner, link target): a rebuild plans nothing.
  */
-async function planPartition(on: Partition, entries: OverlayEntry[], image: ImageView, modes: Map<string, OwnerMode>): Promise<Operation[]> {
+async function planPartition(
+  on: Partition,
+  entries: OverlayEntry[],
+  image: ImageView,
+  modes: Map<string, OwnerMode>,
+): Promise<Operation[]> {
   const operations: Operation[] = [];
   const seen = new Map<string, string>();
   for (const entry of entries) {
@@ -71,7 +76,9 @@ async function planPartition(on: Partition, entries: OverlayEntry[], image: Imag
       );
     }
     if (existing && existing.type !== entry.type && (existing.type === 'dir' || entry.type === 'dir')) {
-      throw new UserError(`${entry.source} is a ${entry.type} but ${entry.path} in the image is a ${existing.type}: rename it in the overlay`);
+      throw new UserError(
+        `${entry.source} is a ${entry.type} but ${entry.path} in the image is a ${existing.type}: rename it in the overlay`,
+      );
     }
     if (existing?.type === 'other') {
       throw new UserError(`${entry.path} in the image is a special file (device, fifo or socket): remove ${entry.source} from the overlay`);
@@ -86,7 +93,8 @@ async function planPartition(on: Partition, entries: OverlayEntry[], image: Imag
         }
         break;
       case 'file': {
-        const current = existing?.type === 'file' && existing.size === entry.size && sameMeta ? await image.read(on, entry.path) : undefined;
+        const current =
+          existing?.type === 'file' && existing.size === entry.size && sameMeta ? await image.read(on, entry.path) : undefined;
         if (!current || !(await sameBytes(entry.source, current))) operations.push(await copyFile(on, entry, meta));
         break;
       }
@@ -108,7 +116,9 @@ function checkFatEntry(entry: OverlayEntry, seen: Map<string, string>): void {
     throw new UserError(`${entry.source} is a symlink but the boot partition is FAT, which has none: put the file itself there`);
   }
   if (FAT_FORBIDDEN.test(posix.basename(entry.path))) {
-    throw new UserError(`${entry.source}: FAT names cannot hold control characters or " * : < > ? \\ |, nor end in a dot or space: rename it`);
+    throw new UserError(
+      `${entry.source}: FAT names cannot hold control characters or " * : < > ? \\ |, nor end in a dot or space: rename it`,
+    );
   }
   const key = entry.path.toLowerCase();
   const other = seen.get(key);
@@ -140,7 +150,8 @@ async function planOverlays(dir: string, image: ImageView): Promise<OverlayPlan>
   const modes = await readModes(modesFile);
   const paths = new Set(rootfs.map((entry) => entry.path));
   for (const path of modes.keys()) {
-    if (!paths.has(path)) throw new UserError(`${modesFile} lists ${path}, which is not in ${join(dir, 'rootfs')}: remove the line or add the file`);
+    if (!paths.has(path))
+      throw new UserError(`${modesFile} lists ${path}, which is not in ${join(dir, 'rootfs')}: remove the line or add the file`);
     if (rootfs.find((entry) => entry.path === path)?.type === 'symlink') {
       throw new UserError(`${modesFile} lists ${path}, a symlink, and symlinks have no mode of their own: remove the line`);
     }

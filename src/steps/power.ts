@@ -1,13 +1,13 @@
+import type { PowerProfile } from '../config/schema.js';
+import type { Operation } from '../engine/operations.js';
+import type { ImageView, Step } from '../engine/step.js';
+import { UserError } from '../errors.js';
+import { persistentValue, readBootConfig, requireBootConfig, settingsOperations } from '../facts/boot-config.js';
+import { ifupdownFiles } from '../facts/ifupdown.js';
+import { deviceTree, findNode } from '../formats/fdt.js';
 import { expandBootArgs, getEnv, insertBeforeBoot, setEnv, validateBootIni } from '../formats/hush.js';
 import { getIniKey, setIniKey } from '../formats/ini.js';
 import { escapeRegExp } from '../formats/text.js';
-import { ifupdownFiles } from '../facts/ifupdown.js';
-import type { PowerProfile } from '../config/schema.js';
-import { UserError } from '../errors.js';
-import { deviceTree, findNode } from '../formats/fdt.js';
-import type { Operation } from '../engine/operations.js';
-import { persistentValue, readBootConfig, requireBootConfig, settingsOperations } from '../facts/boot-config.js';
-import type { ImageView, Step } from '../engine/step.js';
 
 interface ProfileSettings {
   /** `setenv maxcpus`: the cores the kernel starts; the others are never powered up. */
@@ -58,12 +58,17 @@ const hasLine = (text: string, line: string) => text.split('\n').some((l) => l.t
 
 /** The settings work through `maxcpus=${maxcpus} max_freq=${max_freq}` in bootargs; refuses a boot.ini without them. */
 function checkReachesKernel(bootIni: string, profile: PowerProfile, settings: ProfileSettings): void {
-  const wanted: [string, string][] = [['maxcpus', settings.maxcpus], ['max_freq', settings.maxFreq]];
+  const wanted: [string, string][] = [
+    ['maxcpus', settings.maxcpus],
+    ['max_freq', settings.maxFreq],
+  ];
   const edited = wanted.reduce((text, [name, value]) => setEnv(text, name, value), bootIni);
   const args = expandBootArgs(edited).split(' ');
   for (const [name, value] of wanted) {
     if (!args.includes(`${name}=${value}`)) {
-      throw new UserError(`power.profile "${profile}" needs boot.ini's bootargs to pass ${name}=\${${name}} to the kernel, and this one does not; use HardKernel's C2 boot.ini or power.profile "full"`);
+      throw new UserError(
+        `power.profile "${profile}" needs boot.ini's bootargs to pass ${name}=\${${name}} to the kernel, and this one does not; use HardKernel's C2 boot.ini or power.profile "full"`,
+      );
     }
   }
 }
@@ -107,13 +112,18 @@ export function hotplugOnly(interfaces: string, name: string): string {
  */
 async function ethernetNode(image: ImageView, bootIni: string): Promise<string> {
   const load = /^[ \t]*(?:fatload|load)[ \t]+\S+[ \t]+\S+[ \t]+\$\{dtb_loadaddr\}[ \t]+(\S+)/m.exec(bootIni);
-  if (!load) throw new UserError('boot.ini loads no device tree to ${dtb_loadaddr}, so the Ethernet cannot be removed from it; use power.profile "full"');
+  if (!load)
+    throw new UserError(
+      'boot.ini loads no device tree to ${dtb_loadaddr}, so the Ethernet cannot be removed from it; use power.profile "full"',
+    );
   const name = load[1].replace(/^\/+/, '');
   const blob = await image.read('boot', `/${name}`);
   if (!blob) throw new UserError(`boot.ini loads the device tree ${name} but the boot partition has no such file`);
   const node = findNode(deviceTree(blob, name), ETHERNET_COMPATIBLES, ETHERNET_ALIAS);
   if (!node) {
-    throw new UserError(`${name} has no Ethernet MAC node (compatible ${ETHERNET_COMPATIBLES.map((c) => `"${c}"`).join(' or ')}, or the ${ETHERNET_ALIAS} alias), so boot.ini cannot switch the Ethernet off; use power.profile "full"`);
+    throw new UserError(
+      `${name} has no Ethernet MAC node (compatible ${ETHERNET_COMPATIBLES.map((c) => `"${c}"`).join(' or ')}, or the ${ETHERNET_ALIAS} alias), so boot.ini cannot switch the Ethernet off; use power.profile "full"`,
+    );
   }
   return node;
 }
@@ -131,7 +141,9 @@ async function ethernetOperations(image: ImageView, bootIni: string, settings: P
   const node = await ethernetNode(image, text);
   const edit = (t: string) => ethernetOff(t, node);
   edit(text); // fails here, before anything is written, if boot.ini cannot take it
-  const operations: Operation[] = [{ op: 'edit', on: 'boot', path: bootIni, what: `fdt rm ${node} when ${ETHERNET_SWITCH} is "1", and set it`, edit }];
+  const operations: Operation[] = [
+    { op: 'edit', on: 'boot', path: bootIni, what: `fdt rm ${node} when ${ETHERNET_SWITCH} is "1", and set it`, edit },
+  ];
   return [...operations, ...(await ethernetOptionalOperations(image, false))];
 }
 
@@ -148,18 +160,27 @@ async function ethernetOptionalOperations(image: ImageView, ethernet: boolean): 
   };
   if (!ethernet) {
     for (const { path, text } of await ifupdownFiles(image)) {
-      editIfChanged(path, text, `allow-hotplug ${ETHERNET_INTERFACE} instead of auto: boot does not wait for a cable`, (t) => hotplugOnly(t, ETHERNET_INTERFACE));
+      editIfChanged(path, text, `allow-hotplug ${ETHERNET_INTERFACE} instead of auto: boot does not wait for a cable`, (t) =>
+        hotplugOnly(t, ETHERNET_INTERFACE),
+      );
     }
     for (const name of (await image.readdir('rootfs', NETPLAN_DIR)).filter((n) => /\.ya?ml$/.test(n)).sort()) {
       const path = `${NETPLAN_DIR}/${name}`;
-      editIfChanged(path, (await image.readText('rootfs', path)) ?? '', `${ETHERNET_INTERFACE} optional: boot does not wait for it`, (t) => netplanOptional(t, ETHERNET_INTERFACE));
+      editIfChanged(path, (await image.readText('rootfs', path)) ?? '', `${ETHERNET_INTERFACE} optional: boot does not wait for it`, (t) =>
+        netplanOptional(t, ETHERNET_INTERFACE),
+      );
     }
   }
   for (const name of (await image.readdir('rootfs', NM_CONNECTIONS)).sort()) {
     const path = `${NM_CONNECTIONS}/${name}`;
     const text = (await image.readText('rootfs', path)) ?? '';
     if (getIniKey(text, 'connection', 'interface-name') !== ETHERNET_INTERFACE) continue;
-    editIfChanged(path, text, `autoconnect=${ethernet}: NetworkManager-wait-online ${ethernet ? 'waits for' : 'does not wait for'} ${ETHERNET_INTERFACE}`, (t) => nmAutoconnect(t, ethernet));
+    editIfChanged(
+      path,
+      text,
+      `autoconnect=${ethernet}: NetworkManager-wait-online ${ethernet ? 'waits for' : 'does not wait for'} ${ETHERNET_INTERFACE}`,
+      (t) => nmAutoconnect(t, ethernet),
+    );
   }
   return operations;
 }
@@ -177,7 +198,7 @@ export function netplanOptional(yaml: string, name: string): string {
   let end = start + 1;
   while (end < lines.length && (lines[end].trim() === '' || /^\s*/.exec(lines[end])![0].length > indent)) end++;
   const block = lines.slice(start + 1, end);
-  const childIndent = block.find((line) => line.trim() !== '')?.match(/^\s*/)![0] ?? `${' '.repeat(indent)}  `;
+  const childIndent = block.find((line) => line.trim() !== '')?.match(/^\s*/)?.[0] ?? `${' '.repeat(indent)}  `;
   const optional = block.findIndex((line) => line.startsWith(`${childIndent}optional:`));
   if (optional >= 0) {
     if (/^\s*optional:\s*(true|yes)\s*(#.*)?$/.test(block[optional])) return yaml;
@@ -212,7 +233,11 @@ function profileOf(bootIni: string): PowerProfile | undefined {
   const ethernetOn = !(getEnv(bootIni, ETHERNET_SWITCH) === '1' && GUARD_LINE.test(bootIni));
   return (Object.keys(PROFILES) as PowerProfile[]).find((name) => {
     const settings = PROFILES[name];
-    return getEnv(bootIni, 'maxcpus') === settings.maxcpus && getEnv(bootIni, 'max_freq') === settings.maxFreq && settings.ethernet === ethernetOn;
+    return (
+      getEnv(bootIni, 'maxcpus') === settings.maxcpus &&
+      getEnv(bootIni, 'max_freq') === settings.maxFreq &&
+      settings.ethernet === ethernetOn
+    );
   });
 }
 
@@ -230,7 +255,9 @@ export const power: Step = {
     if (boot.kind !== 'c2-boot.ini') {
       // config.ini boards (C4/N2) name their CPU settings differently and have another device tree.
       if (profile === 'full') return [];
-      throw new UserError(`power.profile "${profile}" sets the ODROID-C2's boot.ini but this image has config.ini (a C4/N2 image); use power.profile "full"`);
+      throw new UserError(
+        `power.profile "${profile}" sets the ODROID-C2's boot.ini but this image has config.ini (a C4/N2 image); use power.profile "full"`,
+      );
     }
     checkReachesKernel(boot.text, profile, settings);
     return [
@@ -245,6 +272,8 @@ export const power: Step = {
     if (!profile) return false;
     // A stock image matches `full` by its CPU lines alone; the step also makes them persistent.
     if (boot.persistentText === undefined) return true;
-    return persistentValue(boot, 'maxcpus') === PROFILES[profile].maxcpus && persistentValue(boot, 'max_freq') === PROFILES[profile].maxFreq;
+    return (
+      persistentValue(boot, 'maxcpus') === PROFILES[profile].maxcpus && persistentValue(boot, 'max_freq') === PROFILES[profile].maxFreq
+    );
   },
 };

@@ -1,14 +1,13 @@
-import { join } from 'node:path';
-import { addBootArg, removeBootArg } from '../formats/hush.js';
-import { UserError } from '../errors.js';
-import { editFstab, readOnlyOptions } from '../formats/fstab.js';
 import type { Operation, StreamEntry } from '../engine/operations.js';
-import { HOST_KEY_TYPES, hostKeys, hostKeysDir, privateDir } from '../secrets/ssh-host-keys.js';
+import type { ImageView, Step } from '../engine/step.js';
 import { renderTemplate } from '../engine/templates.js';
+import { UserError } from '../errors.js';
 import { kernelArgs, kernelArgsOperations, readBootConfig, requireBootConfig } from '../facts/boot-config.js';
 import { realPath } from '../facts/root-paths.js';
 import { maskUnitsOperations } from '../facts/systemd.js';
-import type { ImageView, Step } from '../engine/step.js';
+import { editFstab, readOnlyOptions } from '../formats/fstab.js';
+import { addBootArg, removeBootArg } from '../formats/hush.js';
+import { HOST_KEY_TYPES, hostKeys, hostKeysDir, privateDir } from '../secrets/ssh-host-keys.js';
 
 export const OVERLAY_INIT = '/sbin/overlay-init';
 const INIT_ARG = `init=${OVERLAY_INIT}`;

@@ -1,8 +1,8 @@
 import type { BuildConfig } from '../config/schema.js';
-import { UserError } from '../errors.js';
 import type { Operation } from '../engine/operations.js';
-import { renderTemplate } from '../engine/templates.js';
 import type { Step } from '../engine/step.js';
+import { renderTemplate } from '../engine/templates.js';
+import { UserError } from '../errors.js';
 
 const SHADOW = '/etc/shadow';
 const SSHD_CONFIG = '/etc/ssh/sshd_config';
@@ -60,7 +60,13 @@ export function setSshdBlock(config: string, block: string): string {
   const begin = lines.findIndex((line) => line.startsWith(BEGIN_MARKER));
   const end = begin < 0 ? -1 : lines.findIndex((line, index) => index > begin && line === END);
   if (begin >= 0 && end >= 0) lines.splice(begin, end - begin + 1);
-  const keywords = new Set(block.split('\n').filter((line) => !line.startsWith('#')).map(keywordOf).filter(Boolean));
+  const keywords = new Set(
+    block
+      .split('\n')
+      .filter((line) => !line.startsWith('#'))
+      .map(keywordOf)
+      .filter(Boolean),
+  );
   let inMatch = false;
   const edited = lines.map((line) => {
     const keyword = keywordOf(line);
@@ -91,19 +97,44 @@ export const remoteAccess: Step = {
     }
     const locked = accountsWithPassword(shadow);
     const operations: Operation[] = [
-      { op: 'edit', on: 'rootfs', path: SHADOW, what: `passwords locked (${NO_PASSWORD}): ${locked.join(', ') || 'none had one'}`, edit: lockPasswords },
+      {
+        op: 'edit',
+        on: 'rootfs',
+        path: SHADOW,
+        what: `passwords locked (${NO_PASSWORD}): ${locked.join(', ') || 'none had one'}`,
+        edit: lockPasswords,
+      },
       { op: 'mkdir', on: 'rootfs', path: SSH_DIR, mode: 0o700, uid: 0, gid: 0 },
-      { op: 'write', on: 'rootfs', path: AUTHORIZED_KEYS, content: await render(AUTHORIZED_KEYS, { keys: config.ssh.authorizedKeys }), mode: 0o600, uid: 0, gid: 0 },
+      {
+        op: 'write',
+        on: 'rootfs',
+        path: AUTHORIZED_KEYS,
+        content: await render(AUTHORIZED_KEYS, { keys: config.ssh.authorizedKeys }),
+        mode: 0o600,
+        uid: 0,
+        gid: 0,
+      },
     ];
     // Without sshd there is nothing to harden; the locked passwords still close the console login.
     if ((await image.lstat('rootfs', SSHD_CONFIG))?.type === 'file') {
       const block = await render(SSHD_CONFIG, { begin: BEGIN, end: END });
-      operations.push({ op: 'edit', on: 'rootfs', path: SSHD_CONFIG, what: 'keys only, root by key', edit: (text) => setSshdBlock(text, block) });
+      operations.push({
+        op: 'edit',
+        on: 'rootfs',
+        path: SSHD_CONFIG,
+        what: 'keys only, root by key',
+        edit: (text) => setSshdBlock(text, block),
+      });
     }
     return operations;
   },
   async applied(image) {
     const shadow = await image.readText('rootfs', SHADOW);
-    return shadow !== undefined && /^root:\*:/m.test(shadow) && accountsWithPassword(shadow).length === 0 && ((await image.readText('rootfs', SSHD_CONFIG))?.includes(END) ?? false);
+    return (
+      shadow !== undefined &&
+      /^root:\*:/m.test(shadow) &&
+      accountsWithPassword(shadow).length === 0 &&
+      ((await image.readText('rootfs', SSHD_CONFIG))?.includes(END) ?? false)
+    );
   },
 };

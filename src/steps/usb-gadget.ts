@@ -1,14 +1,22 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { BuildConfig, UsbProtocol } from '../config/schema.js';
-import { UserError } from '../errors.js';
 import { type Operation, rootfsFile } from '../engine/operations.js';
-import { renderTemplate } from '../engine/templates.js';
-import { includes, INTERFACES } from '../facts/ifupdown.js';
-import { detectNetwork, USB0_DEVICE_UNIT, USB0_FILES, USB0_SCRIPT, USB0_UNIT, USB0_UNIT_FILE, type NetworkFacts } from '../facts/network.js';
-import { kernelModules } from '../facts/kernel-modules.js';
-import { enableUnitOperation, unitPath } from '../facts/systemd.js';
 import type { ImageView, Step } from '../engine/step.js';
+import { renderTemplate } from '../engine/templates.js';
+import { UserError } from '../errors.js';
+import { INTERFACES, includes } from '../facts/ifupdown.js';
+import { kernelModules } from '../facts/kernel-modules.js';
+import {
+  detectNetwork,
+  type NetworkFacts,
+  USB0_DEVICE_UNIT,
+  USB0_FILES,
+  USB0_SCRIPT,
+  USB0_UNIT,
+  USB0_UNIT_FILE,
+} from '../facts/network.js';
+import { enableUnitOperation, unitPath } from '../facts/systemd.js';
 
 const MARKER = 'Written by odroid-buildx-image (usb-gadget step); a rebuild replaces it.';
 const MODPROBE_CONF = '/etc/modprobe.d/usb-gadget.conf';
@@ -40,8 +48,13 @@ async function checkGadgetModule(image: ImageView, protocol: UsbProtocol): Promi
   const { module } = GADGETS[protocol];
   const kernels = await kernelModules(image);
   if (kernels.some((kernel) => kernel.modules.has(module))) return;
-  const found = kernels.length === 0 ? 'the image has no /lib/modules/<version>/modules.dep' : `kernel ${kernels.map((k) => k.version).join(', ')} has no ${module}`;
-  throw new UserError(`usb.protocol "${protocol}" needs the ${module} kernel module but ${found}; pick a usb.protocol the kernel supports (ecm, eem: g_ether; ncm: g_ncm)`);
+  const found =
+    kernels.length === 0
+      ? 'the image has no /lib/modules/<version>/modules.dep'
+      : `kernel ${kernels.map((k) => k.version).join(', ')} has no ${module}`;
+  throw new UserError(
+    `usb.protocol "${protocol}" needs the ${module} kernel module but ${found}; pick a usb.protocol the kernel supports (ecm, eem: g_ether; ncm: g_ncm)`,
+  );
 }
 
 const USB0_STANZA = USB0_FILES.ifupdown.path;
@@ -63,7 +76,11 @@ async function usesResolved(image: ImageView): Promise<boolean> {
 }
 
 /** What the mechanism needs besides usb0's file: ifupdown must read interfaces.d, networkd and the usb0 unit must run. */
-async function mechanismOperations(image: ImageView, network: NetworkFacts, render: (path: string) => Promise<string>): Promise<Operation[]> {
+async function mechanismOperations(
+  image: ImageView,
+  network: NetworkFacts,
+  render: (path: string) => Promise<string>,
+): Promise<Operation[]> {
   switch (network.mechanism) {
     case 'ifupdown':
       return [{ op: 'edit', on: 'rootfs', path: INTERFACES, what: `read ${INTERFACES_D}`, edit: sourceInterfacesD }];

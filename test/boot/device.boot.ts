@@ -20,9 +20,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, REPO } from '../support/cli.js';
-import { startNfsServer, type NfsServer } from './nfs.js';
 import { changedBlocks } from './image-diff.js';
-import { bootFilesOf, bootImage, lastCheck, partitionOffsets, type BootFiles, type BootResult } from './qemu.js';
+import { type NfsServer, startNfsServer } from './nfs.js';
+import { type BootFiles, type BootResult, bootFilesOf, bootImage, lastCheck, partitionOffsets } from './qemu.js';
 import { writeTinyImage } from './tiny-image.js';
 
 const execFile = promisify(execFileCallback);
@@ -80,7 +80,10 @@ async function guestTree(work: string, busybox: string): Promise<string> {
     `USB_ADDRESS='${CONFIG.network.address}'`,
     `NFS_SOURCE='${CONFIG.nfs.server}:${CONFIG.nfs.export}'`,
   ];
-  await writeFile(join(tree, 'etc/boot-check.conf'), `# Written by test/boot/device.boot.ts from its build config.\n${settings.join('\n')}\n`);
+  await writeFile(
+    join(tree, 'etc/boot-check.conf'),
+    `# Written by test/boot/device.boot.ts from its build config.\n${settings.join('\n')}\n`,
+  );
   await mkdir(join(tree, 'usr/local/share/boot-check'), { recursive: true });
   await writeTinyImage(busybox, join(tree, 'usr/local/share/boot-check/tiny.tar'), 'boot-check/tiny:1');
   return tree;
@@ -122,13 +125,17 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
   beforeAll(async () => {
     await mkdir(LOGS, { recursive: true });
     work = await mkdtemp(join(tmpdir(), 'odroid-boot-'));
-    const [bundle, busybox] = (await timed('docker bundle (Debian arm64 packages)', () => run('bash', ['test/boot/make-docker-bundle.sh']))).trim().split('\n');
+    const [bundle, busybox] = (await timed('docker bundle (Debian arm64 packages)', () => run('bash', ['test/boot/make-docker-bundle.sh'])))
+      .trim()
+      .split('\n');
     const tree = await guestTree(work, busybox);
     const stock = join(work, 'stock.img');
     const made = await timed('Debian image (rootfs tarball and image)', () =>
       execFile('bash', ['test/boot/make-debian-image.sh', stock, tree], { cwd: REPO, maxBuffer: 64 << 20 }),
     );
-    notes.push(made.stderr.includes('building the Debian') ? 'the rootfs tarball was built (not cached)' : 'the rootfs tarball came from the cache');
+    notes.push(
+      made.stderr.includes('building the Debian') ? 'the rootfs tarball was built (not cached)' : 'the rootfs tarball came from the cache',
+    );
 
     const config = join(work, 'config.json');
     await writeFile(config, JSON.stringify({ ...CONFIG, docker: { bundle } }, null, 2));
@@ -221,7 +228,10 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     expect(written).toEqual([]);
 
     const dataImage = join(nfs.dir, `${NAME}.ext4`);
-    const cut = await execFile('e2fsck', ['-fn', dataImage]).then(() => 0, (error: { code?: number }) => error.code ?? -1);
+    const cut = await execFile('e2fsck', ['-fn', dataImage]).then(
+      () => 0,
+      (error: { code?: number }) => error.code ?? -1,
+    );
     notes.push(`data image right after the power cut: e2fsck -fn exit ${cut} (the device repairs it at the next boot)`);
 
     const result = await boot(3);
@@ -233,5 +243,4 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     // shutdown it is consistent.
     await execFile('e2fsck', ['-fn', dataImage]);
   });
-
 });

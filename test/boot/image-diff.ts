@@ -22,7 +22,8 @@ export async function changedBlocks(before: string, after: string, partitions: P
       const [{ bytesRead }] = await Promise.all([a.read(bufA, 0, CHUNK, position), b.read(bufB, 0, CHUNK, position)]);
       if (bufA.subarray(0, bytesRead).equals(bufB.subarray(0, bytesRead))) continue;
       for (let offset = 0; offset < bytesRead && changed.length < limit; offset += BLOCK) {
-        if (!bufA.subarray(offset, offset + BLOCK).equals(bufB.subarray(offset, offset + BLOCK))) changed.push(where(position + offset, partitions));
+        if (!bufA.subarray(offset, offset + BLOCK).equals(bufB.subarray(offset, offset + BLOCK)))
+          changed.push(where(position + offset, partitions));
       }
     }
     return changed;

@@ -7,7 +7,7 @@
  * rpcbind, mountd or statd), so the server registers with no portmapper. Ganesha's failure to
  * reach one is logged, not fatal.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -56,7 +56,10 @@ EXPORT {
 const portOpen = (port: number) =>
   new Promise<boolean>((resolve) => {
     const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 
@@ -72,10 +75,14 @@ export async function startNfsServer(dir: string, pseudo: string, work: string):
   const config = join(work, 'ganesha.conf');
   const log = join(work, 'ganesha.log');
   await writeFile(config, ganeshaConfig(dir, pseudo, recovery));
-  const child = spawn('ganesha.nfsd', ['-F', '-L', log, '-f', config, '-p', join(work, 'ganesha.pid'), '-N', 'NIV_EVENT'], { stdio: 'ignore' });
+  const child = spawn('ganesha.nfsd', ['-F', '-L', log, '-f', config, '-p', join(work, 'ganesha.pid'), '-N', 'NIV_EVENT'], {
+    stdio: 'ignore',
+  });
   const failed = new Promise<never>((_, reject) => {
     child.once('error', reject);
-    child.once('exit', async (code) => reject(new Error(`ganesha.nfsd exited (${code}) during start-up:\n${await readFile(log, 'utf8').catch(() => '')}`)));
+    child.once('exit', async (code) =>
+      reject(new Error(`ganesha.nfsd exited (${code}) during start-up:\n${await readFile(log, 'utf8').catch(() => '')}`)),
+    );
   });
   const started = (async () => {
     for (let i = 0; i < 100 && !(await portOpen(NFS_PORT)); i++) await new Promise((r) => setTimeout(r, 100));

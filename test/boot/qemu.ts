@@ -36,7 +36,9 @@ export async function partitionOffsets(image: string): Promise<Partitions> {
 
 /** A file from the FAT, by mtools (the real tool, not this project's FAT code). */
 export async function readBootFile(image: string, offsets: Partitions, name: string): Promise<string> {
-  const { stdout } = await execFile('mtype', ['-i', `${image}@@${offsets.boot}`, `::${name}`], { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' } });
+  const { stdout } = await execFile('mtype', ['-i', `${image}@@${offsets.boot}`, `::${name}`], {
+    env: { ...process.env, MTOOLS_SKIP_CHECK: '1' },
+  });
   return stdout;
 }
 
@@ -57,7 +59,9 @@ export interface BootFiles {
 export async function bootFilesOf(image: string, work: string): Promise<BootFiles> {
   const offsets = await partitionOffsets(image);
   const listing = await debugfs(image, offsets, 'ls -p /boot');
-  const versions = [...listing.matchAll(/\/vmlinuz-([^/]+)\//g)].map((m) => m[1]).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const versions = [...listing.matchAll(/\/vmlinuz-([^/]+)\//g)]
+    .map((m) => m[1])
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
   const kernelVersion = versions.at(-1);
   if (!kernelVersion) throw new Error(`the image's /boot has no vmlinuz-*: ${listing}`);
   const kernel = join(work, `vmlinuz-${kernelVersion}`);
@@ -95,14 +99,39 @@ const CHECK_LINE = /CHECK ([a-z0-9-]+)=(.*)$/;
 
 export function qemuArgs(image: string, files: BootFiles): string[] {
   return [
-    '-M', 'virt', '-cpu', 'cortex-a53', '-smp', '2', '-m', '2048',
-    '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',
-    '-kernel', files.kernel, '-initrd', files.initrd, '-append', files.append,
-    '-drive', `file=${image},format=raw,if=none,id=disk`, '-device', 'virtio-blk-pci,drive=disk',
+    '-M',
+    'virt',
+    '-cpu',
+    'cortex-a53',
+    '-smp',
+    '2',
+    '-m',
+    '2048',
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    '-kernel',
+    files.kernel,
+    '-initrd',
+    files.initrd,
+    '-append',
+    files.append,
+    '-drive',
+    `file=${image},format=raw,if=none,id=disk`,
+    '-device',
+    'virtio-blk-pci,drive=disk',
     // Guest 10.0.2.15, host 10.0.2.2 (its 127.0.0.1: the NFS server). No option ROM: the kernel
     // is loaded directly, nothing boots from the network (and ipxe-qemu need not be installed).
-    '-netdev', 'user,id=net', '-device', 'virtio-net-pci,netdev=net,romfile=',
-    '-device', 'virtio-rng-pci',
+    '-netdev',
+    'user,id=net',
+    '-device',
+    'virtio-net-pci,netdev=net,romfile=',
+    '-device',
+    'virtio-rng-pci',
   ];
 }
 

@@ -1,12 +1,11 @@
-
-import { join } from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256File } from '../../src/checksum.js';
-import { openImage } from '../../src/image/open.js';
-import { readLayout } from '../../src/image/layout.js';
-import { MAX_WRITE, withRootfs } from '../../src/image/ext4.js';
 import { UserError } from '../../src/errors.js';
+import { MAX_WRITE, withRootfs } from '../../src/image/ext4.js';
+import { readLayout } from '../../src/image/layout.js';
+import { openImage } from '../../src/image/open.js';
 import { debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean } from '../support/fsck.js';
 import { copyOfStockImage, stockImage, tempDir } from '../support/images.js';
@@ -25,11 +24,15 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
     it(`writes files with the mode and owner asked for, not 0666 (${variant})`, async () => {
       const img = await copyOfStockImage(variant, await tempDir());
       const layout = await openImage(img);
-      await withRootfs(layout, async (fs) => {
-        await fs.writeFile('/usr/local/bin/tool', '#!/bin/sh\n', { mode: 0o755 });
-        await fs.writeFile('/etc/secret', 'x', { mode: 0o600, uid: 1000, gid: 42 });
-        await fs.writeFile('/etc/plain', 'y');
-      }, { writable: true });
+      await withRootfs(
+        layout,
+        async (fs) => {
+          await fs.writeFile('/usr/local/bin/tool', '#!/bin/sh\n', { mode: 0o755 });
+          await fs.writeFile('/etc/secret', 'x', { mode: 0o600, uid: 1000, gid: 42 });
+          await fs.writeFile('/etc/plain', 'y');
+        },
+        { writable: true },
+      );
       expect(await debugfsStat(img, '/usr/local/bin/tool')).toMatchObject({ mode: 0o755, uid: 0, gid: 0, type: 'regular' });
       expect(await debugfsStat(img, '/etc/secret')).toMatchObject({ mode: 0o600, uid: 1000, gid: 42 });
       expect(await debugfsStat(img, '/etc/plain')).toMatchObject({ mode: 0o644 });
@@ -43,10 +46,14 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
     const big = Buffer.alloc(20 * 1024 * 1024 + 123);
     for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
     expect(big.length).toBeGreaterThan(4 * MAX_WRITE);
-    const readBack = await withRootfs(layout, async (fs) => {
-      await fs.writeFile('/var/big.bin', big);
-      return fs.readFile('/var/big.bin');
-    }, { writable: true });
+    const readBack = await withRootfs(
+      layout,
+      async (fs) => {
+        await fs.writeFile('/var/big.bin', big);
+        return fs.readFile('/var/big.bin');
+      },
+      { writable: true },
+    );
     expect(sha(readBack)).toBe(sha(big));
     expect(sha(debugfsDump(img, layout.rootfs.offset, '/var/big.bin'))).toBe(sha(big));
     expect((await e2fsckClean(img)).ok).toBe(true);
@@ -55,12 +62,16 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
   it('mkdirp creates missing parents, accepts existing directories and refuses a file in the way', async () => {
     const img = await copyOfStockImage('stock', await tempDir());
     const layout = await openImage(img);
-    await withRootfs(layout, async (fs) => {
-      await fs.mkdirp('/etc/a/b/c', { mode: 0o700 });
-      await fs.mkdirp('/etc/a/b/c');
-      await fs.mkdirp('/etc');
-      await expect(fs.mkdirp('/etc/hostname/sub')).rejects.toThrow(/ext4 mkdir \/etc\/hostname/);
-    }, { writable: true });
+    await withRootfs(
+      layout,
+      async (fs) => {
+        await fs.mkdirp('/etc/a/b/c', { mode: 0o700 });
+        await fs.mkdirp('/etc/a/b/c');
+        await fs.mkdirp('/etc');
+        await expect(fs.mkdirp('/etc/hostname/sub')).rejects.toThrow(/ext4 mkdir \/etc\/hostname/);
+      },
+      { writable: true },
+    );
     expect(await debugfsStat(img, '/etc/a/b/c')).toMatchObject({ type: 'directory', mode: 0o700 });
     expect(await debugfsStat(img, '/etc/a/b')).toMatchObject({ type: 'directory', mode: 0o755 });
     expect((await e2fsckClean(img)).ok).toBe(true);
@@ -69,23 +80,31 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
   it('writing over a symlink replaces the link and leaves its target alone', async () => {
     const img = await copyOfStockImage('stock', await tempDir());
     const layout = await openImage(img);
-    await withRootfs(layout, async (fs) => {
-      await fs.symlink('/etc/hostname', '/etc/link');
-      await fs.writeFile('/etc/link', 'replaced\n');
-      expect((await fs.readFile('/etc/hostname')).toString()).toBe('odroid\n');
-      expect((await fs.lstat('/etc/link'))?.type).toBe('file');
-    }, { writable: true });
+    await withRootfs(
+      layout,
+      async (fs) => {
+        await fs.symlink('/etc/hostname', '/etc/link');
+        await fs.writeFile('/etc/link', 'replaced\n');
+        expect((await fs.readFile('/etc/hostname')).toString()).toBe('odroid\n');
+        expect((await fs.lstat('/etc/link'))?.type).toBe('file');
+      },
+      { writable: true },
+    );
     expect((await e2fsckClean(img)).ok).toBe(true);
   });
 
   it('editing keeps the edited file exactly as rewritten, without appendFile truncation surprises', async () => {
     const img = await copyOfStockImage('stock', await tempDir());
     const layout = await openImage(img);
-    await withRootfs(layout, async (fs) => {
-      const before = (await fs.readFile('/etc/fstab')).toString();
-      await fs.writeFile('/etc/fstab', `${before}tmpfs /tmp tmpfs defaults 0 0\n`);
-      expect((await fs.readFile('/etc/fstab')).toString()).toBe(`${before}tmpfs /tmp tmpfs defaults 0 0\n`);
-    }, { writable: true });
+    await withRootfs(
+      layout,
+      async (fs) => {
+        const before = (await fs.readFile('/etc/fstab')).toString();
+        await fs.writeFile('/etc/fstab', `${before}tmpfs /tmp tmpfs defaults 0 0\n`);
+        expect((await fs.readFile('/etc/fstab')).toString()).toBe(`${before}tmpfs /tmp tmpfs defaults 0 0\n`);
+      },
+      { writable: true },
+    );
   });
 
   it('refuses a file system whose journal needs recovery, and leaves the image untouched', async () => {
@@ -102,10 +121,14 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
     const img = await copyOfStockImage('stock', await tempDir());
     const layout = await openImage(img);
     await expect(
-      withRootfs(layout, async (fs) => {
-        await fs.writeFile('/etc/half', 'written before the failure');
-        throw new Error('step failed');
-      }, { writable: true }),
+      withRootfs(
+        layout,
+        async (fs) => {
+          await fs.writeFile('/etc/half', 'written before the failure');
+          throw new Error('step failed');
+        },
+        { writable: true },
+      ),
     ).rejects.toThrow('step failed');
     expect((await e2fsckClean(img)).ok).toBe(true);
     const text = await withRootfs(layout, async (fs) => (await fs.readFile('/etc/half')).toString());
@@ -128,24 +151,33 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
     execFileSync('cp', ['--sparse=always', await stockImage('stock', { sizeMiB: 256 }), img]);
     const layout = await openImage(img);
     // About 120 MiB are free.
-    const error = await withRootfs(layout, (fs) => fs.writeFile('/var/too-big.bin', Buffer.alloc(200 * 1024 * 1024, 1)), { writable: true }).catch((e: unknown) => e);
+    const error = await withRootfs(layout, (fs) => fs.writeFile('/var/too-big.bin', Buffer.alloc(200 * 1024 * 1024, 1)), {
+      writable: true,
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);
     expect((error as Error).message).toMatch(
       /^the root file system \(partition 2 of .*\) had \d+\.\d MiB and \d+ inodes free and this build needs more \(it ran out writing \/var\/too-big\.bin\); grow the image and its root partition first \(docs\/rootfs-space\.md/,
     );
   });
 
-  it('lists a large, hash-indexed directory as debugfs does, and any number of times (the binding\'s readdir leaked its fixed WASM heap)', async () => {
+  it("lists a large, hash-indexed directory as debugfs does, and any number of times (the binding's readdir leaked its fixed WASM heap)", async () => {
     const dir = await tempDir();
     const img = await copyOfStockImage('stock', dir);
     const device = `${img}?offset=${(await openImage(img)).rootfs.offset}`;
     const commands = join(dir, 'commands');
     const names = Array.from({ length: 3000 }, (_, i) => `file-${i}-${'x'.repeat(i % 40)}`);
-    execFileSync('sh', ['-c', `{ echo 'mkdir /many'; for n in "$@"; do echo "write /dev/null /many/$n"; done; } > '${commands}'`, 'sh', ...names]);
+    execFileSync('sh', [
+      '-c',
+      `{ echo 'mkdir /many'; for n in "$@"; do echo "write /dev/null /many/$n"; done; } > '${commands}'`,
+      'sh',
+      ...names,
+    ]);
     execFileSync('debugfs', ['-w', '-f', commands, device], { stdio: 'ignore' });
     // e2fsck -D indexes the directory (htree): its blocks then hold index nodes among the entries.
     spawnSync('e2fsck', ['-fyD', device]);
-    expect(execFileSync('debugfs', ['-R', 'htree /many', device], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).toMatch(/Root node dump/);
+    expect(execFileSync('debugfs', ['-R', 'htree /many', device], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).toMatch(
+      /Root node dump/,
+    );
     const listed = await withRootfs(await openImage(img), async (fs) => {
       for (let i = 0; i < 2000; i += 1) await fs.readdir('/etc');
       return fs.readdir('/many');

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { openImage } from '../../src/image/open.js';
 import { withBootPartition } from '../../src/image/fat.js';
+import { openImage } from '../../src/image/open.js';
 import { fsckFatClean } from '../support/fsck.js';
 import { copyOfStockImage, tempDir } from '../support/images.js';
 import { mtypeBoot } from '../support/mtools.js';
@@ -13,13 +13,17 @@ describe('FAT boot partition access (js-fatfs)', () => {
       const img = await copyOfStockImage(variant, await tempDir());
       const layout = await openImage(img);
       const original = await readFile(referencePath('odroid-c2/boot.ini'));
-      await withBootPartition(layout, async (fs) => {
-        expect(await fs.readFile('/boot.ini')).toEqual(original);
-        await fs.mkdirp('/overlays/user');
-        await fs.writeFile('/overlays/user/A long file name.txt', 'long\n');
-        await fs.writeFile('/boot.ini', 'ODROIDC2-UBOOT-CONFIG\nshort\n');
-        expect(await fs.readdir('/overlays/user')).toEqual(['A long file name.txt']);
-      }, { writable: true });
+      await withBootPartition(
+        layout,
+        async (fs) => {
+          expect(await fs.readFile('/boot.ini')).toEqual(original);
+          await fs.mkdirp('/overlays/user');
+          await fs.writeFile('/overlays/user/A long file name.txt', 'long\n');
+          await fs.writeFile('/boot.ini', 'ODROIDC2-UBOOT-CONFIG\nshort\n');
+          expect(await fs.readdir('/overlays/user')).toEqual(['A long file name.txt']);
+        },
+        { writable: true },
+      );
       expect(await mtypeBoot(img, '/overlays/user/A long file name.txt')).toBe('long\n');
       expect(await mtypeBoot(img, '/boot.ini')).toBe('ODROIDC2-UBOOT-CONFIG\nshort\n');
       const fsck = await fsckFatClean(img);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { openImage } from '../../src/image/open.js';
 import { UserError } from '../../src/errors.js';
+import { openImage } from '../../src/image/open.js';
 import { ROOT_UUID, stockImage } from '../support/images.js';
 
 describe('finding the partitions', () => {

@@ -9,7 +9,7 @@ import { bundleFiles, HOSTILE_ENTRIES, makeBundle } from '../docker-bundle-fixtu
 import { debugfsBatch, debugfsCat, debugfsDumpDir, debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean } from '../support/fsck.js';
 import { copyOfStockImage, tempDir } from '../support/images.js';
-import { patchFixture, type PatchedFixture } from './patch-fixture.js';
+import { type PatchedFixture, patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
 
 /** Runs debugfs requests on the rootfs in one process (each spawn costs more than the request). */
@@ -74,11 +74,21 @@ describe('docker step: the binaries', () => {
   it('is idempotent: building again with the same bundle rewrites no binary and changes no file', async () => {
     const first = await patchFixture([docker], { docker: { bundle } });
     const configFiles = ['/etc/docker/daemon.json', '/etc/systemd/system/docker.service', '/etc/systemd/system/builder-storage.service'];
-    const before = { local: await debugfsDumpDir(first.img, '/usr/local'), config: await Promise.all(configFiles.map((file) => debugfsStat(first.img, file).then(async (s) => [s, await debugfsCat(first.img, file)]))) };
+    const before = {
+      local: await debugfsDumpDir(first.img, '/usr/local'),
+      config: await Promise.all(
+        configFiles.map((file) => debugfsStat(first.img, file).then(async (s) => [s, await debugfsCat(first.img, file)])),
+      ),
+    };
     const again = await patchFixture([docker], { docker: { bundle } }, { img: first.img, dir: first.dir });
     // Only the binaries' stream counts: the TLS files are streamed from the secrets at every build.
     expect(operationsOf(again).filter((line) => line.startsWith('stream  rootfs:/usr/local/bin') || line.startsWith('remove'))).toEqual([]);
-    const after = { local: await debugfsDumpDir(first.img, '/usr/local'), config: await Promise.all(configFiles.map((file) => debugfsStat(first.img, file).then(async (s) => [s, await debugfsCat(first.img, file)]))) };
+    const after = {
+      local: await debugfsDumpDir(first.img, '/usr/local'),
+      config: await Promise.all(
+        configFiles.map((file) => debugfsStat(first.img, file).then(async (s) => [s, await debugfsCat(first.img, file)])),
+      ),
+    };
     const diff = spawnSync('diff', ['-r', before.local, after.local], { encoding: 'utf8' });
     expect(diff.stdout + diff.stderr).toBe('');
     expect(diff.status).toBe(0);
@@ -114,7 +124,9 @@ describe('docker step: the binaries', () => {
   it('without docker.bundle and without a default manifest, says what to set', async () => {
     const attempt = patchFixture([docker], {});
     await expect(attempt).rejects.toThrow(UserError);
-    await expect(attempt).rejects.toThrow(/^docker\.bundle is not set and the default bundle manifest \S+docker\.json is missing; set docker\.bundle/);
+    await expect(attempt).rejects.toThrow(
+      /^docker\.bundle is not set and the default bundle manifest \S+docker\.json is missing; set docker\.bundle/,
+    );
     await expect(attempt).rejects.toThrow(BUNDLE_URL_PATTERN);
   });
 });
@@ -162,8 +174,17 @@ describe('docker step: units, daemon.json and the storage script', () => {
     const daemon = JSON.parse(await debugfsCat(img, '/etc/docker/daemon.json'));
     // The TLS API on the device's address only, and only with client certificates (docs/host-kit.md).
     expect(daemon.hosts).toEqual(['unix:///var/run/docker.sock', 'tcp://10.0.0.2:2376']);
-    expect(daemon).toMatchObject({ tlsverify: true, tlscacert: '/etc/docker/tls/ca.pem', tlscert: '/etc/docker/tls/server-cert.pem', tlskey: '/etc/docker/tls/server-key.pem' });
-    for (const [file, mode] of [['ca.pem', 0o644], ['server-cert.pem', 0o644], ['server-key.pem', 0o600]] as const) {
+    expect(daemon).toMatchObject({
+      tlsverify: true,
+      tlscacert: '/etc/docker/tls/ca.pem',
+      tlscert: '/etc/docker/tls/server-cert.pem',
+      tlskey: '/etc/docker/tls/server-key.pem',
+    });
+    for (const [file, mode] of [
+      ['ca.pem', 0o644],
+      ['server-cert.pem', 0o644],
+      ['server-key.pem', 0o600],
+    ] as const) {
       expect(await debugfsStat(img, `/etc/docker/tls/${file}`), file).toMatchObject({ type: 'regular', mode, uid: 0, gid: 0 });
     }
     expect(daemon['data-root']).toBe('/var/lib/docker');
@@ -185,18 +206,41 @@ describe('docker step: units, daemon.json and the storage script', () => {
 
     const run = spawnSync('sh', [file, '--dry-run', 'start'], { encoding: 'utf8' });
     expect(run.status).toBe(0);
-    const mount = /^\+ timeout -s KILL \d+ mount -i -t nfs -o (\S+) 10\.0\.0\.1:\/srv\/c2-test \/run\/builder-storage\/share$/m.exec(run.stdout);
+    const mount = /^\+ timeout -s KILL \d+ mount -i -t nfs -o (\S+) 10\.0\.0\.1:\/srv\/c2-test \/run\/builder-storage\/share$/m.exec(
+      run.stdout,
+    );
     expect(mount, run.stdout).not.toBeNull();
     const options = mount![1].split(',');
     expect(options).toEqual(expect.arrayContaining(['hard', 'addr=10.0.0.1', 'vers=4', 'minorversion=1']));
     expect(options).not.toContain('soft');
     // The data image is checked before it is mounted, and dockerd learns the driver last.
-    const commands = run.stdout.split('\n').filter((line) => line.startsWith('+ ')).map((line) => line.split(' ')[1]);
+    const commands = run.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('+ '))
+      .map((line) => line.split(' ')[1]);
     // This machine has no usb0 with the device's address: the plan waits for it (dockerd listens there).
     expect(run.stdout).toContain('+ wait up to 60s for usb0 to have 10.0.0.2\n');
     // The API limited to the link before anything else may start dockerd (iptables: .ci/run installs it).
     expect(commands).toEqual([
-      'wait', 'iptables', 'iptables', 'iptables', 'iptables', 'iptables', 'mkdir', 'timeout', 'modprobe', 'rm', 'truncate', 'mkfs.ext4', 'mv', 'e2fsck', 'mkdir', 'mount', 'modprobe', 'mkdir', 'write',
+      'wait',
+      'iptables',
+      'iptables',
+      'iptables',
+      'iptables',
+      'iptables',
+      'mkdir',
+      'timeout',
+      'modprobe',
+      'rm',
+      'truncate',
+      'mkfs.ext4',
+      'mv',
+      'e2fsck',
+      'mkdir',
+      'mount',
+      'modprobe',
+      'mkdir',
+      'write',
     ]);
     expect(run.stdout).toContain('+ iptables -w -A builder-api -i usb0 -j RETURN\n+ iptables -w -A builder-api -j DROP\n');
     expect(run.stdout).toContain('+ iptables -w -I INPUT -p tcp --dport 2376 -j builder-api\n');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hostname, setHostsSelfName } from '../../src/steps/hostname.js';
 import type { Step } from '../../src/engine/step.js';
+import { hostname, setHostsSelfName } from '../../src/steps/hostname.js';
 import { debugfsCat, debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean } from '../support/fsck.js';
 import { patchFixture } from './patch-fixture.js';

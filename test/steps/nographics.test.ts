@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { changedLines, lineIndex } from '../text-diff.js';
+import type { Step } from '../../src/engine/step.js';
 import { UserError } from '../../src/errors.js';
 import { nographics } from '../../src/steps/nographics.js';
-import type { Step } from '../../src/engine/step.js';
 import { fsckFatClean } from '../support/fsck.js';
 import { mtypeBoot } from '../support/mtools.js';
+import { referenceText } from '../support/reference.js';
+import { changedLines, lineIndex } from '../text-diff.js';
 import { patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
-import { referenceText } from '../support/reference.js';
 
 describe('nographics step', () => {
   it('on a C2 image changes exactly the nographics line of boot.ini and keeps it across bootini upgrades', async () => {
@@ -40,7 +40,11 @@ describe('nographics step', () => {
     const changed = changedLines(stock, configIni);
     expect(changed).toEqual([[lineIndex(stock, /^display_autodetect=/), 'display_autodetect=false']]);
     // The key must be in [generic], the section the C4 boot.ini imports with `ini generic`.
-    const sectionOf = configIni.split('\n').slice(0, changed[0][0]).filter((line) => /^\s*\[/.test(line)).at(-1);
+    const sectionOf = configIni
+      .split('\n')
+      .slice(0, changed[0][0])
+      .filter((line) => /^\s*\[/.test(line))
+      .at(-1);
     expect(sectionOf?.trim()).toBe('[generic]');
     expect(await mtypeBoot(img, 'boot.ini')).toBe(referenceText('odroid-c4/boot.ini'));
     expect(await fsckFatClean(img)).toMatchObject({ ok: true });

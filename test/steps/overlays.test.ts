@@ -3,16 +3,16 @@ import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openImage } from '../../src/image/open.js';
-import { UserError } from '../../src/errors.js';
 import { viewOf, withPartitions } from '../../src/engine/patch.js';
-import { overlaysStep } from '../../src/steps/overlays.js';
 import type { Step } from '../../src/engine/step.js';
+import { UserError } from '../../src/errors.js';
+import { openImage } from '../../src/image/open.js';
+import { overlaysStep } from '../../src/steps/overlays.js';
 import { debugfsCat, debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from '../support/fsck.js';
 import { tempDir } from '../support/images.js';
 import { mdirBoot, mtypeBoot } from '../support/mtools.js';
-import { patchFixture, type PatchedFixture } from './patch-fixture.js';
+import { type PatchedFixture, patchFixture } from './patch-fixture.js';
 
 const execFile = promisify(execFileCallback);
 
@@ -100,7 +100,12 @@ describe('overlays step', () => {
 
   it('copies symlinks as links with their target verbatim, and replaces an image symlink by a file', async () => {
     const { img } = patched;
-    expect(await debugfsStat(img, '/etc/app/current')).toMatchObject({ type: 'symlink', target: '../../elsewhere/outside-the-overlay', uid: 0, gid: 0 });
+    expect(await debugfsStat(img, '/etc/app/current')).toMatchObject({
+      type: 'symlink',
+      target: '../../elsewhere/outside-the-overlay',
+      uid: 0,
+      gid: 0,
+    });
     expect(await debugfsStat(img, '/etc/resolv.conf')).toMatchObject({ type: 'regular', mode: 0o644 });
     expect(await debugfsCat(img, '/etc/resolv.conf')).toBe('nameserver 10.0.0.1\n');
   });
@@ -152,16 +157,56 @@ describe('overlays step', () => {
 
 describe('overlays step refuses, with one line and before writing anything,', () => {
   const refusals: { name: string; spec: Spec; message: RegExp }[] = [
-    { name: 'a symlink under boot/', spec: { 'boot/zImage': { link: 'Image' } }, message: /boot\/zImage is a symlink but the boot partition is FAT/ },
-    { name: 'a fifo', spec: { 'rootfs/etc/pipe': { fifo: true } }, message: /rootfs\/etc\/pipe is a named pipe \(fifo\); overlays hold only files, directories and symlinks/ },
-    { name: 'a file where the image has a directory', spec: { 'rootfs/etc/ssh': 'oops' }, message: /rootfs\/etc\/ssh is a file but \/etc\/ssh in the image is a dir/ },
-    { name: 'a modes line for a path not in the overlay', spec: { 'rootfs/etc/motd': 'hi', 'rootfs.modes': '/etc/mtod 0600\n' }, message: /lists \/etc\/mtod, which is not in/ },
-    { name: 'a modes line that climbs with ..', spec: { 'rootfs/etc/motd': 'hi', 'rootfs.modes': '/etc/../etc/motd 0600\n' }, message: /rootfs\.modes line 1: "\/etc\/\.\.\/etc\/motd" is not an absolute, normalized path/ },
-    { name: 'a modes line with a bad mode', spec: { 'rootfs/etc/motd': 'hi', 'rootfs.modes': '/etc/motd rw-r--r--\n' }, message: /line 1: "rw-r--r--" is not an octal mode/ },
-    { name: 'a modes line for a symlink', spec: { 'rootfs/etc/l': { link: 'motd' }, 'rootfs.modes': '/etc/l 0600\n' }, message: /symlinks have no mode of their own/ },
-    { name: 'a modes line changing a directory the image has', spec: { 'rootfs/root/x': 'x', 'rootfs.modes': '/root 0755\n' }, message: /\/root already exists in the image as 0700 0:0/ },
-    { name: 'a template override that shadows nothing', spec: { 'templates/readonly-root/sbin/overlay-int.mustache': 'x' }, message: /overlay-int\.mustache overrides no template/ },
-    { name: 'two boot names that FAT sees as one', spec: { 'boot/README.txt': 'a', 'boot/readme.TXT': 'b' }, message: /are the same name on FAT/ },
+    {
+      name: 'a symlink under boot/',
+      spec: { 'boot/zImage': { link: 'Image' } },
+      message: /boot\/zImage is a symlink but the boot partition is FAT/,
+    },
+    {
+      name: 'a fifo',
+      spec: { 'rootfs/etc/pipe': { fifo: true } },
+      message: /rootfs\/etc\/pipe is a named pipe \(fifo\); overlays hold only files, directories and symlinks/,
+    },
+    {
+      name: 'a file where the image has a directory',
+      spec: { 'rootfs/etc/ssh': 'oops' },
+      message: /rootfs\/etc\/ssh is a file but \/etc\/ssh in the image is a dir/,
+    },
+    {
+      name: 'a modes line for a path not in the overlay',
+      spec: { 'rootfs/etc/motd': 'hi', 'rootfs.modes': '/etc/mtod 0600\n' },
+      message: /lists \/etc\/mtod, which is not in/,
+    },
+    {
+      name: 'a modes line that climbs with ..',
+      spec: { 'rootfs/etc/motd': 'hi', 'rootfs.modes': '/etc/../etc/motd 0600\n' },
+      message: /rootfs\.modes line 1: "\/etc\/\.\.\/etc\/motd" is not an absolute, normalized path/,
+    },
+    {
+      name: 'a modes line with a bad mode',
+      spec: { 'rootfs/etc/motd': 'hi', 'rootfs.modes': '/etc/motd rw-r--r--\n' },
+      message: /line 1: "rw-r--r--" is not an octal mode/,
+    },
+    {
+      name: 'a modes line for a symlink',
+      spec: { 'rootfs/etc/l': { link: 'motd' }, 'rootfs.modes': '/etc/l 0600\n' },
+      message: /symlinks have no mode of their own/,
+    },
+    {
+      name: 'a modes line changing a directory the image has',
+      spec: { 'rootfs/root/x': 'x', 'rootfs.modes': '/root 0755\n' },
+      message: /\/root already exists in the image as 0700 0:0/,
+    },
+    {
+      name: 'a template override that shadows nothing',
+      spec: { 'templates/readonly-root/sbin/overlay-int.mustache': 'x' },
+      message: /overlay-int\.mustache overrides no template/,
+    },
+    {
+      name: 'two boot names that FAT sees as one',
+      spec: { 'boot/README.txt': 'a', 'boot/readme.TXT': 'b' },
+      message: /are the same name on FAT/,
+    },
     { name: 'a FAT name with a reserved character', spec: { 'boot/what?.txt': 'a' }, message: /FAT names cannot hold/ },
   ];
   for (const r of refusals) {
@@ -177,9 +222,15 @@ describe('overlays step refuses, with one line and before writing anything,', ()
     // First an overlay makes /etc/foo a link to /tmp; a second one tries to write /etc/foo/bar through it.
     const first = await patchFixture([overlaysStep(await makeOverlay({ 'rootfs/etc/foo': { link: '/tmp' } }))]);
     expect(await debugfsStat(first.img, '/etc/foo')).toMatchObject({ type: 'symlink', target: '/tmp' });
-    const second = patchFixture([overlaysStep(await makeOverlay({ 'rootfs/etc/foo/bar': 'through the link' }))], {}, { img: first.img, dir: first.dir });
+    const second = patchFixture(
+      [overlaysStep(await makeOverlay({ 'rootfs/etc/foo/bar': 'through the link' }))],
+      {},
+      { img: first.img, dir: first.dir },
+    );
     await expect(second).rejects.toThrow(UserError);
-    await expect(second).rejects.toThrow(/\/etc\/foo is a symlink in the image \(-> \/tmp\) and overlays never write through symlinks: put these files under \/tmp instead/);
+    await expect(second).rejects.toThrow(
+      /\/etc\/foo is a symlink in the image \(-> \/tmp\) and overlays never write through symlinks: put these files under \/tmp instead/,
+    );
     expect(await debugfsStat(first.img, '/tmp/bar')).toBeUndefined();
     expect(await debugfsStat(first.img, '/etc/foo')).toMatchObject({ type: 'symlink', target: '/tmp' });
   });

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { resolveConfig } from '../../src/config/load.js';
-import { type BuildConfig } from '../../src/config/schema.js';
-import { openImage } from '../../src/image/open.js';
-import type { ImageLayout } from '../../src/image/layout.js';
-import { patchImage, type PatchResult } from '../../src/engine/patch.js';
+import type { BuildConfig } from '../../src/config/schema.js';
+import { type PatchResult, patchImage } from '../../src/engine/patch.js';
 import type { Step } from '../../src/engine/step.js';
-import { copyOfStockImage, tempDir, type FixtureOptions, type FixtureVariant } from '../support/images.js';
+import type { ImageLayout } from '../../src/image/layout.js';
+import { openImage } from '../../src/image/open.js';
+import { copyOfStockImage, type FixtureOptions, type FixtureVariant, tempDir } from '../support/images.js';
 
 export interface PatchedFixture {
   img: string;

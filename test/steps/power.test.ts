@@ -3,21 +3,21 @@ import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lineIndex } from '../text-diff.js';
-import { expandBootArgs, getEnv } from '../../src/formats/hush.js';
-import { getIniKey } from '../../src/formats/ini.js';
+import type { Step } from '../../src/engine/step.js';
 import { UserError } from '../../src/errors.js';
 import { deviceTreeNodes } from '../../src/formats/fdt.js';
+import { expandBootArgs, getEnv } from '../../src/formats/hush.js';
+import { getIniKey } from '../../src/formats/ini.js';
 import { hotplugOnly, netplanOptional, nmAutoconnect, power } from '../../src/steps/power.js';
-import type { Step } from '../../src/engine/step.js';
 import { C2_MAINLINE_TREE, C2_TREE, compileDeviceTree, fdtRemove } from '../device-tree.js';
 import { debugfsCat } from '../support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from '../support/fsck.js';
 import { stockImage, tempDir } from '../support/images.js';
 import { mtypeBoot } from '../support/mtools.js';
+import { referenceText } from '../support/reference.js';
+import { lineIndex } from '../text-diff.js';
 import { patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
-import { referenceText } from '../support/reference.js';
 
 const execFile = promisify(execFileCallback);
 // Written out here, not imported from the step, so a change to the step's table fails a test.
@@ -79,56 +79,65 @@ describe('power step on a C2 image', () => {
     stockInterfaces = await debugfsCat(await stockImage(), '/etc/network/interfaces');
   });
 
-  it.each(Object.keys(EXPECTED) as Profile[])('%s: boot.ini, boot.ini.default and the network files say what the profile promises', async (profile) => {
-    const expected = EXPECTED[profile];
-    const { img } = await patchFixture([withC2Tree(), power], { power: { profile } });
-    const bootIni = await mtypeBoot(img, 'boot.ini');
+  it.each(Object.keys(EXPECTED) as Profile[])(
+    '%s: boot.ini, boot.ini.default and the network files say what the profile promises',
+    async (profile) => {
+      const expected = EXPECTED[profile];
+      const { img } = await patchFixture([withC2Tree(), power], { power: { profile } });
+      const bootIni = await mtypeBoot(img, 'boot.ini');
 
-    // The values are HardKernel's own: listed in the stock file for a person to uncomment.
-    expect(offered(stockBootIni, 'maxcpus')).toContain(expected.maxcpus);
-    expect(offered(stockBootIni, 'max_freq')).toContain(expected.maxFreq);
-    expect(getEnv(bootIni, 'maxcpus')).toBe(expected.maxcpus);
-    expect(getEnv(bootIni, 'max_freq')).toBe(expected.maxFreq);
-    expect(expandBootArgs(bootIni).split(' ')).toEqual(expect.arrayContaining([`maxcpus=${expected.maxcpus}`, `max_freq=${expected.maxFreq}`]));
+      // The values are HardKernel's own: listed in the stock file for a person to uncomment.
+      expect(offered(stockBootIni, 'maxcpus')).toContain(expected.maxcpus);
+      expect(offered(stockBootIni, 'max_freq')).toContain(expected.maxFreq);
+      expect(getEnv(bootIni, 'maxcpus')).toBe(expected.maxcpus);
+      expect(getEnv(bootIni, 'max_freq')).toBe(expected.maxFreq);
+      expect(expandBootArgs(bootIni).split(' ')).toEqual(
+        expect.arrayContaining([`maxcpus=${expected.maxcpus}`, `max_freq=${expected.maxFreq}`]),
+      );
 
-    const diff = await diffLines(stockBootIni, bootIni);
-    const cpuChanged = expected.maxcpus !== '4';
-    expect(diff.removed).toEqual(cpuChanged ? ['setenv maxcpus "4"'] : []);
-    // diff may pair the block's blank separator with either side of it: count it apart.
-    expect(diff.added.filter((line) => line !== '')).toEqual([
-      ...(cpuChanged ? [`setenv maxcpus "${expected.maxcpus}"`] : []),
-      ...(expected.ethernet
-        ? []
-        : ['# Ethernet off (odroid-buildx-image power profile): "1" removes the MAC from the device tree', 'setenv disable_ethernet "1"', GUARD]),
-    ]);
-    expect(diff.added.filter((line) => line === '')).toHaveLength(expected.ethernet ? 0 : 1);
+      const diff = await diffLines(stockBootIni, bootIni);
+      const cpuChanged = expected.maxcpus !== '4';
+      expect(diff.removed).toEqual(cpuChanged ? ['setenv maxcpus "4"'] : []);
+      // diff may pair the block's blank separator with either side of it: count it apart.
+      expect(diff.added.filter((line) => line !== '')).toEqual([
+        ...(cpuChanged ? [`setenv maxcpus "${expected.maxcpus}"`] : []),
+        ...(expected.ethernet
+          ? []
+          : [
+              '# Ethernet off (odroid-buildx-image power profile): "1" removes the MAC from the device tree',
+              'setenv disable_ethernet "1"',
+              GUARD,
+            ]),
+      ]);
+      expect(diff.added.filter((line) => line === '')).toHaveLength(expected.ethernet ? 0 : 1);
 
-    // The bootini package re-applies these after an upgrade rewrites boot.ini.
-    const bootIniDefault = await mtypeBoot(img, 'boot.ini.default');
-    expect(await diffLines(stockDefault, bootIniDefault)).toEqual({
-      removed: ['#maxcpus=4', '#max_freq=1536'],
-      added: [`maxcpus=${expected.maxcpus}`, `max_freq=${expected.maxFreq}`],
-    });
-    expect(getIniKey(bootIniDefault, 'general', 'maxcpus')).toBe(expected.maxcpus);
+      // The bootini package re-applies these after an upgrade rewrites boot.ini.
+      const bootIniDefault = await mtypeBoot(img, 'boot.ini.default');
+      expect(await diffLines(stockDefault, bootIniDefault)).toEqual({
+        removed: ['#maxcpus=4', '#max_freq=1536'],
+        added: [`maxcpus=${expected.maxcpus}`, `max_freq=${expected.maxFreq}`],
+      });
+      expect(getIniKey(bootIniDefault, 'general', 'maxcpus')).toBe(expected.maxcpus);
 
-    const interfaces = await debugfsCat(img, '/etc/network/interfaces');
-    if (expected.ethernet) {
-      expect(getEnv(bootIni, 'disable_ethernet')).toBeUndefined();
-      expect(interfaces).toBe(stockInterfaces);
-    } else {
-      expect(getEnv(bootIni, 'disable_ethernet')).toBe('1');
-      // After the tree is loaded and before the kernel gets it: where the stock fdt rm lines are.
-      const guard = lineIndex(bootIni, /^if test "\$\{disable_ethernet\}"/);
-      expect(lineIndex(bootIni, /^fdt addr /)).toBeLessThan(guard);
-      expect(lineIndex(bootIni, /^booti /)).toBeGreaterThan(guard);
-      expect(await diffLines(stockInterfaces, interfaces)).toEqual({ removed: ['auto eth0'], added: ['allow-hotplug eth0'] });
-      expect(interfaces).toMatch(/^iface eth0 inet dhcp$/m);
-    }
+      const interfaces = await debugfsCat(img, '/etc/network/interfaces');
+      if (expected.ethernet) {
+        expect(getEnv(bootIni, 'disable_ethernet')).toBeUndefined();
+        expect(interfaces).toBe(stockInterfaces);
+      } else {
+        expect(getEnv(bootIni, 'disable_ethernet')).toBe('1');
+        // After the tree is loaded and before the kernel gets it: where the stock fdt rm lines are.
+        const guard = lineIndex(bootIni, /^if test "\$\{disable_ethernet\}"/);
+        expect(lineIndex(bootIni, /^fdt addr /)).toBeLessThan(guard);
+        expect(lineIndex(bootIni, /^booti /)).toBeGreaterThan(guard);
+        expect(await diffLines(stockInterfaces, interfaces)).toEqual({ removed: ['auto eth0'], added: ['allow-hotplug eth0'] });
+        expect(interfaces).toMatch(/^iface eth0 inet dhcp$/m);
+      }
 
-    expect(await fsckFatClean(img)).toMatchObject({ ok: true });
-    expect(await e2fsckClean(img)).toMatchObject({ ok: true });
-    expect(await appliedOn(power, img)).toBe(true);
-  });
+      expect(await fsckFatClean(img)).toMatchObject({ ok: true });
+      expect(await e2fsckClean(img)).toMatchObject({ ok: true });
+      expect(await appliedOn(power, img)).toBe(true);
+    },
+  );
 
   it('the fdt rm path is the Ethernet node of the C2 tree, and only that node', async () => {
     const { img } = await patchFixture([withC2Tree(), power], { power: { profile: 'usb2-0.5A' } });
@@ -139,11 +148,19 @@ describe('power step on a C2 image', () => {
     expect(before.filter((node) => !after.includes(node))).toEqual(['/ethernet@0xc9410000']);
   });
 
-  it('removes the mainline tree\'s MAC by its real path, and eth0 in every file ifupdown reads, NetworkManager and netplan', async () => {
+  it("removes the mainline tree's MAC by its real path, and eth0 in every file ifupdown reads, NetworkManager and netplan", async () => {
     const mainline = await compileDeviceTree(C2_MAINLINE_TREE);
     const eth0Keyfile = '[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=auto\n';
     const netplan = 'network:\n  version: 2\n  ethernets:\n    eth0:\n      dhcp4: true\n';
-    const rootfs = (path: string, content: string) => ({ op: 'write' as const, on: 'rootfs' as const, path, content, mode: 0o644, uid: 0, gid: 0 });
+    const rootfs = (path: string, content: string) => ({
+      op: 'write' as const,
+      on: 'rootfs' as const,
+      path,
+      content,
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+    });
     const shaped: Step = {
       name: 'test-network-files',
       summary: 'test: eth0 in interfaces.d (through a glob), NetworkManager and netplan',
@@ -155,7 +172,9 @@ describe('power step on a C2 image', () => {
       ],
       applied: async () => false,
     };
-    const { img } = await patchFixture([bootFiles({ '/meson64_odroidc2.dtb': mainline }), shaped, power], { power: { profile: 'usb3-0.9A' } });
+    const { img } = await patchFixture([bootFiles({ '/meson64_odroidc2.dtb': mainline }), shaped, power], {
+      power: { profile: 'usb3-0.9A' },
+    });
     const removed = /^if test "\$\{disable_ethernet\}" = "1"; then fdt rm (\S+); fi$/m.exec(await mtypeBoot(img, 'boot.ini'))?.[1];
     expect(removed).toBe('/soc/ethernet@c9410000');
     const after = deviceTreeNodes(await fdtRemove(mainline, removed!));
@@ -163,12 +182,16 @@ describe('power step on a C2 image', () => {
     expect(await debugfsCat(img, '/etc/network/interfaces.d/eth0')).toBe('allow-hotplug eth0\niface eth0 inet dhcp\n');
     const keyfile = await debugfsCat(img, '/etc/NetworkManager/system-connections/eth0.nmconnection');
     expect(getIniKey(keyfile, 'connection', 'autoconnect')).toBe('false');
-    expect(await debugfsCat(img, '/etc/netplan/01-netcfg.yaml')).toBe('network:\n  version: 2\n  ethernets:\n    eth0:\n      optional: true\n      dhcp4: true\n');
+    expect(await debugfsCat(img, '/etc/netplan/01-netcfg.yaml')).toBe(
+      'network:\n  version: 2\n  ethernets:\n    eth0:\n      optional: true\n      dhcp4: true\n',
+    );
     expect(await e2fsckClean(img)).toMatchObject({ ok: true });
 
     // full switches the Ethernet back on: NetworkManager starts eth0 again.
     await patchFixture([power], { power: { profile: 'full' } }, { img });
-    expect(await debugfsCat(img, '/etc/NetworkManager/system-connections/eth0.nmconnection')).toBe(eth0Keyfile.replace('interface-name=eth0\n', 'interface-name=eth0\nautoconnect=true\n'));
+    expect(await debugfsCat(img, '/etc/NetworkManager/system-connections/eth0.nmconnection')).toBe(
+      eth0Keyfile.replace('interface-name=eth0\n', 'interface-name=eth0\nautoconnect=true\n'),
+    );
   });
 
   it('by default changes no byte of boot.ini: the stock CPU settings and the Ethernet stay', async () => {
@@ -223,7 +246,10 @@ describe('power step refuses', () => {
     const dir = await tempDir();
     const attempt = patchFixture(steps, { power: { profile } }, { variant, dir });
     await expect(attempt).rejects.toThrow(UserError);
-    const message = await attempt.then(() => '', (error: Error) => error.message);
+    const message = await attempt.then(
+      () => '',
+      (error: Error) => error.message,
+    );
     expect(message).not.toContain('\n');
     const img = path.join(dir, (await readdir(dir)).find((file) => file.endsWith('.img'))!);
     return { message, bootIni: await mtypeBoot(img, 'boot.ini') };
@@ -232,7 +258,9 @@ describe('power step refuses', () => {
   it('a device tree without the Ethernet node, before writing anything', async () => {
     const tree = await compileDeviceTree(C2_TREE.replace(/ethmac: ethernet@0xc9410000 \{[^}]*\};/, ''));
     const { message, bootIni } = await refusal([bootFiles({ '/meson64_odroidc2.dtb': tree }), power], 'usb2-0.5A');
-    expect(message).toMatch(/^meson64_odroidc2\.dtb has no Ethernet MAC node \(compatible .*, or the ethernet0 alias\), so .* use power\.profile "full"$/);
+    expect(message).toMatch(
+      /^meson64_odroidc2\.dtb has no Ethernet MAC node \(compatible .*, or the ethernet0 alias\), so .* use power\.profile "full"$/,
+    );
     expect(bootIni).toBe(referenceText('odroid-c2/boot.ini'));
   });
 
@@ -246,7 +274,9 @@ describe('power step refuses', () => {
     const trimmed = stock.replace(' maxcpus=${maxcpus}', '');
     expect(trimmed).not.toBe(stock);
     const { message } = await refusal([withC2Tree(), bootFiles({ '/boot.ini': trimmed }), power], 'usb2-0.5A');
-    expect(message).toBe('power.profile "usb2-0.5A" needs boot.ini\'s bootargs to pass maxcpus=${maxcpus} to the kernel, and this one does not; use HardKernel\'s C2 boot.ini or power.profile "full"');
+    expect(message).toBe(
+      'power.profile "usb2-0.5A" needs boot.ini\'s bootargs to pass maxcpus=${maxcpus} to the kernel, and this one does not; use HardKernel\'s C2 boot.ini or power.profile "full"',
+    );
   });
 
   it('a USB profile on a config.ini board; full leaves it alone', async () => {
@@ -260,7 +290,11 @@ describe('power step refuses', () => {
 
 describe('hotplugOnly', () => {
   it.each([
-    ['auto eth0 alone', 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n', 'auto lo\niface lo inet loopback\n\nallow-hotplug eth0\niface eth0 inet dhcp\n'],
+    [
+      'auto eth0 alone',
+      'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n',
+      'auto lo\niface lo inet loopback\n\nallow-hotplug eth0\niface eth0 inet dhcp\n',
+    ],
     ['eth0 among others', 'auto lo eth0 eth1\n', 'auto lo eth1\nallow-hotplug eth0\n'],
     ['allow-auto, CRLF kept', 'allow-auto eth0\r\niface eth0 inet dhcp\r\n', 'allow-hotplug eth0\r\niface eth0 inet dhcp\r\n'],
     ['already hotplug as well', 'allow-hotplug eth0\nauto eth0\n', 'allow-hotplug eth0\n'],
@@ -273,7 +307,11 @@ describe('hotplugOnly', () => {
 
 describe('netplanOptional', () => {
   it.each([
-    ['adds it', 'network:\n  ethernets:\n    eth0:\n      dhcp4: true\n', 'network:\n  ethernets:\n    eth0:\n      optional: true\n      dhcp4: true\n'],
+    [
+      'adds it',
+      'network:\n  ethernets:\n    eth0:\n      dhcp4: true\n',
+      'network:\n  ethernets:\n    eth0:\n      optional: true\n      dhcp4: true\n',
+    ],
     ['turns false to true', '    eth0:\n      optional: false\n    usb0: {}\n', '    eth0:\n      optional: true\n    usb0: {}\n'],
     ['no eth0', 'network:\n  ethernets:\n    eth1:\n      dhcp4: true\n', 'network:\n  ethernets:\n    eth1:\n      dhcp4: true\n'],
   ])('%s', (_name, before, after) => {

@@ -3,20 +3,20 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { changedLines, lineIndex } from '../text-diff.js';
 import { resolveConfig } from '../../src/config/load.js';
-import { openImage } from '../../src/image/open.js';
-import { UserError } from '../../src/errors.js';
 import { patchImage } from '../../src/engine/patch.js';
-import { protectFstab, readonlyRoot } from '../../src/steps/readonly-root.js';
 import type { Step } from '../../src/engine/step.js';
+import { UserError } from '../../src/errors.js';
+import { openImage } from '../../src/image/open.js';
+import { protectFstab, readonlyRoot } from '../../src/steps/readonly-root.js';
 import { debugfsCat, debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from '../support/fsck.js';
 import { copyOfStockImage, partitionOffsets, tempDir } from '../support/images.js';
 import { mtypeBoot } from '../support/mtools.js';
-import { patchFixture, type PatchedFixture } from './patch-fixture.js';
-import { appliedOn } from './probe.js';
 import { referenceText } from '../support/reference.js';
+import { changedLines, lineIndex } from '../text-diff.js';
+import { type PatchedFixture, patchFixture } from './patch-fixture.js';
+import { appliedOn } from './probe.js';
 
 const execFile = promisify(execFileCallback);
 const INIT_ARG = 'init=/sbin/overlay-init';
@@ -120,12 +120,19 @@ describe('readonly-root step on a stock C2 image', () => {
   it('mounts the FAT read-only without a boot-time fsck and leaves the root entry as it was', async () => {
     const stock = `UUID=e139ce78-9841-40fe-8823-96a304a09859 / ext4 errors=remount-ro,noatime 0 1\nLABEL=BOOT /media/boot vfat defaults 0 1\n`;
     expect(await debugfsCat(await copyOfStockImage('stock', await tempDir()), '/etc/fstab')).toBe(stock);
-    expect(first.fstab).toBe(`UUID=e139ce78-9841-40fe-8823-96a304a09859 / ext4 errors=remount-ro,noatime 0 1\nLABEL=BOOT /media/boot vfat ro 0 0\n`);
+    expect(first.fstab).toBe(
+      `UUID=e139ce78-9841-40fe-8823-96a304a09859 / ext4 errors=remount-ro,noatime 0 1\nLABEL=BOOT /media/boot vfat ro 0 0\n`,
+    );
   });
 
   it('masks the apt timers and unattended-upgrades, and drops their enablement links', async () => {
     for (const unit of MASKED) {
-      expect(await debugfsStat(built.img, `/etc/systemd/system/${unit}`)).toMatchObject({ type: 'symlink', target: '/dev/null', uid: 0, gid: 0 });
+      expect(await debugfsStat(built.img, `/etc/systemd/system/${unit}`)).toMatchObject({
+        type: 'symlink',
+        target: '/dev/null',
+        uid: 0,
+        gid: 0,
+      });
       expect(await debugfsStat(built.img, `/lib/systemd/system/${unit}`)).toMatchObject({ type: 'regular' });
     }
     expect(await debugfsStat(built.img, '/etc/systemd/system/timers.target.wants/apt-daily.timer')).toBeUndefined();
@@ -136,7 +143,12 @@ describe('readonly-root step on a stock C2 image', () => {
   });
 
   it('turns every APT::Periodic job off as apt itself reads the config directory', async () => {
-    expect(await debugfsStat(built.img, '/etc/apt/apt.conf.d/99readonly-root')).toMatchObject({ type: 'regular', mode: 0o644, uid: 0, gid: 0 });
+    expect(await debugfsStat(built.img, '/etc/apt/apt.conf.d/99readonly-root')).toMatchObject({
+      type: 'regular',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+    });
     const dir = await tempDir();
     const parts = path.join(dir, 'apt.conf.d');
     await mkdir(parts);
@@ -145,7 +157,9 @@ describe('readonly-root step on a stock C2 image', () => {
     }
     // APT_CONFIG is read first, so it can point apt at the image's files instead of the host's.
     await writeFile(path.join(dir, 'apt.conf'), `Dir::Etc::Parts "${parts}/";\nDir::Etc::Main "${dir}/none";\n`);
-    const { stdout } = await execFile('apt-config', ['dump', 'APT::Periodic'], { env: { ...process.env, APT_CONFIG: path.join(dir, 'apt.conf') } });
+    const { stdout } = await execFile('apt-config', ['dump', 'APT::Periodic'], {
+      env: { ...process.env, APT_CONFIG: path.join(dir, 'apt.conf') },
+    });
     const settings = stdout.split('\n').filter((line) => line.startsWith('APT::Periodic::'));
     expect(settings).toContain('APT::Periodic::Unattended-Upgrade "0";');
     expect(settings).toContain('APT::Periodic::Update-Package-Lists "0";');
@@ -153,7 +167,12 @@ describe('readonly-root step on a stock C2 image', () => {
   });
 
   it('keeps the journal in RAM with a budget', async () => {
-    expect(await debugfsStat(built.img, '/etc/systemd/journald.conf.d/volatile.conf')).toMatchObject({ type: 'regular', mode: 0o644, uid: 0, gid: 0 });
+    expect(await debugfsStat(built.img, '/etc/systemd/journald.conf.d/volatile.conf')).toMatchObject({
+      type: 'regular',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+    });
     const settings = first.journald.split('\n').filter((line) => line && !line.startsWith('#'));
     expect(settings).toEqual(['[Journal]', 'Storage=volatile', expect.stringMatching(/^RuntimeMaxUse=\d+M$/)]);
   });
@@ -177,7 +196,9 @@ describe('readonly-root step on a stock C2 image', () => {
     const secrets = path.join(built.dir, 'secrets');
     expect((await stat(secrets)).mode & 0o777).toBe(0o700);
     expect((await stat(path.join(secrets, 'ssh'))).mode & 0o777).toBe(0o700);
-    expect((await readdir(path.join(secrets, 'ssh'))).sort()).toEqual(KEY_TYPES.flatMap((t) => [`ssh_host_${t}_key`, `ssh_host_${t}_key.pub`]).sort());
+    expect((await readdir(path.join(secrets, 'ssh'))).sort()).toEqual(
+      KEY_TYPES.flatMap((t) => [`ssh_host_${t}_key`, `ssh_host_${t}_key.pub`]).sort(),
+    );
     expect((await stat(path.join(secrets, 'ssh', 'ssh_host_rsa_key'))).mode & 0o777).toBe(0o600);
   });
 
@@ -202,7 +223,7 @@ describe('readonly-root step on a stock C2 image', () => {
     expect(await imageFingerprints(shared.img)).toEqual(first.keys.split('\n'));
     const fresh = await patchFixture([readonlyRoot], CONFIG);
     const freshKeys = await imageFingerprints(fresh.img);
-    freshKeys.forEach((line, i) => expect(line).not.toBe(first.keys.split('\n')[i]));
+    for (const [i, line] of freshKeys.entries()) expect(line).not.toBe(first.keys.split('\n')[i]);
   });
 });
 
@@ -234,7 +255,10 @@ describe('readonly-root step on other images', () => {
     const dir = await tempDir();
     const img = await copyOfStockImage('stock', dir);
     const secrets = path.join(dir, 'secrets');
-    const result = await patchImage(await openImage(img), resolveConfig({}), [readonlyRoot], { paths: { secrets, cache: dir }, dryRun: true });
+    const result = await patchImage(await openImage(img), resolveConfig({}), [readonlyRoot], {
+      paths: { secrets, cache: dir },
+      dryRun: true,
+    });
     expect(result.planned[0].operations.at(-1)).toMatch(/^stream {2}rootfs:\/etc\/ssh: SSH host keys/);
     await expect(stat(secrets)).rejects.toMatchObject({ code: 'ENOENT' });
   });
@@ -257,7 +281,12 @@ describe('readonly-root step on other images', () => {
 
     await patchFixture([readonlyRoot], CONFIG, { img, dir });
     const lines = (await debugfsCat(img, '/etc/fstab')).split('\n');
-    expect(lines.slice(2, 4)).toEqual(swapLines.split('\n').slice(0, 2).map((line) => `#${line}`));
+    expect(lines.slice(2, 4)).toEqual(
+      swapLines
+        .split('\n')
+        .slice(0, 2)
+        .map((line) => `#${line}`),
+    );
     expect(await debugfsStat(img, '/etc/ssh/ssh_host_dsa_key')).toBeUndefined();
     expect(await debugfsStat(img, '/etc/ssh/ssh_host_dsa_key.pub')).toBeUndefined();
     expect(await debugfsCat(img, '/etc/ssh/ssh_host_rsa_key')).toMatch(/^-----BEGIN OPENSSH PRIVATE KEY-----\n/);

@@ -8,7 +8,7 @@ import { accountsWithPassword, lockPasswords, remoteAccess, remoteLoginWarning, 
 import { debugfsCat, debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean } from '../support/fsck.js';
 import { AUTHORIZED_KEY, copyOfStockImage, stockImage, tempDir } from '../support/images.js';
-import { patchFixture, type PatchedFixture } from './patch-fixture.js';
+import { type PatchedFixture, patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
 
 const OTHER_KEY = 'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY= other@laptop';
@@ -36,7 +36,12 @@ async function sshdEffective(config: string): Promise<Record<string, string>> {
     : spawnSync(sshd[0], sshd.slice(1), { encoding: 'utf8' });
   expect(run.error, 'sshd (openssh-server) must be installed').toBeUndefined();
   expect(run.status, run.stderr).toBe(0);
-  return Object.fromEntries(run.stdout.split('\n').filter(Boolean).map((line) => [line.split(' ')[0], line.slice(line.indexOf(' ') + 1)]));
+  return Object.fromEntries(
+    run.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => [line.split(' ')[0], line.slice(line.indexOf(' ') + 1)]),
+  );
 }
 
 const FILES = ['/etc/shadow', '/etc/ssh/sshd_config', '/root/.ssh/authorized_keys'];
@@ -50,7 +55,7 @@ beforeAll(async () => {
 });
 
 describe('remote-access step on a stock-like image', () => {
-  it('locks every stock password (root\'s and odroid\'s) with *, leaving the rest of /etc/shadow', async () => {
+  it("locks every stock password (root's and odroid's) with *, leaving the rest of /etc/shadow", async () => {
     const shadow = await debugfsCat(patched.img, '/etc/shadow');
     expect(stockShadow).toMatch(/^root:\$6\$/m);
     expect(stockShadow).toMatch(/^odroid:\$6\$/m);
@@ -114,9 +119,12 @@ describe('remote-access step on a stock-like image', () => {
 
 describe('lockPasswords', () => {
   it('sets the password field of every account with a hash, a !-locked hash or none to *, and only that field', () => {
-    const shadow = 'daemon:*:1:0:99999:7:::\nroot:$6$x$y:18122:0:99999:7:::\nodroid:$1$a$b:1::::::\nold:!$6$x$y:1::::::\nopen::1::::::\nlocked:!:1::::::\nnew:!*:1::::::\n';
+    const shadow =
+      'daemon:*:1:0:99999:7:::\nroot:$6$x$y:18122:0:99999:7:::\nodroid:$1$a$b:1::::::\nold:!$6$x$y:1::::::\nopen::1::::::\nlocked:!:1::::::\nnew:!*:1::::::\n';
     expect(accountsWithPassword(shadow)).toEqual(['root', 'odroid', 'old', 'open']);
-    expect(lockPasswords(shadow)).toBe('daemon:*:1:0:99999:7:::\nroot:*:18122:0:99999:7:::\nodroid:*:1::::::\nold:*:1::::::\nopen:*:1::::::\nlocked:!:1::::::\nnew:!*:1::::::\n');
+    expect(lockPasswords(shadow)).toBe(
+      'daemon:*:1:0:99999:7:::\nroot:*:18122:0:99999:7:::\nodroid:*:1::::::\nold:*:1::::::\nopen:*:1::::::\nlocked:!:1::::::\nnew:!*:1::::::\n',
+    );
     // root's ! lock would also shut out its keys where sshd runs without PAM.
     expect(lockPasswords('root:!:1::::::\n')).toBe('root:*:1::::::\n');
   });
@@ -129,7 +137,9 @@ describe('lockPasswords', () => {
 describe('setSshdBlock', () => {
   it('leads with the block and comments out the same keywords in any case or = form before the first Match', () => {
     const config = 'Port 22\npasswordauthentication yes\nPermitRootLogin=yes\nMatch User git\n  PasswordAuthentication yes\n';
-    expect(setSshdBlock(config, BLOCK)).toBe(`${BLOCK}Port 22\n#passwordauthentication yes\n#PermitRootLogin=yes\nMatch User git\n  PasswordAuthentication yes\n`);
+    expect(setSshdBlock(config, BLOCK)).toBe(
+      `${BLOCK}Port 22\n#passwordauthentication yes\n#PermitRootLogin=yes\nMatch User git\n  PasswordAuthentication yes\n`,
+    );
   });
 
   it('replaces its own earlier block instead of adding another', () => {

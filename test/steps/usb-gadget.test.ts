@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../../src/errors.js';
 import type { Operation } from '../../src/engine/operations.js';
 import type { Step } from '../../src/engine/step.js';
+import { UserError } from '../../src/errors.js';
 import { sourceInterfacesD, usbGadget } from '../../src/steps/usb-gadget.js';
 import { debugfsCat, debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean } from '../support/fsck.js';
@@ -31,7 +31,15 @@ const reshape = (summary: string, ...operations: Operation[]): Step => ({
   plan: async () => operations,
   applied: async () => false,
 });
-const file = (path: string, content: string, mode = 0o644): Operation => ({ op: 'write', on: 'rootfs', path, content, mode, uid: 0, gid: 0 });
+const file = (path: string, content: string, mode = 0o644): Operation => ({
+  op: 'write',
+  on: 'rootfs',
+  path,
+  content,
+  mode,
+  uid: 0,
+  gid: 0,
+});
 const remove = (path: string): Operation => ({ op: 'remove', on: 'rootfs', path });
 
 const netplanImage = reshape(
@@ -41,22 +49,35 @@ const netplanImage = reshape(
 const networkdImage = reshape(
   'networkd image',
   remove('/etc/network/interfaces'),
-  file(NETWORKD_UNIT, '[Unit]\nDescription=Network Service\n\n[Service]\nExecStart=!!/lib/systemd/systemd-networkd\n\n[Install]\nWantedBy=multi-user.target\n'),
+  file(
+    NETWORKD_UNIT,
+    '[Unit]\nDescription=Network Service\n\n[Service]\nExecStart=!!/lib/systemd/systemd-networkd\n\n[Install]\nWantedBy=multi-user.target\n',
+  ),
   file('/etc/systemd/network/10-eth0.network', '[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\n'),
 );
 const networkManagerImage = reshape(
   'NetworkManager image',
   remove('/etc/network/interfaces'),
   file('/lib/systemd/system/NetworkManager.service', '[Service]\nExecStart=/usr/sbin/NetworkManager --no-daemon\n'),
-  { op: 'symlink', on: 'rootfs', path: '/etc/systemd/system/multi-user.target.wants/NetworkManager.service', target: '/lib/systemd/system/NetworkManager.service' },
-  file('/etc/NetworkManager/system-connections/eth0.nmconnection', '[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=auto\n', 0o600),
+  {
+    op: 'symlink',
+    on: 'rootfs',
+    path: '/etc/systemd/system/multi-user.target.wants/NetworkManager.service',
+    target: '/lib/systemd/system/NetworkManager.service',
+  },
+  file(
+    '/etc/NetworkManager/system-connections/eth0.nmconnection',
+    '[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\n\n[ipv4]\nmethod=auto\n',
+    0o600,
+  ),
 );
 const ncmModule = reshape('kernel with g_ncm', {
   op: 'edit',
   on: 'rootfs',
   path: '/lib/modules/3.16.85-65/modules.dep',
   what: 'add g_ncm',
-  edit: (text) => `${text}kernel/drivers/usb/gadget/g_ncm.ko: kernel/drivers/usb/gadget/u_ether.ko kernel/drivers/usb/gadget/libcomposite.ko\n`,
+  edit: (text) =>
+    `${text}kernel/drivers/usb/gadget/g_ncm.ko: kernel/drivers/usb/gadget/u_ether.ko kernel/drivers/usb/gadget/libcomposite.ko\n`,
 });
 
 /** The lines that are not comments: what the tools act on. */
@@ -96,7 +117,10 @@ describe('usb-gadget step on the stock image (ifupdown, systemd-resolved)', () =
     expect(settings(await debugfsCat(img, RESOLVED))).toEqual(['[Resolve]', 'DNS=9.9.9.9 1.0.0.1']);
     expect(await debugfsStat(img, RESOLVED)).toMatchObject(ROOT_FILE);
     expect(await debugfsStat(img, '/etc/systemd/resolved.conf.d')).toMatchObject({ type: 'directory', mode: 0o755, uid: 0, gid: 0 });
-    expect(await debugfsStat(img, '/etc/resolv.conf')).toMatchObject({ type: 'symlink', target: '../run/systemd/resolve/stub-resolv.conf' });
+    expect(await debugfsStat(img, '/etc/resolv.conf')).toMatchObject({
+      type: 'symlink',
+      target: '../run/systemd/resolve/stub-resolv.conf',
+    });
   });
 
   it('takes explicit MACs, another subnet and EEM', async () => {
@@ -104,8 +128,14 @@ describe('usb-gadget step on the stock image (ifupdown, systemd-resolved)', () =
       usb: { deviceMac: '02:00:00:00:00:01', hostMac: '06:00:00:00:00:02', protocol: 'eem' },
       network: { address: '192.168.7.2/28', gateway: '192.168.7.1' },
     });
-    expect(settings(await debugfsCat(img, MODPROBE))).toEqual(['options g_ether dev_addr=02:00:00:00:00:01 host_addr=06:00:00:00:00:02 use_eem=1']);
-    expect(settings(await debugfsCat(img, IFUPDOWN)).slice(2)).toEqual(['\taddress 192.168.7.2', '\tnetmask 255.255.255.240', '\tgateway 192.168.7.1']);
+    expect(settings(await debugfsCat(img, MODPROBE))).toEqual([
+      'options g_ether dev_addr=02:00:00:00:00:01 host_addr=06:00:00:00:00:02 use_eem=1',
+    ]);
+    expect(settings(await debugfsCat(img, IFUPDOWN)).slice(2)).toEqual([
+      '\taddress 192.168.7.2',
+      '\tnetmask 255.255.255.240',
+      '\tgateway 192.168.7.1',
+    ]);
   });
 
   it('refuses ncm when the kernel has no g_ncm, and loads g_ncm without use_eem when it has', async () => {
@@ -113,13 +143,18 @@ describe('usb-gadget step on the stock image (ifupdown, systemd-resolved)', () =
     await expect(refused).rejects.toThrow(UserError);
     await expect(refused).rejects.toThrow(/usb\.protocol "ncm" needs the g_ncm kernel module but kernel 3\.16\.85-65 has no g_ncm/);
 
-    const { img } = await patchFixture([ncmModule, usbGadget], { usb: { protocol: 'ncm', deviceMac: '02:00:00:00:00:01', hostMac: '06:00:00:00:00:02' } });
+    const { img } = await patchFixture([ncmModule, usbGadget], {
+      usb: { protocol: 'ncm', deviceMac: '02:00:00:00:00:01', hostMac: '06:00:00:00:00:02' },
+    });
     expect(settings(await debugfsCat(img, MODULES_LOAD))).toEqual(['g_ncm']);
     expect(settings(await debugfsCat(img, MODPROBE))).toEqual(['options g_ncm dev_addr=02:00:00:00:00:01 host_addr=06:00:00:00:00:02']);
   });
 
   it('adds the source line when /etc/network/interfaces does not read interfaces.d, once', async () => {
-    const own = reshape('interfaces without source', file('/etc/network/interfaces', 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp'));
+    const own = reshape(
+      'interfaces without source',
+      file('/etc/network/interfaces', 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp'),
+    );
     const { img } = await patchFixture([own, usbGadget]);
     const expected = 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\nsource-directory /etc/network/interfaces.d\n';
     expect(await debugfsCat(img, '/etc/network/interfaces')).toBe(expected);
@@ -141,10 +176,15 @@ describe('usb-gadget step on the stock image (ifupdown, systemd-resolved)', () =
     expect(await debugfsStat(first.img, '/var/lib/dbus')).toBeUndefined();
   });
 
-  it('links D-Bus\'s machine-id to /etc/machine-id when the image has /var/lib/dbus', async () => {
+  it("links D-Bus's machine-id to /etc/machine-id when the image has /var/lib/dbus", async () => {
     const dbus = reshape('image with dbus', file('/var/lib/dbus/machine-id', 'ffffffffffffffffffffffffffffffff\n'));
     const { img } = await patchFixture([dbus, usbGadget]);
-    expect(await debugfsStat(img, '/var/lib/dbus/machine-id')).toMatchObject({ type: 'symlink', target: '/etc/machine-id', uid: 0, gid: 0 });
+    expect(await debugfsStat(img, '/var/lib/dbus/machine-id')).toMatchObject({
+      type: 'symlink',
+      target: '/etc/machine-id',
+      uid: 0,
+      gid: 0,
+    });
     expect(await e2fsckClean(img)).toMatchObject({ ok: true });
   });
 
@@ -237,13 +277,22 @@ describe('usb-gadget step on other network stacks', () => {
     const bare = reshape('no network config, networkd installed', remove('/etc/network/interfaces'), file(NETWORKD_UNIT, '[Unit]\n'));
     const { img } = await patchFixture([bare, usbGadget]);
     expect(settings(await debugfsCat(img, NETWORKD))).toContain('Address=10.0.0.2/24');
-    expect(await debugfsStat(img, '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service')).toMatchObject({ type: 'symlink', target: NETWORKD_UNIT });
+    expect(await debugfsStat(img, '/etc/systemd/system/multi-user.target.wants/systemd-networkd.service')).toMatchObject({
+      type: 'symlink',
+      target: NETWORKD_UNIT,
+    });
   });
 
-  it('falls back to its own unit, started by usb0\'s device, on an image with no network software', async () => {
+  it("falls back to its own unit, started by usb0's device, on an image with no network software", async () => {
     const { img } = await patchFixture([reshape('no network config', remove('/etc/network/interfaces')), usbGadget]);
     const unit = await debugfsCat(img, USB0_UNIT_FILE);
-    expect(settings(unit)).toEqual(expect.arrayContaining(['BindsTo=sys-subsystem-net-devices-usb0.device', 'ExecStart=/usr/local/sbin/usb0-address', 'WantedBy=sys-subsystem-net-devices-usb0.device']));
+    expect(settings(unit)).toEqual(
+      expect.arrayContaining([
+        'BindsTo=sys-subsystem-net-devices-usb0.device',
+        'ExecStart=/usr/local/sbin/usb0-address',
+        'WantedBy=sys-subsystem-net-devices-usb0.device',
+      ]),
+    );
     expect(await debugfsStat(img, '/etc/systemd/system/sys-subsystem-net-devices-usb0.device.wants/usb0-address.service')).toMatchObject({
       type: 'symlink',
       target: USB0_UNIT_FILE,
@@ -274,7 +323,12 @@ describe('usb-gadget step on other network stacks', () => {
       file('/etc/network/interfaces', 'source-directory /etc/network/interfaces.d\n'),
       file('/etc/network/interfaces.d/eth0', 'auto eth0\niface eth0 inet dhcp\n'),
       file('/lib/systemd/system/networking.service', '[Service]\nExecStart=/sbin/ifup -a --read-environment\n'),
-      { op: 'symlink', on: 'rootfs', path: '/etc/systemd/system/multi-user.target.wants/networking.service', target: '/lib/systemd/system/networking.service' },
+      {
+        op: 'symlink',
+        on: 'rootfs',
+        path: '/etc/systemd/system/multi-user.target.wants/networking.service',
+        target: '/lib/systemd/system/networking.service',
+      },
     );
     const { img } = await patchFixture([broken, usbGadget]);
     expect(await debugfsStat(img, USB0_SCRIPT)).toMatchObject({ type: 'regular' });
@@ -293,13 +347,22 @@ describe('usb-gadget step on other network stacks', () => {
 
 describe('sourceInterfacesD', () => {
   it('accepts the ways an interfaces file can read interfaces.d/usb0', () => {
-    for (const line of ['source-directory /etc/network/interfaces.d', 'source-directory interfaces.d/', 'source /etc/network/interfaces.d/*', 'source interfaces.d/usb*']) {
+    for (const line of [
+      'source-directory /etc/network/interfaces.d',
+      'source-directory interfaces.d/',
+      'source /etc/network/interfaces.d/*',
+      'source interfaces.d/usb*',
+    ]) {
       expect(sourceInterfacesD(`auto lo\n${line}\n`)).toBe(`auto lo\n${line}\n`);
     }
   });
 
   it('adds source-directory when only other files are sourced or the line is commented out', () => {
-    for (const line of ['source /etc/network/interfaces.d/*.cfg', '#source-directory /etc/network/interfaces.d', 'source-directory /etc/network/other.d']) {
+    for (const line of [
+      'source /etc/network/interfaces.d/*.cfg',
+      '#source-directory /etc/network/interfaces.d',
+      'source-directory /etc/network/other.d',
+    ]) {
       expect(sourceInterfacesD(`${line}\n`)).toBe(`${line}\nsource-directory /etc/network/interfaces.d\n`);
     }
   });

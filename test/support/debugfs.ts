@@ -10,7 +10,11 @@ import { rootfsSpec, tempDir } from './images.js';
 
 const execFile = promisify(execFileCallback);
 const MAX_OUTPUT = 64 * 1024 * 1024;
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * Runs one debugfs request on the rootfs. debugfs exits 0 even when the request fails and
@@ -18,7 +22,10 @@ const exists = (path: string) => access(path).then(() => true, () => false);
  */
 export async function debugfs(img: string, request: string): Promise<{ stdout: string; error?: string }> {
   const { stdout, stderr } = await execFile('debugfs', ['-R', request, await rootfsSpec(img)], { maxBuffer: MAX_OUTPUT });
-  const error = stderr.split('\n').filter((line) => line && !line.startsWith('debugfs ')).join('\n');
+  const error = stderr
+    .split('\n')
+    .filter((line) => line && !line.startsWith('debugfs '))
+    .join('\n');
   return { stdout, error: error || undefined };
 }
 
@@ -84,12 +91,15 @@ export async function debugfsDumpDir(img: string, dir: string): Promise<string> 
   return copy;
 }
 
-
 /**
  * Runs many debugfs requests in one process (each spawn costs more than a request); `write`
  * opens the file system read-write. Returns stdout; a request's failure is on stderr.
  */
-export async function debugfsBatch(img: string, requests: string[], options: { write?: boolean } = {}): Promise<{ stdout: string; stderr: string }> {
+export async function debugfsBatch(
+  img: string,
+  requests: string[],
+  options: { write?: boolean } = {},
+): Promise<{ stdout: string; stderr: string }> {
   const run = spawnSync('debugfs', [...(options.write ? ['-w'] : []), '-f', '-', await rootfsSpec(img)], {
     input: requests.join('\n'),
     encoding: 'utf8',

@@ -35,8 +35,14 @@ export async function fsckFatClean(img: string): Promise<{ ok: boolean; output: 
   try {
     const copy = join(dir, 'boot.fat');
     await execFile('dd', [
-      `if=${img}`, `of=${copy}`, 'bs=1M', 'iflag=skip_bytes,count_bytes', `skip=${boot.offset}`, `count=${boot.size}`,
-      'conv=sparse', 'status=none',
+      `if=${img}`,
+      `of=${copy}`,
+      'bs=1M',
+      'iflag=skip_bytes,count_bytes',
+      `skip=${boot.offset}`,
+      `count=${boot.size}`,
+      'conv=sparse',
+      'status=none',
     ]);
     return await check('fsck.fat', ['-n', copy]);
   } finally {

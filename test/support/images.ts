@@ -72,7 +72,11 @@ function computeFixtureHash(): Promise<string> {
   return fixtureHash;
 }
 
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * The path of a cached fixture image, built on first use. Tests must not write to it:
@@ -112,7 +116,10 @@ async function buildFixture(variant: FixtureVariant, name: string, env: Record<s
   // file and renames it into place, which is atomic, and the builds are byte-identical.
   const partial = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await execFile('bash', [SCRIPT, partial, variant], { env: { ...process.env, REFERENCE_DIR: referenceDir(), ...env }, maxBuffer: MAX_OUTPUT });
+    await execFile('bash', [SCRIPT, partial, variant], {
+      env: { ...process.env, REFERENCE_DIR: referenceDir(), ...env },
+      maxBuffer: MAX_OUTPUT,
+    });
     await rename(partial, path);
   } finally {
     await rm(partial, { force: true });
@@ -142,7 +149,9 @@ export async function copyOfStockImage(variant: FixtureVariant, dir: string, opt
  * them all, so there a lack is an error naming it, not tests passing unseen.
  */
 export function skipWithout(needs: Record<string, boolean>): boolean {
-  const missing = Object.entries(needs).filter(([, here]) => !here).map(([what]) => what);
+  const missing = Object.entries(needs)
+    .filter(([, here]) => !here)
+    .map(([what]) => what);
   if (missing.length === 0) return false;
   if (process.env.CI) throw new Error(`CI is set, so no test may be skipped, but this machine lacks ${missing.join(' and ')}`);
   return true;

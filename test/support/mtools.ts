@@ -34,7 +34,6 @@ export async function dumpPartitions(img: string): Promise<string> {
   return dir;
 }
 
-
 /** The names in a boot partition directory as `mdir -b` lists them. */
 export async function mdirBoot(img: string, dir: string): Promise<string[]> {
   const { stdout } = await execFile('mdir', ['-b', '-i', `${img}@@${await bootOffset(img)}`, `::${dir}`], { env: MTOOLS_ENV });

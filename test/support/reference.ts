@@ -31,14 +31,34 @@ const KALI_ARM = 'offensive-security/kali-arm-build-scripts/bb2446989eb7b07b3685
 
 export const REFERENCE_FILES: readonly ReferenceFile[] = [
   // HardKernel's boot.ini of the 3.16-kernel Ubuntu 18.04 C2 images (branch 3.16).
-  { path: 'odroid-c2/boot.ini', source: `${C2_BOOTINI}/boot.ini`, sha256: '3287d2159028015ad68ec173a99c98107bd62404cf7a83168d579456d7fff496' },
+  {
+    path: 'odroid-c2/boot.ini',
+    source: `${C2_BOOTINI}/boot.ini`,
+    sha256: '3287d2159028015ad68ec173a99c98107bd62404cf7a83168d579456d7fff496',
+  },
   // The persistent overrides the bootini package re-applies after it rewrites boot.ini on upgrade.
-  { path: 'odroid-c2/boot.ini.default', source: `${C2_BOOTINI}/boot.ini.default`, sha256: 'de3e8034b513e20c7702752e04f44b45a44488560a9716258e73df06965aec95' },
+  {
+    path: 'odroid-c2/boot.ini.default',
+    source: `${C2_BOOTINI}/boot.ini.default`,
+    sha256: 'de3e8034b513e20c7702752e04f44b45a44488560a9716258e73df06965aec95',
+  },
   // The C2 kernel's config (from hardkernel's odroidc2-v3.16.y): which features are modules.
-  { path: 'odroid-c2/kernel-3.16.60.config', source: `${KALI_ARM}/kernel-configs/odroid-c2-3.16.config`, sha256: '24c00185d58e2bc885809dc9af49ee35af95d7957e0e6568811ce837c345e6f6' },
+  {
+    path: 'odroid-c2/kernel-3.16.60.config',
+    source: `${KALI_ARM}/kernel-configs/odroid-c2-3.16.config`,
+    sha256: '24c00185d58e2bc885809dc9af49ee35af95d7957e0e6568811ce837c345e6f6',
+  },
   // The C4's boot.ini and the INI-style config.ini of the C4/N2 boards.
-  { path: 'odroid-c4/boot.ini', source: `${C4_BOOTINI}/boot.ini`, sha256: '4dd74cc5e125461b18518678ff7940aff30210067c7ccf2ae96a7b4dd20737f6' },
-  { path: 'odroid-c4/config.ini', source: `${C4_BOOTINI}/config.ini`, sha256: '8cb523de9101a61ad932a177ab6043d7c1fc8c30111166af61a3fb1879512974' },
+  {
+    path: 'odroid-c4/boot.ini',
+    source: `${C4_BOOTINI}/boot.ini`,
+    sha256: '4dd74cc5e125461b18518678ff7940aff30210067c7ccf2ae96a7b4dd20737f6',
+  },
+  {
+    path: 'odroid-c4/config.ini',
+    source: `${C4_BOOTINI}/config.ini`,
+    sha256: '8cb523de9101a61ad932a177ab6043d7c1fc8c30111166af61a3fb1879512974',
+  },
 ];
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
