@@ -105,6 +105,7 @@ describe('after two builds', () => {
         'known_hosts 0644',
         'nat.sh 0755',
         'setup-buildx.sh 0755',
+        'doctor.sh 0755',
         'bench-buildx.sh 0755',
         'bench/ 0755',
         'bench/Dockerfile 0644',
