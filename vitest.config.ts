@@ -8,6 +8,10 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 300_000,
     pool: 'forks',
+    // Vitest's default is one worker per core but one, so a single worker on a 2-core machine; the
+    // tests mostly wait on the build and tool processes they start, so two keep both cores busy.
+    maxWorkers: 2,
+    minWorkers: 1,
     globalSetup: ['test/support/reference-setup.ts'],
   },
 });
