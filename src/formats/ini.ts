@@ -38,7 +38,7 @@ interface SectionScan {
 
 function scanSection(lines: Line[], section: string, key: string, exampleMarker: string | undefined): SectionScan {
   const activeLine = new RegExp(`^\\s*${escapeRegExp(key)}\\s*=`);
-  const exampleLine = exampleMarker && new RegExp(`^\\s*${escapeRegExp(exampleMarker)}\\s*${escapeRegExp(key)}\\s*=`);
+  const exampleLine = exampleMarker === undefined ? undefined : new RegExp(`^\\s*${escapeRegExp(exampleMarker)}\\s*${escapeRegExp(key)}\\s*=`);
   const scan: SectionScan = {};
   let current = ''; // lines before the first header belong to no section
   lines.forEach(({ body }, i) => {
@@ -52,7 +52,7 @@ function scanSection(lines: Line[], section: string, key: string, exampleMarker:
     if (current !== section || body.trim() === '') return;
     scan.lastContent = i;
     if (activeLine.test(body)) scan.active = i;
-    else if (exampleLine && exampleLine.test(body)) scan.example = i;
+    else if (exampleLine?.test(body)) scan.example = i;
   });
   return scan;
 }
