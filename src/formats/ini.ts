@@ -38,7 +38,8 @@ interface SectionScan {
 
 function scanSection(lines: Line[], section: string, key: string, exampleMarker: string | undefined): SectionScan {
   const activeLine = new RegExp(`^\\s*${escapeRegExp(key)}\\s*=`);
-  const exampleLine = exampleMarker === undefined ? undefined : new RegExp(`^\\s*${escapeRegExp(exampleMarker)}\\s*${escapeRegExp(key)}\\s*=`);
+  const exampleLine =
+    exampleMarker === undefined ? undefined : new RegExp(`^\\s*${escapeRegExp(exampleMarker)}\\s*${escapeRegExp(key)}\\s*=`);
   const scan: SectionScan = {};
   let current = ''; // lines before the first header belong to no section
   lines.forEach(({ body }, i) => {
