@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import { open, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
@@ -28,7 +28,13 @@ async function randomRootfs(dir: string, skip: number): Promise<string> {
 }
 
 async function firstMiB(path: string): Promise<Buffer> {
-  return (await readFile(path)).subarray(0, 1024 * 1024);
+  const file = await open(path, 'r');
+  try {
+    const { buffer, bytesRead } = await file.read(Buffer.alloc(1024 * 1024), 0, 1024 * 1024, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await file.close();
+  }
 }
 
 describe('npm run build-image', () => {
