@@ -78,8 +78,11 @@ async function runTool(kind: keyof typeof TOOLS, source: string, pump: (decoder:
   const pumpError = await pump(Duplex.from({ writable: child.stdin, readable: child.stdout })).then(
     () => undefined,
     (error: unknown) => {
-      // A failed write to the image must not leave the tool blocked on a full pipe.
+      // A failed write to the image must not leave the tool blocked on a full pipe, and its pipes
+      // must be closed: a stdout nobody reads never ends, and 'close' waits for it.
       child.kill();
+      child.stdin.destroy();
+      child.stdout.destroy();
       return error;
     },
   );

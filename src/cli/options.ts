@@ -97,13 +97,25 @@ function refusedWriteError(error: unknown, placeOf: (path: string) => WritePlace
  * Both exit non-zero.
  */
 export function runMain(main: (argv: string[]) => Promise<void>, placeOf: (path: string) => WritePlace): void {
-  main(process.argv.slice(2)).catch((error: unknown) => {
-    const told = isUserError(error) ? error : refusedWriteError(error, placeOf);
-    if (told) {
-      process.stderr.write(`error: ${told.message}\n`);
-    } else {
-      process.stderr.write(`internal error (please report): ${(error as Error)?.stack ?? String(error)}\n`);
-    }
+  let settled = false;
+  // Node exits 0 when nothing is left to wait on, even with main unfinished (a promise no event
+  // will settle): that must read as the failure it is, never as a finished build.
+  process.once('beforeExit', () => {
+    if (settled) return;
+    process.stderr.write('internal error (please report): the program stopped before it finished, waiting on nothing\n');
     process.exitCode = 1;
   });
+  main(process.argv.slice(2))
+    .finally(() => {
+      settled = true;
+    })
+    .catch((error: unknown) => {
+      const told = isUserError(error) ? error : refusedWriteError(error, placeOf);
+      if (told) {
+        process.stderr.write(`error: ${told.message}\n`);
+      } else {
+        process.stderr.write(`internal error (please report): ${(error as Error)?.stack ?? String(error)}\n`);
+      }
+      process.exitCode = 1;
+    });
 }
