@@ -39,7 +39,7 @@ const building = new Map<string, Promise<string>>();
  * far smaller, and every test that hashes, copies or fscks an image pays for its size; the bench and
  * the fixture script's default keep the 1 GiB size of the issue's measurements.
  */
-const DEFAULT_SIZE_MIB = 256;
+export const DEFAULT_SIZE_MIB = 256;
 
 export interface FixtureOptions {
   /**
