@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, runScript } from './support/cli.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
-import { type FixtureVariant, partitionOffsets, skipWithout, stockImage, tempDir } from './support/images.js';
+import { type FixtureVariant, partitionOffsets, SMALL_SIZE_MIB, skipWithout, stockImage, tempDir } from './support/images.js';
 import { dumpPartitions } from './support/mtools.js';
 
 const MiB = 1024 * 1024;
-const IMAGE_MIB = 160;
+const IMAGE_MIB = SMALL_SIZE_MIB;
 
 const noLoop = skipWithout({
   'loop devices (losetup -f as root)': spawnSync('losetup', ['-f'], { encoding: 'utf8' }).status === 0 && process.getuid?.() === 0,

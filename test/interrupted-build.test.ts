@@ -12,7 +12,7 @@ import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { keyMatchesCertificate } from './kit-helpers.js';
 import { REPO } from './support/cli.js';
 import { debugfsCat } from './support/debugfs.js';
-import { stockImage, tempDir } from './support/images.js';
+import { SMALL_SIZE_MIB, stockImage, tempDir } from './support/images.js';
 
 const NAME = 'k';
 const TSX = join(REPO, 'node_modules/.bin/tsx');
@@ -27,7 +27,7 @@ let input: string;
 let config: string;
 beforeAll(async () => {
   // The small fixture: the checksum reads every byte of the image.
-  input = await stockImage('stock', { sizeMiB: 256 });
+  input = await stockImage('stock', { sizeMiB: SMALL_SIZE_MIB });
   config = await configWithFakeBundle(await tempDir());
 });
 

@@ -12,7 +12,7 @@ import { sha256File } from '../src/checksum.js';
 import { bundleFiles, configWithFakeBundle, makeBundle } from './docker-bundle-fixture.js';
 import { startServer } from './http-server.js';
 import { buildImage, REPO, type RunResult } from './support/cli.js';
-import { copyOfStockImage, skipWithout, stockImage, tempDir } from './support/images.js';
+import { copyOfStockImage, SMALL_SIZE_MIB, skipWithout, stockImage, tempDir } from './support/images.js';
 
 const noTmpfs = skipWithout({
   'a tmpfs mount in a user and mount namespace (unshare -rm mount -t tmpfs)':
@@ -159,7 +159,7 @@ describe.skipIf(noTmpfs)('out of space (a tmpfs in a user namespace)', () => {
 describe('a root file system too small for what the build adds', () => {
   it('is refused before the copy, in one line with the free and needed MiB and what to do', async () => {
     const dir = await tempDir();
-    // About 120 MiB free in the small fixture; the bundle unpacks to 200 MiB (zeros: a small .tgz).
+    // About 25 MiB free in the small fixture; the bundle unpacks to 200 MiB (zeros: a small .tgz).
     const files = bundleFiles();
     files.dockerd = Buffer.concat([files.dockerd.subarray(0, 64), Buffer.alloc(200 * MiB)]);
     const bundle = join(dir, 'docker-big.tgz');
@@ -167,7 +167,7 @@ describe('a root file system too small for what the build adds', () => {
     const config = join(dir, 'config.json');
     await writeFile(config, JSON.stringify({ docker: { bundle } }));
     const out = join(dir, 'out');
-    const input = await stockImage('stock', { sizeMiB: 256 });
+    const input = await stockImage('stock', { sizeMiB: SMALL_SIZE_MIB });
     const before = await sha256File(input);
     const run = await buildImage(['--input', input, '--out', out, '--name', 'big', '--config', config]);
     expectOneLine(

@@ -8,11 +8,11 @@ import { scanImage } from '../src/output/release.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { fakeBin } from './kit-helpers.js';
 import { buildImage } from './support/cli.js';
-import { stockImage, tempDir } from './support/images.js';
+import { SMALL_SIZE_MIB, stockImage, tempDir } from './support/images.js';
 
 // A release reads every byte of the image (sha256, bmap, xz), holes included: a small disk with
 // the stock content keeps these builds quick without changing what they prove.
-const releaseInput = () => stockImage('stock', { sizeMiB: 256 });
+const releaseInput = () => stockImage('stock', { sizeMiB: SMALL_SIZE_MIB });
 
 /** SHA256SUMS in `out`, after `sha256sum -c` accepts it, as { file: sha256 } in its order. */
 async function checkedSums(out: string): Promise<Record<string, string>> {

@@ -8,7 +8,7 @@ import { readLayout } from '../../src/image/layout.js';
 import { openImage } from '../../src/image/open.js';
 import { debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean } from '../support/fsck.js';
-import { copyOfStockImage, stockImage, tempDir } from '../support/images.js';
+import { copyOfStockImage, SMALL_SIZE_MIB, stockImage, tempDir } from '../support/images.js';
 import { sha256 as sha } from '../support/sha256.js';
 
 /** debugfs's own view of a file's bytes, to check what libext2fs wrote. */
@@ -148,9 +148,9 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
   it('a full root file system is one line saying so and what to do, never a raw libext2fs code', async () => {
     const dir = await tempDir();
     const img = join(dir, 'small.img');
-    execFileSync('cp', ['--sparse=always', await stockImage('stock', { sizeMiB: 256 }), img]);
+    execFileSync('cp', ['--sparse=always', await stockImage('stock', { sizeMiB: SMALL_SIZE_MIB }), img]);
     const layout = await openImage(img);
-    // About 120 MiB are free.
+    // About 25 MiB are free.
     const error = await withRootfs(layout, (fs) => fs.writeFile('/var/too-big.bin', Buffer.alloc(200 * 1024 * 1024, 1)), {
       writable: true,
     }).catch((e: unknown) => e);

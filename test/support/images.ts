@@ -40,6 +40,12 @@ const building = new Map<string, Promise<string>>();
  * the fixture script's default keep the 1 GiB size of the issue's measurements.
  */
 export const DEFAULT_SIZE_MIB = 256;
+/**
+ * The smallest disk in HardKernel's layout (a 128 MiB FAT from 1 MiB) whose rootfs still takes the
+ * stock content and a build: for tests whose cost is every byte of the image (--release, flashing,
+ * many builds in a row).
+ */
+export const SMALL_SIZE_MIB = 160;
 
 export interface FixtureOptions {
   /**
