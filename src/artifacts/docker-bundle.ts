@@ -6,6 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import tar, { type Header } from 'tar-stream';
 import { hashFile } from '../checksum.js';
@@ -155,16 +156,20 @@ async function* tarEntries(path: string): AsyncGenerator<TarEntry> {
   // Large pieces: at zlib's default 16 KiB its callbacks alone took a second for a 200 MiB bundle.
   const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
   const gunzip = createGunzip({ chunkSize: 1024 * 1024 });
+  // And up to 16 MiB inflated ahead, on libuv's thread pool, while the file system writes the last
+  // pieces: without it the writer waited for gunzip about a third of the time.
+  const ahead = new PassThrough({ readableHighWaterMark: 16 * 1024 * 1024 });
   const extract = tar.extract();
   const fail = (error: Error) => extract.destroy(error);
   file.on('error', fail);
   gunzip.on('error', fail);
-  file.pipe(gunzip).pipe(extract);
+  file.pipe(gunzip).pipe(ahead).pipe(extract);
   try {
     yield* extract;
   } finally {
     file.destroy();
     gunzip.destroy();
+    ahead.destroy();
     extract.destroy();
   }
 }

@@ -2,17 +2,14 @@
  * What a flash writes: the image's data (the ranges its `.bmap` maps, else its data extents as
  * SEEK_DATA/SEEK_HOLE find them) together with every range its file systems use (used-blocks.ts).
  */
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { promisify } from 'node:util';
+import { dataExtents } from '../data-extents.js';
 import { UserError } from '../errors.js';
 import { releaseFiles } from '../output/pending-output.js';
 import { type BmapRange, parseBmap } from './bmap.js';
 import { type ByteRange, mergeRanges } from './ranges.js';
 import { usedRanges } from './used-blocks.js';
-
-const run = promisify(execFile);
 
 export interface WritePlan {
   /** Merged, sorted: what is written and then read back. */
@@ -33,32 +30,6 @@ async function readIfExists(path: string): Promise<string | undefined> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-}
-
-/**
- * The image's data extents. Node has no lseek, so perl (part of every Debian and Ubuntu) asks
- * the kernel with SEEK_DATA (3) and SEEK_HOLE (4); a file system without holes reports all data.
- */
-async function dataExtents(image: string): Promise<ByteRange[]> {
-  const script =
-    'open(my $f, "<", $ARGV[0]) or die "$!\\n"; my $size = -s $f; my $p = 0;' +
-    ' while ($p < $size) { my $d = sysseek($f, $p, 3); last unless defined $d; my $h = sysseek($f, $d, 4); print $d + 0, " ", $h + 0, "\\n"; $p = $h + 0; }';
-  let stdout: string;
-  try {
-    ({ stdout } = await run('perl', ['-e', script, image], { maxBuffer: 256 * 1024 * 1024 }));
-  } catch (error) {
-    throw new UserError(
-      `cannot list the data extents of ${image} (${(error as Error).message.split('\n')[0]}); install perl, or put its .bmap beside it`,
-    );
-  }
-  return stdout
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [start, end] = line.split(' ').map(Number);
-      return { start, end };
-    });
 }
 
 export async function planWrite(image: string, imageSize: number): Promise<WritePlan> {

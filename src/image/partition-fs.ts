@@ -46,11 +46,15 @@ export function parentDirs(path: string): string[] {
   return parts.slice(0, -1).map((_, i) => `/${parts.slice(0, i + 1).join('/')}`);
 }
 
+/** A piece at least this large is written as it comes: joining it to others would cost a copy of it. */
+const WHOLE_PIECE = 256 * 1024;
+
 /**
- * Re-chunks a byte stream into pieces of at most `max` bytes, coalescing small ones. A piece that
- * fills a chunk alone goes on as it is; small ones are joined in one buffer, reused from chunk to
- * chunk (200 MiB of file data would otherwise be 200 MiB of garbage): a chunk is only valid until
- * the next one is asked for, which is how the file systems' writers use them (they copy it in).
+ * Re-chunks a byte stream into pieces of at most `max` bytes: a larger piece is cut, a piece of
+ * WHOLE_PIECE or more goes on as it is, and runs of small ones are joined in one buffer, reused from
+ * chunk to chunk (a stream of small pieces would otherwise cost a write call each, or its size in
+ * garbage): a chunk is only valid until the next one is asked for, which is how the file systems'
+ * writers use them (they copy it in).
  */
 export async function* rechunk(source: AsyncIterable<Uint8Array>, max: number): AsyncGenerator<Buffer> {
   let pending: Buffer[] = [];
@@ -70,6 +74,11 @@ export async function* rechunk(source: AsyncIterable<Uint8Array>, max: number): 
   };
   for await (const piece of source) {
     let chunk = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    if (chunk.length >= WHOLE_PIECE) {
+      if (pendingBytes > 0) yield emit();
+      for (let at = 0; at < chunk.length; at += max) yield chunk.subarray(at, at + max);
+      continue;
+    }
     while (chunk.length > 0) {
       const take = Math.min(chunk.length, max - pendingBytes);
       pending.push(chunk.subarray(0, take));

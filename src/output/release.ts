@@ -37,30 +37,35 @@ export async function scanImage(path: string, options: { bmap?: boolean; xzTo?: 
   const whole = createHash('sha256');
   const ranges: { first: number; last: number; sha256: string }[] = [];
   let open: Range | undefined;
-  const xz = options.xzTo ? startXz(options.xzTo) : undefined;
+  const xz = options.xzTo ? await startXz(options.xzTo) : undefined;
   const bar = progressBar(options.xzTo ? 'checksum, block map and xz' : 'checksum', size);
   let position = 0;
   try {
-    for await (const chunk of fileChunks(path)) {
-      whole.update(chunk);
+    for await (const { bytes, hole } of fileChunks(path)) {
+      whole.update(bytes);
       if (options.bmap) {
-        for (let offset = 0; offset < chunk.length; offset += BLOCK) {
-          const block = chunk.subarray(offset, Math.min(offset + BLOCK, chunk.length));
-          const index = (position + offset) / BLOCK;
-          if (block.equals(ZERO.subarray(0, block.length))) {
-            if (open) ranges.push(closeRange(open));
-            open = undefined;
-          } else {
-            open ??= { first: index, last: index, hash: createHash('sha256') };
-            open.last = index;
-            open.hash.update(block);
+        if (hole) {
+          if (open) ranges.push(closeRange(open));
+          open = undefined;
+        } else {
+          for (let offset = 0; offset < bytes.length; offset += BLOCK) {
+            const block = bytes.subarray(offset, Math.min(offset + BLOCK, bytes.length));
+            const index = (position + offset) / BLOCK;
+            if (block.equals(ZERO.subarray(0, block.length))) {
+              if (open) ranges.push(closeRange(open));
+              open = undefined;
+            } else {
+              open ??= { first: index, last: index, hash: createHash('sha256') };
+              open.last = index;
+              open.hash.update(block);
+            }
           }
         }
       }
-      // The chunk's buffer is reused: xz gets its own copy.
-      if (xz) await xz.write(Buffer.from(chunk));
-      position += chunk.length;
-      bar.advance(chunk.length);
+      // A data chunk's buffer is reused: xz gets its own copy. A hole's zeros are never written to.
+      if (xz) await xz.write(hole ? bytes : Buffer.from(bytes));
+      position += bytes.length;
+      bar.advance(bytes.length);
       killPoint(xz ? 'xz' : 'checksum');
     }
     if (position !== size) throw new Error(`${path} changed size while it was read`);
@@ -82,8 +87,9 @@ function closeRange(range: Range) {
  * xz -T0: multi-threaded, and its output does not depend on the number of threads. xz writes the
  * file itself, so a full disk is its write error, reported with its exit status like any other
  * failure: a missing, killed or failing xz is the machine's problem, not a bug of this tool.
+ * Resolves once xz runs.
  */
-function startXz(to: string) {
+async function startXz(to: string) {
   const file = openSync(to, 'w');
   const child = spawn('xz', ['-T0', '-6', '-c', '-q'], { stdio: ['pipe', file, 'pipe'] });
   closeSync(file);
@@ -112,6 +118,8 @@ function startXz(to: string) {
   exited.catch(() => {});
   // A write to an xz that has gone fails with EPIPE, which says nothing: its exit says why.
   input.on('error', () => {});
+  // A missing xz is told before the image is read, not after.
+  await Promise.race([new Promise((resolve) => child.once('spawn', resolve)), exited]);
   return {
     async write(data: Buffer) {
       if (!input.write(data)) await Promise.race([once(input, 'drain').catch(() => exited), exited]);
