@@ -219,7 +219,7 @@ describe.skipIf(noLoop)('npm run flash', () => {
       const asked = (answer: string) =>
         spawnSync(
           'script',
-          ['-qec', `node_modules/.bin/tsx src/cli/flash-command.ts ${img} ${target.device} --allow-non-removable`, '/dev/null'],
+          ['-qec', `node launch.mjs src/cli/flash-command.ts ${img} ${target.device} --allow-non-removable`, '/dev/null'],
           {
             cwd: REPO,
             input: `${answer}\n`,

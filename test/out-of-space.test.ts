@@ -46,8 +46,7 @@ async function buildOnTmpfs(mounts: Tmpfs[], args: string[], look: string): Prom
     `find ${quote(look)} -mindepth 1 -printf '%P\\n' | sort >${quote(listing)}`,
     'exit $status',
   ].join('\n');
-  // tsx keeps its cache in $TMPDIR/tsx-<uid>; in the namespace the uid is 0, whoever owns that there.
-  const run = await buildImage(args, { TMPDIR: await tempDir() }, ['unshare', '-rm', 'sh', '-c', script, 'sh']);
+  const run = await buildImage(args, {}, ['unshare', '-rm', 'sh', '-c', script, 'sh']);
   const left = (await readFile(listing, 'utf8').catch(() => '')).split('\n').filter(Boolean);
   return { ...run, left };
 }

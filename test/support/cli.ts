@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = fileURLToPath(new URL('../../node_modules/.bin/tsx', import.meta.url));
+/** What `npm run build-image` (and inspect, flash) start: the entry bundled once per source change, run by node. */
+export const LAUNCH = [process.execPath, fileURLToPath(new URL('../../launch.mjs', import.meta.url))];
 
 export interface RunResult {
   code: number;
@@ -15,7 +16,7 @@ export interface RunResult {
  * command that runs it (e.g. unshare ...).
  */
 export function runScript(script: string, args: string[], env: NodeJS.ProcessEnv = {}, prefix: string[] = []): Promise<RunResult> {
-  const [command, ...commandArgs] = [...prefix, TSX, script, ...args];
+  const [command, ...commandArgs] = [...prefix, ...LAUNCH, script, ...args];
   return new Promise((resolve) => {
     execFile(command, commandArgs, { cwd: REPO, env: { ...process.env, ...env }, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
