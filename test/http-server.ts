@@ -52,7 +52,9 @@ export async function startServer(files: Record<string, Served> = {}): Promise<T
     if (file.dropAfter !== undefined) {
       const cut = file.dropAfter;
       file.dropAfter = undefined;
-      res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 20));
+      // A half-close, not destroy(): a reset can overtake bytes the client has not read yet (seen on
+      // a loaded machine), while a FIN arrives after every byte written before it.
+      res.write(body.subarray(0, cut), () => res.socket?.end());
       return;
     }
     res.end(body);

@@ -168,16 +168,32 @@ describe('download', () => {
     expect(await resolveSource({ cacheDir })).toEqual(source);
   });
 
-  it('resumes an interrupted download with a Range request', async () => {
+  it('keeps what an interrupted download received, and the next run resumes from there', async () => {
     await writeManifest();
     const half = Math.floor(compressed.xz.length / 2);
     server.files.get(`/${xzName}`)!.dropAfter = half;
     await expect(resolveSource({ cacheDir })).rejects.toThrow(/cannot download .*run again to resume/);
-    expect((await stat(join(cacheDir, `${xzName}.part`))).size).toBe(half);
+    // How much of the cut answer the client had read when the connection ended depends on the
+    // scheduler; what it keeps is always the file's beginning.
+    const kept = await readFile(join(cacheDir, `${xzName}.part`));
+    expect(kept.length).toBeLessThanOrEqual(half);
+    expect(kept.equals(compressed.xz.subarray(0, kept.length))).toBe(true);
 
     const source = await resolveSource({ cacheDir });
     await expectDecompressedImage(source.path);
-    expect(server.requests.filter((r) => r.path === `/${xzName}`).map((r) => r.range)).toEqual([undefined, `bytes=${half}-`]);
+    expect(server.requests.filter((r) => r.path === `/${xzName}`).map((r) => r.range)).toEqual([
+      undefined,
+      kept.length > 0 ? `bytes=${kept.length}-` : undefined,
+    ]);
+    expect(await cached()).not.toContain(`${xzName}.part`);
+  });
+
+  it('resumes a .part left by an earlier run with a Range request for the rest', async () => {
+    await writeManifest();
+    const half = Math.floor(compressed.xz.length / 2);
+    await writeFile(join(cacheDir, `${xzName}.part`), compressed.xz.subarray(0, half));
+    await expectDecompressedImage((await resolveSource({ cacheDir })).path);
+    expect(server.requests.filter((r) => r.path === `/${xzName}`).map((r) => r.range)).toEqual([`bytes=${half}-`]);
     expect(await cached()).not.toContain(`${xzName}.part`);
   });
 
