@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { sha256File } from '../checksum.js';
 import type { BuildConfig } from '../config/schema.js';
 import type { ApplyStats } from '../engine/apply.js';
-import { patchImage, viewOf, withPartitions } from '../engine/patch.js';
+import { patchImage } from '../engine/patch.js';
 import type { BuildPaths, RunMemo } from '../engine/step.js';
 import { detectNetwork, USB0_FILES } from '../facts/network.js';
 import { writeFile } from '../files.js';
@@ -47,13 +47,17 @@ export async function buildBoardImage(
   options: BoardOptions,
 ): Promise<BoardImage> {
   const pending = await stage('copy', () => output.startImage(from, board.name));
+  let usb0 = '';
   const { operations, bytesWritten } = await stage('patch', () =>
-    patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, { paths: options.paths, once: options.once }),
+    patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, {
+      paths: options.paths,
+      once: options.once,
+      afterSteps: async (image) => {
+        const network = await detectNetwork(image);
+        usb0 = `${network.mechanism} from ${USB0_FILES[network.mechanism].path}${network.fallback ? ` (fallback: ${network.fallback})` : ''}`;
+      },
+    }),
   );
-  const usb0 = await withPartitions({ ...options.layout, path: pending.tempPath }, false, async (parts) => {
-    const network = await detectNetwork(viewOf({ ...options.layout, path: pending.tempPath }, parts));
-    return `${network.mechanism} from ${USB0_FILES[network.mechanism].path}${network.fallback ? ` (fallback: ${network.fallback})` : ''}`;
-  });
   const image = basename(pending.finalPath);
   const release = options.release ? releaseFiles(board.name) : undefined;
   const xzTemp = release && pending.artifact(release.xz);

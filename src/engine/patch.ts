@@ -51,7 +51,13 @@ export async function patchImage(
   layout: ImageLayout,
   config: BuildConfig,
   steps: Step[],
-  options: { paths: BuildPaths; dryRun?: boolean; once?: RunMemo },
+  options: {
+    paths: BuildPaths;
+    dryRun?: boolean;
+    once?: RunMemo;
+    /** Reads the patched image while it is still open (opening it again costs a mount of each file system). */
+    afterSteps?: (image: ImageView) => Promise<void>;
+  },
 ): Promise<PatchResult> {
   const dryRun = options.dryRun ?? false;
   const once = options.once ?? runMemo();
@@ -68,6 +74,7 @@ export async function patchImage(
       await applyOperations(parts, operations, result);
       killPoint(`step ${step.name}`);
     }
+    await options.afterSteps?.(image);
     return result;
   });
 }
