@@ -10,18 +10,32 @@ import { UserError } from './errors.js';
 
 const run = promisify(execFile);
 
-/** Bytes [start, end) of a file. */
-export interface Extent {
+/** Bytes [start, end) of a file or disk. */
+export interface ByteRange {
   start: number;
   end: number;
 }
+
+/** `ranges` sorted, with overlapping and touching ones merged, empty ones dropped. */
+export function mergeRanges(ranges: ByteRange[]): ByteRange[] {
+  const sorted = ranges.filter((r) => r.end > r.start).sort((a, b) => a.start - b.start);
+  const merged: ByteRange[] = [];
+  for (const range of sorted) {
+    const last = merged.at(-1);
+    if (last && range.start <= last.end) last.end = Math.max(last.end, range.end);
+    else merged.push({ ...range });
+  }
+  return merged;
+}
+
+export const rangesBytes = (ranges: ByteRange[]) => ranges.reduce((sum, r) => sum + r.end - r.start, 0);
 
 const SCRIPT =
   'open(my $f, "<", $ARGV[0]) or die "$!\\n"; my $size = -s $f; my $p = 0;' +
   ' while ($p < $size) { my $d = sysseek($f, $p, 3); last unless defined $d; my $h = sysseek($f, $d, 4); print $d + 0, " ", $h + 0, "\\n"; $p = $h + 0; }';
 
 /** The data extents of `path`, sorted, within its size at the time of the call. */
-export async function dataExtents(path: string): Promise<Extent[]> {
+export async function dataExtents(path: string): Promise<ByteRange[]> {
   let stdout: string;
   try {
     ({ stdout } = await run('perl', ['-e', SCRIPT, path], { maxBuffer: 256 * 1024 * 1024 }));

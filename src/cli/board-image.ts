@@ -13,6 +13,7 @@ import type { BuildPaths, RunMemo } from '../engine/step.js';
 import { detectNetwork, USB0_FILES } from '../facts/network.js';
 import { writeFile } from '../files.js';
 import type { ImageLayout } from '../image/layout.js';
+import { usedRanges } from '../image/used-blocks.js';
 import { type PendingImage, type PendingOutput, releaseFiles } from '../output/pending-output.js';
 import { scanImage } from '../output/release.js';
 import { STEPS } from '../steps/index.js';
@@ -61,7 +62,13 @@ export async function buildBoardImage(
   const image = basename(pending.finalPath);
   const release = options.release ? releaseFiles(board.name) : undefined;
   const xzTemp = release && pending.artifact(release.xz);
-  const scan = await stage(release ? 'release' : 'checksum', () => scanImage(pending.tempPath, { bmap: Boolean(release), xzTo: xzTemp }));
+  const scan = await stage(release ? 'release' : 'checksum', async () =>
+    scanImage(pending.tempPath, {
+      bmap: Boolean(release),
+      alsoMapped: release ? await usedRanges(pending.tempPath) : undefined,
+      xzTo: xzTemp,
+    }),
+  );
   const sha256s: Record<string, string> = { [image]: scan.sha256 };
   if (release && xzTemp && scan.bmap) {
     await writeFile(pending.artifact(release.bmap), scan.bmap);

@@ -7,9 +7,9 @@
 import { spawnSync } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
+import { rangesBytes } from '../data-extents.js';
 import { UserError } from '../errors.js';
 import { planWrite } from '../flash/plan.js';
-import { rangesBytes } from '../flash/ranges.js';
 import { describeTarget, formatSize, refuseUnsafeTarget, type Target } from '../flash/target.js';
 import { writeAndVerify } from '../flash/write.js';
 import { info } from '../log.js';

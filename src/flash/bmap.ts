@@ -2,8 +2,9 @@
  * The block map bmaptool reads and `--release` writes beside the image (`<name>.bmap`): which
  * blocks of the image hold data, with a sha256 per range in format 2.0.
  */
+
+import type { ByteRange } from '../data-extents.js';
 import { UserError } from '../errors.js';
-import type { ByteRange } from './ranges.js';
 
 export interface BmapRange extends ByteRange {
   /** Hex sha256 of the range's bytes, when the bmap has one. */

@@ -4,12 +4,11 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { dataExtents } from '../data-extents.js';
+import { type ByteRange, dataExtents, mergeRanges } from '../data-extents.js';
 import { UserError } from '../errors.js';
+import { usedRanges } from '../image/used-blocks.js';
 import { releaseFiles } from '../output/pending-output.js';
 import { type BmapRange, parseBmap } from './bmap.js';
-import { type ByteRange, mergeRanges } from './ranges.js';
-import { usedRanges } from './used-blocks.js';
 
 export interface WritePlan {
   /** Merged, sorted: what is written and then read back. */

@@ -5,10 +5,10 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, constants, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { type ByteRange, rangesBytes } from '../data-extents.js';
 import { UserError, withPath } from '../errors.js';
 import { progressBar } from '../log.js';
 import type { BmapRange } from './bmap.js';
-import { type ByteRange, rangesBytes } from './ranges.js';
 
 const CHUNK = 4 * 1024 * 1024;
 

@@ -5,6 +5,7 @@ import { closeSync, openSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileChunks } from '../checksum.js';
+import { type ByteRange, mergeRanges } from '../data-extents.js';
 import { UserError } from '../errors.js';
 import { progressBar } from '../log.js';
 import { killPoint } from '../timing.js';
@@ -12,9 +13,10 @@ import { killPoint } from '../timing.js';
 /*
  * The release pass reads the finished image exactly once and, from that one read,
  * computes its sha256, its block map for bmaptool and its xz compression.
- * The bmap lists the 4 KiB blocks that hold data; a block of zeros is left unmapped,
- * which is what `bmaptool create` does with the holes of a sparse image (our images are
- * sparse: every zero run written by the decompressor or copied by cp is a hole).
+ * The bmap lists the 4 KiB blocks that hold data and every block a file system has allocated
+ * (`alsoMapped`), zeros or not: bmaptool writes only mapped blocks, and a used card keeps its old
+ * bytes everywhere else, so a zero inode table or FAT sector left unmapped would read as garbage.
+ * Free space stays unmapped.
  */
 
 const BLOCK = 4096;
@@ -32,33 +34,37 @@ interface Range {
   hash: Hash;
 }
 
-export async function scanImage(path: string, options: { bmap?: boolean; xzTo?: string } = {}): Promise<ScanResult> {
+export async function scanImage(
+  path: string,
+  options: { bmap?: boolean; alsoMapped?: ByteRange[]; xzTo?: string } = {},
+): Promise<ScanResult> {
   const { size } = await stat(path);
   const whole = createHash('sha256');
   const ranges: { first: number; last: number; sha256: string }[] = [];
   let open: Range | undefined;
   const xz = options.xzTo ? await startXz(options.xzTo) : undefined;
   const bar = progressBar(options.xzTo ? 'checksum, block map and xz' : 'checksum', size);
+  const used = usedBlocks(options.alsoMapped ?? []);
   let position = 0;
   try {
     for await (const { bytes, hole } of fileChunks(path)) {
       whole.update(bytes);
-      if (options.bmap) {
-        if (hole) {
-          if (open) ranges.push(closeRange(open));
-          open = undefined;
-        } else {
-          for (let offset = 0; offset < bytes.length; offset += BLOCK) {
-            const block = bytes.subarray(offset, Math.min(offset + BLOCK, bytes.length));
-            const index = (position + offset) / BLOCK;
-            if (block.equals(ZERO.subarray(0, block.length))) {
-              if (open) ranges.push(closeRange(open));
-              open = undefined;
-            } else {
-              open ??= { first: index, last: index, hash: createHash('sha256') };
-              open.last = index;
-              open.hash.update(block);
-            }
+      // A hole with no used block in it is unmapped whole; elsewhere block by block.
+      if (options.bmap && hole && !used(position, position + bytes.length)) {
+        if (open) ranges.push(closeRange(open));
+        open = undefined;
+      } else if (options.bmap) {
+        for (let offset = 0; offset < bytes.length; offset += BLOCK) {
+          const block = bytes.subarray(offset, Math.min(offset + BLOCK, bytes.length));
+          const start = position + offset;
+          if ((hole || block.equals(ZERO.subarray(0, block.length))) && !used(start, start + block.length)) {
+            if (open) ranges.push(closeRange(open));
+            open = undefined;
+          } else {
+            const index = start / BLOCK;
+            open ??= { first: index, last: index, hash: createHash('sha256') };
+            open.last = index;
+            open.hash.update(block);
           }
         }
       }
@@ -77,6 +83,16 @@ export async function scanImage(path: string, options: { bmap?: boolean; xzTo?: 
     throw error;
   }
   return { sha256: whole.digest('hex'), bmap: options.bmap ? renderBmap(size, ranges) : undefined };
+}
+
+/** Whether bytes [start, end) meet one of `ranges`; asked with ascending starts. */
+function usedBlocks(ranges: ByteRange[]): (start: number, end: number) => boolean {
+  const merged = mergeRanges(ranges);
+  let next = 0;
+  return (start, end) => {
+    while (next < merged.length && merged[next].end <= start) next++;
+    return next < merged.length && merged[next].start < end;
+  };
 }
 
 function closeRange(range: Range) {
@@ -141,7 +157,7 @@ function renderBmap(size: number, ranges: { first: number; last: number; sha256:
   const mapped = ranges.reduce((sum, r) => sum + r.last - r.first + 1, 0);
   const lines = [
     '<?xml version="1.0" ?>',
-    '<!-- Block map for bmaptool: the blocks of the image that hold data. Written by odroid-buildx-image. -->',
+    '<!-- Block map for bmaptool: the blocks of the image that hold data or that its file systems use. Written by odroid-buildx-image. -->',
     '<bmap version="2.0">',
     `    <ImageSize> ${size} </ImageSize>`,
     `    <BlockSize> ${BLOCK} </BlockSize>`,

@@ -8,9 +8,9 @@
 import { execFile } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import type { ByteRange } from '../data-extents.js';
 import { UserError } from '../errors.js';
-import { type DiskPartition, readLayout } from '../image/layout.js';
-import type { ByteRange } from './ranges.js';
+import { type DiskPartition, readLayout } from './layout.js';
 
 const run = promisify(execFile);
 const EXT4_MAGIC = 0xef53;
