@@ -5,8 +5,10 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Tests build and fsck real disk images: give them room, and keep the WASM
     // filesystems in separate processes so one crashed instance cannot poison another.
-    testTimeout: 120_000,
-    hookTimeout: 300_000,
+    // These limits catch a hang, not slowness: beside other work a single build has taken over two
+    // minutes on this 2-core machine, so no test sets a tighter one.
+    testTimeout: 900_000,
+    hookTimeout: 900_000,
     pool: 'forks',
     // Vitest's default is one worker per core but one, so a single worker on a 2-core machine; the
     // tests mostly wait on the build and tool processes they start, so two keep both cores busy.

@@ -106,7 +106,7 @@ describe.skipIf(noLoop)('npm run flash', () => {
         new RegExp(`^flashed ${img} to ${target.device}: \\d+ bytes in \\d+ ranges written and verified by reading them back\\n$`),
       );
       await expectCardHoldsImage(target.file, img);
-    }, 180_000);
+    });
   }
 
   it('with the .bmap beside the image: checks its checksums and refuses an image that does not match it', async () => {
@@ -128,7 +128,7 @@ describe.skipIf(noLoop)('npm run flash', () => {
     const refused = await flash([img, other.device, '--yes', '--allow-non-removable']);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/^error: .*stock\.img does not match its \.bmap at bytes \d+-\d+/m);
-  }, 180_000);
+  });
 
   it('a --release build flashed by bmaptool with its .bmap over random bytes: the file systems check clean', async () => {
     // bmaptool writes only what the .bmap maps, so the .bmap must map every block the file
@@ -141,13 +141,13 @@ describe.skipIf(noLoop)('npm run flash', () => {
     const target = await card(dir, 'bmaptool.card', IMAGE_MIB, 'random');
     sh('bmaptool', ['-q', 'copy', '--bmap', join(out, 'rel.bmap'), join(out, 'rel.img.xz'), target.device]);
     await expectCardHoldsImage(target.file, join(out, 'rel.img'));
-  }, 180_000);
+  });
 
   describe('refuses, in one line, leaving the device as it was', () => {
     let img: string;
     beforeAll(async () => {
       img = await image(await tempDir(), 'stock');
-    }, 120_000);
+    });
 
     const refusal = async (args: string[], pattern: RegExp, untouched?: string) => {
       const before = untouched && (await sha256(untouched));
@@ -185,7 +185,7 @@ describe.skipIf(noLoop)('npm run flash', () => {
         /is a partition \(loop\d+p1\); pass the whole device/,
         target.file,
       );
-    }, 120_000);
+    });
 
     it('a device with a partition mounted', async () => {
       const target = await card(dir, 'mounted.card', IMAGE_MIB + 32);
@@ -204,7 +204,7 @@ describe.skipIf(noLoop)('npm run flash', () => {
       } finally {
         sh('umount', [mountPoint]);
       }
-    }, 120_000);
+    });
 
     it('a device smaller than the image', async () => {
       const target = await card(dir, 'small.card', IMAGE_MIB - 1);
@@ -253,6 +253,6 @@ describe.skipIf(noLoop)('npm run flash', () => {
       const yes = asked('y');
       expect(yes.status, yes.stdout).toBe(0);
       expect(yes.stdout).toContain('written and verified');
-    }, 180_000);
+    });
   });
 });

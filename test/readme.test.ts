@@ -43,7 +43,7 @@ describe('README', () => {
     });
     expect(inspect).toMatch(/^ {2}docker +applied$/m);
     execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: out });
-  }, 300_000);
+  });
 
   it('names the test commands that CI runs, in its order', async () => {
     const ci = await readFile(join(REPO, '.ci/run'), 'utf8');

@@ -78,7 +78,7 @@ describe('--release', () => {
         .map(([file, sum]) => `${sum}  ${file}\n`)
         .join(''),
     );
-  }, 400_000);
+  });
 
   it('without SOURCE_DATE_EPOCH the clock shows: two builds differ', async () => {
     const out = await tempDir();
@@ -132,7 +132,7 @@ describe('--release --fleet 2', () => {
       await expectReleaseFiles(out, board, sums[`${board}.img`]);
     }
     expect(sums['rf-1.img']).not.toBe(sums['rf-2.img']);
-  }, 400_000);
+  });
 
   it("leaves none of the boards' files when the last board fails", async () => {
     const out = await tempDir();
@@ -175,7 +175,7 @@ describe('a build into an --out holding a release of the same image', () => {
     config = await configWithFakeBundle(await tempDir());
     const run = await build('st', ['--fleet', '2', '--release']);
     expect(run.code, run.stderr).toBe(0);
-  }, 400_000);
+  });
 
   it('leaves the release as it was when it fails', async () => {
     const before = contentsOf(out);
@@ -195,7 +195,7 @@ describe('a build into an --out holding a release of the same image', () => {
     // sha256sum -c has checked st-1's new lines against its new files; st-2's are as the fleet left them.
     for (const file of ['st-2.bmap', 'st-2.img', 'st-2.img.xz']) expect(sums[file]).toBe(before[file]);
     await expectReleaseFiles(out, 'st-1', sums['st-1.img']);
-  }, 400_000);
+  });
 
   it("without --release removes that image's .img.xz and .bmap and its lines in SHA256SUMS, keeping other images'", async () => {
     const run = await build('st-1');
