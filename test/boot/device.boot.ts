@@ -3,7 +3,9 @@
  * the real `build-image`, boots under qemu-system-aarch64 with the command line its patched
  * boot.ini builds, and the device does what it promises: overlay root over a read-only rootfs,
  * g_ether with the configured MACs and usb0 address, Docker on the host's NFS share, persistence
- * across reboots, and surviving a power cut in the middle of Docker writing.
+ * across reboots, and surviving a power cut in the middle of Docker writing. On the first boot the
+ * test machine's own stock docker client, given only the host kit's tls/, builds on the device
+ * over the USB link (client.ts), and the API's port is dropped when it comes in on eth0.
  *
  * Test-only additions to the image under test (test/boot/guest/, applied BEFORE the tool patches
  * it, never by the tool): dummy_hcd as the USB device controller, a static eth0 on QEMU's user
@@ -14,15 +16,28 @@
  */
 import { execFile as execFileCallback } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_CHAIN } from '../../src/steps/docker.js';
 import { buildImage, REPO } from '../support/cli.js';
+import {
+  buildContext,
+  type ClientNetns,
+  caOnlyCertDir,
+  dockerCli,
+  foreignCertDir,
+  freePort,
+  type Outcome,
+  signalGuest,
+  startClientNetns,
+  tlsHandshake,
+} from './client.js';
 import { changedBlocks } from './image-diff.js';
 import { type NfsServer, startNfsServer } from './nfs.js';
-import { type BootFiles, type BootResult, bootFilesOf, bootImage, lastCheck, partitionOffsets } from './qemu.js';
+import { type BootFiles, type BootResult, bootFilesOf, bootImage, type Forward, lastCheck, partitionOffsets } from './qemu.js';
 import { writeTinyImage } from './tiny-image.js';
 
 const execFile = promisify(execFileCallback);
@@ -46,7 +61,22 @@ const CONFIG = {
   // USB profiles to take the Ethernet out of.
   power: { profile: 'full' },
 };
-const BOOT_TIMEOUT_MS = 12 * 60_000;
+const BOOT_TIMEOUT_MS = 20 * 60_000;
+const DEVICE_IP = CONFIG.network.address.split('/')[0];
+/** The guest's side of QEMU's user network (test/boot/guest/etc/network/interfaces.d/eth0). */
+const GUEST_ETH0 = '10.0.2.15';
+/** The check service's relay into the USB link, and the port that ends its host phase. */
+const RELAY_PORT = 12376;
+const SIGNAL_PORT = 12377;
+type Network = 'ifupdown' | 'networkmanager' | 'none';
+/** What the device's API said to the test machine's own docker client during the host phase. */
+interface HostPhase {
+  build: Outcome;
+  withoutCert: Outcome;
+  otherCa: Outcome;
+  /** A TLS handshake to the device address that QEMU delivers on eth0, as a neighbour would. */
+  viaEth0: string;
+}
 
 const timings: [string, number][] = [];
 /** Findings printed with the timings but not asserted. */
@@ -79,6 +109,12 @@ async function guestTree(work: string, busybox: string): Promise<string> {
     `HOST_MAC='${CONFIG.usb.hostMac}'`,
     `USB_ADDRESS='${CONFIG.network.address}'`,
     `NFS_SOURCE='${CONFIG.nfs.server}:${CONFIG.nfs.export}'`,
+    `HOST_NETNS='usbhost'`,
+    `HOST_ADDRESS='${CONFIG.network.gateway}/24'`,
+    `ETH0_ADDRESS='${GUEST_ETH0}'`,
+    `RELAY_PORT='${RELAY_PORT}'`,
+    `SIGNAL_PORT='${SIGNAL_PORT}'`,
+    `API_CHAIN='${API_CHAIN}'`,
   ];
   await writeFile(
     join(tree, 'etc/boot-check.conf'),
@@ -86,6 +122,11 @@ async function guestTree(work: string, busybox: string): Promise<string> {
   );
   await mkdir(join(tree, 'usr/local/share/boot-check'), { recursive: true });
   await writeTinyImage(busybox, join(tree, 'usr/local/share/boot-check/tiny.tar'), 'boot-check/tiny:1');
+  // ping for the host kit's doctor.sh at the host end of the USB link: the rootfs has no iputils.
+  const bin = join(tree, 'usr/local/share/boot-check/bin');
+  await mkdir(bin, { recursive: true });
+  await cp(busybox, join(bin, 'busybox'));
+  await symlink('busybox', join(bin, 'ping'));
   return tree;
 }
 
@@ -112,10 +153,71 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
   /** The blocks of the image that differ from the build's after the boots and the power cut. */
   let written: string[] | undefined;
   const boots: BootResult[] = [];
+  let kitTls: string;
+  let context: string;
+  let clientNetns: ClientNetns;
+  /** QEMU forwards: to the relay, to the signal port, and straight to the API over eth0. */
+  let forwards: { relay: Forward; signal: Forward; direct: Forward };
+  let hostPhase: Promise<HostPhase> | undefined;
+  let tree: string;
+  let config: string;
+  let out: string;
+
+  /**
+   * A stock-like image whose network comes from `network` (make-debian-image.sh's NETWORK, files
+   * switched in the one cached rootfs), patched by build-image into the same --out each time, so
+   * every variant has the same secrets. Returns make-debian-image's log.
+   */
+  const patchedImage = async (network: Network): Promise<string> => {
+    const stock = join(work, `stock-${network}.img`);
+    const made = await timed(`Debian image (NETWORK=${network})`, () =>
+      execFile('bash', ['test/boot/make-debian-image.sh', stock, tree], {
+        cwd: REPO,
+        env: { ...process.env, NETWORK: network },
+        maxBuffer: 64 << 20,
+      }),
+    );
+    const built = await timed(`patch (npm run build-image, NETWORK=${network})`, () =>
+      buildImage(['--input', stock, '--out', out, '--config', config]),
+    );
+    if (built.code !== 0) throw new Error(`build-image failed (${built.code}):\n${built.stderr}`);
+    await rm(stock);
+    image = join(out, `${NAME}.img`);
+    files = await bootFilesOf(image, work);
+    return made.stderr;
+  };
+
+  const runHostPhase = async (): Promise<HostPhase> => {
+    const dockerConfig = join(work, 'docker-config');
+    await mkdir(dockerConfig, { recursive: true });
+    const cli = (certDir: string) => dockerCli(clientNetns, certDir, dockerConfig, ['build', '--no-cache', context]);
+    const build = await cli(kitTls);
+    const withoutCert = await cli(await caOnlyCertDir(join(work, 'ca-only'), join(kitTls, 'ca.pem')));
+    const otherCa = await cli(await foreignCertDir(join(work, 'other-ca'), join(kitTls, 'ca.pem')));
+    const viaEth0 = await tlsHandshake(forwards.direct.hostPort, kitTls, 20_000);
+    return { build, withoutCert, otherCa, viaEth0 };
+  };
 
   const boot = async (n: number, powerCut?: { marker: string; afterMs: number }) => {
+    const onCheck = (name: string, value: string) => {
+      if (name !== 'host-phase' || value !== 'ready') return;
+      const phase = runHostPhase();
+      hostPhase = phase;
+      void phase.then(
+        () => signalGuest(forwards.signal.hostPort, 'done'),
+        (error: Error) => signalGuest(forwards.signal.hostPort, `FAIL ${error.message.split('\n')[0]}`),
+      );
+    };
     const result = await timed(`boot ${n}`, () =>
-      bootImage({ image, files, log: join(LOGS, `boot-${n}.log`), timeoutMs: BOOT_TIMEOUT_MS, powerCut }),
+      bootImage({
+        image,
+        files,
+        log: join(LOGS, `boot-${n}.log`),
+        timeoutMs: BOOT_TIMEOUT_MS,
+        powerCut,
+        onCheck,
+        forwards: [forwards.relay, forwards.signal, forwards.direct],
+      }),
     );
     boots[n] = result;
     if (result.userspaceSeconds !== undefined) timings.push([`  boot ${n} to the check service`, result.userspaceSeconds]);
@@ -128,23 +230,14 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     const [bundle, busybox] = (await timed('docker bundle (Debian arm64 packages)', () => run('bash', ['test/boot/make-docker-bundle.sh'])))
       .trim()
       .split('\n');
-    const tree = await guestTree(work, busybox);
-    const stock = join(work, 'stock.img');
-    const made = await timed('Debian image (rootfs tarball and image)', () =>
-      execFile('bash', ['test/boot/make-debian-image.sh', stock, tree], { cwd: REPO, maxBuffer: 64 << 20 }),
-    );
-    notes.push(
-      made.stderr.includes('building the Debian') ? 'the rootfs tarball was built (not cached)' : 'the rootfs tarball came from the cache',
-    );
-
-    const config = join(work, 'config.json');
+    tree = await guestTree(work, busybox);
+    config = join(work, 'config.json');
     await writeFile(config, JSON.stringify({ ...CONFIG, docker: { bundle } }, null, 2));
-    const out = join(work, 'out');
-    const built = await timed('patch (npm run build-image)', () => buildImage(['--input', stock, '--out', out, '--config', config]));
-    if (built.code !== 0) throw new Error(`build-image failed (${built.code}):\n${built.stderr}`);
-    await rm(stock);
-    image = join(out, `${NAME}.img`);
-    files = await bootFilesOf(image, work);
+    out = join(work, 'out');
+    const made = await patchedImage('ifupdown');
+    notes.push(
+      made.includes('building the Debian') ? 'the rootfs tarball was built (not cached)' : 'the rootfs tarball came from the cache',
+    );
     pristine = join(work, 'pristine.img');
     await run('cp', ['--sparse=always', image, pristine]);
 
@@ -155,11 +248,24 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     await cp(join(out, 'secrets/tls/ca/cert.pem'), join(tls, 'ca.pem'));
     await cp(join(out, 'secrets/tls/client/cert.pem'), join(tls, 'cert.pem'));
     await cp(join(out, 'secrets/tls/client/key.pem'), join(tls, 'key.pem'));
+    // The host phase runs the host kit's doctor.sh at the host end of the USB link.
+    await cp(join(out, 'host'), join(exportDir, 'boot-check/kit'), { recursive: true });
     nfs = await startNfsServer(exportDir, CONFIG.nfs.export, join(work, 'nfs'));
+
+    kitTls = join(out, 'host/tls');
+    context = await buildContext(join(work, 'context'), busybox);
+    const [relay, signal, direct] = [await freePort(), await freePort(), await freePort()];
+    forwards = {
+      relay: { hostPort: relay, guestAddress: GUEST_ETH0, guestPort: RELAY_PORT },
+      signal: { hostPort: signal, guestAddress: GUEST_ETH0, guestPort: SIGNAL_PORT },
+      direct: { hostPort: direct, guestAddress: DEVICE_IP, guestPort: 2376 },
+    };
+    clientNetns = await startClientNetns(DEVICE_IP, relay, work);
   });
 
   afterAll(async () => {
     await nfs?.stop();
+    await clientNetns?.stop();
     const summary = [
       'boot test timings:',
       ...timings.map(([what, s]) => `  ${what.padEnd(44)} ${s.toFixed(1)} s`),
@@ -177,7 +283,10 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     expect(args).not.toContain('rw');
     expect(args).toContain(`root=UUID=${ROOT_UUID}`);
 
+    await mkdir(join(nfs.dir, 'boot-check'), { recursive: true });
+    await writeFile(join(nfs.dir, 'boot-check/plan'), 'host-phase\n');
     const result = await boot(1);
+    await rm(join(nfs.dir, 'boot-check/plan'));
     expect(lastCheck(result, 'finished'), `no end marker; see ${result.log}`).toBe('ok');
     expect(notOk(result, ['root-overlay', 'root-upper-tmpfs', 'root-lower-ro', 'root-writable', 'fat-not-rw'])).toEqual([]);
     expect(lastCheck(result, 'root-canary')).toBe('none');
@@ -201,6 +310,47 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     expect(lastCheck(boots[1], 'docker-api-with-cert')).toBe('ok');
     // Refused for the missing certificate, not for any other failure (dockerd down, no route).
     expect(lastCheck(boots[1], 'docker-api-without-cert')).toMatch(/^refused: .*tls: bad certificate/);
+  });
+
+  it("a stock docker client with only the host kit's tls/ builds on the device over the USB link and gets aarch64; without the client certificate, or with one from another CA, it is refused", async () => {
+    expect(notOk(boots[1], ['usb-host-end', 'api-via-usb'])).toEqual([]);
+    const phase = await hostPhase;
+    expect(phase, 'the host phase never started').toBeDefined();
+    expect(lastCheck(boots[1], 'host-phase-end')).toBe('done');
+    const { build, withoutCert, otherCa } = phase!;
+    expect(build.code, build.output).toBe(0);
+    expect(build.output).toMatch(/^aarch64$/m);
+    // Refused by the device for the certificate, not for any other failure (no route, no answer).
+    for (const refused of [withoutCert, otherCa]) {
+      expect(refused.code).not.toBe(0);
+      expect(refused.output).toMatch(/remote error: tls: bad certificate/);
+      expect(refused.output).not.toMatch(/^aarch64$/m);
+    }
+  });
+
+  it("the host kit's doctor.sh, run at the host end of the USB link, passes every link up to buildx, which this test's host has not", () => {
+    const lines = boots[1]?.checks.get('doctor') ?? [];
+    // The last link: the device's Debian docker client, standing in for the laptop's, has no buildx plugin.
+    expect(lines.at(-1)).toMatch(/^✗ buildx: docker buildx not found/);
+    expect(lastCheck(boots[1], 'doctor-exit')).toBe('1');
+    const passed = lines.slice(0, -1);
+    expect(passed.map((line) => line.split(':')[0])).toEqual([
+      '✓ USB link to boot-test',
+      '✓ address',
+      '✓ ping',
+      '✓ NFS',
+      '✓ Docker API',
+      '✓ storage',
+    ]);
+    expect(passed.at(-1)).toBe('✓ storage: boot-test runs the overlay2 driver');
+  });
+
+  it("drops the API's port when it comes in on eth0: a neighbour routing the device address through the board gets no answer", async () => {
+    const phase = await hostPhase;
+    expect(phase, 'the host phase never started').toBeDefined();
+    expect(phase!.viaEth0).not.toBe('answered');
+    // The handshake's bound only ends the wait; the device's own counter shows the drop.
+    expect(Number(lastCheck(boots[1], 'api-drops-after'))).toBeGreaterThan(Number(lastCheck(boots[1], 'api-drops-before')));
   });
 
   it('after a reboot, a file written to / is gone and the volume and the loaded image are still there; then the power is cut mid-write', async () => {
@@ -242,5 +392,41 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     // The device checked (and if need be repaired) its data image at boot: after a clean
     // shutdown it is consistent.
     await execFile('e2fsck', ['-fn', dataImage]);
+  });
+
+  it('NetworkManager only (no ifup, networking.service disabled): usb0 comes up with the address and the TLS API answers; with a btrfs data image on the share (made on the host with mkfs.btrfs), dockerd uses the btrfs storage driver and a multi-step build works', async () => {
+    await patchedImage('networkmanager');
+    const btrfsImage = join(nfs.dir, `${NAME}.btrfs`);
+    await execFile('truncate', ['-s', '4G', btrfsImage]);
+    await execFile('mkfs.btrfs', ['-q', '-K', '-L', 'docker-data', btrfsImage]);
+    await writeFile(join(nfs.dir, 'boot-check/plan'), 'multi-step\n');
+    const result = await boot(4);
+    await rm(join(nfs.dir, 'boot-check/plan'));
+    expect(lastCheck(result, 'finished'), `no end marker; see ${result.log}`).toBe('ok');
+    expect(lastCheck(result, 'docker-driver')).toBe('btrfs');
+    expect(
+      notOk(result, [
+        'usb0-address',
+        'nfs-mounted',
+        'docker-active',
+        'docker-data-root',
+        'docker-run',
+        'multi-step-build',
+        'docker-api-with-cert',
+      ]),
+    ).toEqual([]);
+    expect(lastCheck(result, 'docker-api-without-cert')).toMatch(/^refused: .*tls: bad certificate/);
+    expect(lastCheck(result, 'default-route')).toContain(`via ${CONFIG.network.gateway} dev usb0`);
+    await expectCleanRun(result);
+  });
+
+  it('with no network software (no ifup, NetworkManager disabled): usb0 comes up with the address from the fallback and the TLS API answers', async () => {
+    await patchedImage('none');
+    const result = await boot(5);
+    expect(lastCheck(result, 'finished'), `no end marker; see ${result.log}`).toBe('ok');
+    expect(notOk(result, ['usb0-address', 'nfs-mounted', 'docker-active', 'docker-run', 'docker-api-with-cert'])).toEqual([]);
+    expect(lastCheck(result, 'docker-api-without-cert')).toMatch(/^refused: .*tls: bad certificate/);
+    expect(lastCheck(result, 'default-route')).toContain(`via ${CONFIG.network.gateway} dev usb0`);
+    await expectCleanRun(result);
   });
 });
