@@ -36,11 +36,13 @@ export function freePort(): Promise<number> {
   });
 }
 
-function relay(from: Socket, port: number): void {
+/** Pipes `from` both ways to 127.0.0.1:`port`; returns the new connection. */
+function relay(from: Socket, port: number): Socket {
   const to = connect(port, '127.0.0.1');
   from.pipe(to).pipe(from);
   from.once('error', () => to.destroy());
   to.once('error', () => from.destroy());
+  return to;
 }
 
 export interface ClientNetns {
@@ -56,13 +58,23 @@ export interface ClientNetns {
 export async function startClientNetns(deviceIp: string, hostPort: number, work: string): Promise<ClientNetns> {
   const name = `obi-boot-client-${process.pid}`;
   const socket = join(work, 'api.sock');
-  const server: Server = createServer((from) => relay(from, hostPort));
+  // Each connection, both ends: closing the server waits for every connection to end, and one
+  // left half-open when the guest powered off held the test's teardown for good.
+  const open = new Set<Socket>();
+  const server: Server = createServer((from) => {
+    for (const end of [from, relay(from, hostPort)]) {
+      open.add(end);
+      end.once('close', () => open.delete(end));
+    }
+  });
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socket, resolve));
   let socat: ChildProcess | undefined;
   const stop = async () => {
     socat?.kill();
     await execFile('ip', ['netns', 'del', name]).catch(() => undefined);
-    await new Promise((resolve) => server.close(resolve));
+    const closed = new Promise((resolve) => server.close(resolve));
+    for (const end of open) end.destroy();
+    await closed;
   };
   try {
     await execFile('ip', ['netns', 'add', name]);
