@@ -16,12 +16,11 @@
  */
 import { execFile as execFileCallback } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_CHAIN } from '../../src/steps/docker.js';
 import { buildImage, REPO } from '../support/cli.js';
 import {
   buildContext,
@@ -35,39 +34,16 @@ import {
   startClientNetns,
   tlsHandshake,
 } from './client.js';
+import { CONFIG, GUEST_ETH0, guestTree, LOGS, NAME, RELAY_PORT, SIGNAL_PORT } from './guest-tree.js';
 import { changedBlocks } from './image-diff.js';
 import { type NfsServer, startNfsServer } from './nfs.js';
 import { type BootFiles, type BootResult, bootFilesOf, bootImage, type Forward, lastCheck, partitionOffsets } from './qemu.js';
-import { writeTinyImage } from './tiny-image.js';
 
 const execFile = promisify(execFileCallback);
 
-/** BOOT_CACHE (as for the scripts) can keep the rootfs and bundle outside a fresh checkout. */
-const CACHE = process.env.BOOT_CACHE ?? join(REPO, '.cache/boot');
-const LOGS = join(CACHE, 'logs');
-const NAME = 'boot-test';
 const ROOT_UUID = 'e139ce78-9841-40fe-8823-96a304a09859';
-/**
- * The build config. usb0 is on its own subnet with the default route through the host end of
- * the USB link, as on the board; the NFS server is QEMU's host address, which the guest reaches
- * through eth0's connected route (test/boot/guest/etc/network/interfaces.d/eth0), not usb0.
- */
-const CONFIG = {
-  name: NAME,
-  usb: { deviceMac: '02:b0:07:00:00:02', hostMac: '02:b0:07:00:00:01', protocol: 'ecm' },
-  network: { address: '10.0.3.2/24', gateway: '10.0.3.1', dns: ['10.0.2.3'] },
-  nfs: { server: '10.0.2.2', export: '/srv/boot-test' },
-  // full: eth0 carries the NFS traffic under QEMU, and the image has no C2 device tree for the
-  // USB profiles to take the Ethernet out of.
-  power: { profile: 'full' },
-};
 const BOOT_TIMEOUT_MS = 20 * 60_000;
 const DEVICE_IP = CONFIG.network.address.split('/')[0];
-/** The guest's side of QEMU's user network (test/boot/guest/etc/network/interfaces.d/eth0). */
-const GUEST_ETH0 = '10.0.2.15';
-/** The check service's relay into the USB link, and the port that ends its host phase. */
-const RELAY_PORT = 12376;
-const SIGNAL_PORT = 12377;
 type Network = 'ifupdown' | 'networkmanager' | 'none';
 /** What the device's API said to the test machine's own docker client during the host phase. */
 interface HostPhase {
@@ -99,43 +75,6 @@ async function run(command: string, args: string[]): Promise<string> {
 function notOk(result: BootResult | undefined, names: string[]): string[] {
   if (!result) return ['the boot did not run'];
   return names.filter((name) => lastCheck(result, name) !== 'ok').map((name) => `${name}: ${lastCheck(result, name) ?? 'no marker'}`);
-}
-
-async function guestTree(work: string, busybox: string): Promise<string> {
-  const tree = join(work, 'guest');
-  await cp(join(REPO, 'test/boot/guest'), tree, { recursive: true, verbatimSymlinks: true });
-  const settings = [
-    `DEVICE_MAC='${CONFIG.usb.deviceMac}'`,
-    `HOST_MAC='${CONFIG.usb.hostMac}'`,
-    `USB_ADDRESS='${CONFIG.network.address}'`,
-    `NFS_SOURCE='${CONFIG.nfs.server}:${CONFIG.nfs.export}'`,
-    `HOST_NETNS='usbhost'`,
-    `HOST_ADDRESS='${CONFIG.network.gateway}/24'`,
-    `ETH0_ADDRESS='${GUEST_ETH0}'`,
-    `RELAY_PORT='${RELAY_PORT}'`,
-    `SIGNAL_PORT='${SIGNAL_PORT}'`,
-    `API_CHAIN='${API_CHAIN}'`,
-  ];
-  await writeFile(
-    join(tree, 'etc/boot-check.conf'),
-    `# Written by test/boot/device.boot.ts from its build config.\n${settings.join('\n')}\n`,
-  );
-  // The host end of the USB link (cdc_ether in the guest itself, see boot-check) is the laptop's
-  // interface, not the device's: NetworkManager's default DHCP profile on it would hold its
-  // startup (and NetworkManager-wait-online) until DHCP gave up.
-  await mkdir(join(tree, 'etc/udev/rules.d'), { recursive: true });
-  await writeFile(
-    join(tree, 'etc/udev/rules.d/90-boot-test-host-end.rules'),
-    `# Written by test/boot/device.boot.ts: the host end of the USB link is not the device's.\nSUBSYSTEM=="net", ACTION=="add|change|move", ATTR{address}=="${CONFIG.usb.hostMac}", ENV{NM_UNMANAGED}="1"\n`,
-  );
-  await mkdir(join(tree, 'usr/local/share/boot-check'), { recursive: true });
-  await writeTinyImage(busybox, join(tree, 'usr/local/share/boot-check/tiny.tar'), 'boot-check/tiny:1');
-  // ping for the host kit's doctor.sh at the host end of the USB link: the rootfs has no iputils.
-  const bin = join(tree, 'usr/local/share/boot-check/bin');
-  await mkdir(bin, { recursive: true });
-  await cp(busybox, join(bin, 'busybox'));
-  await symlink('busybox', join(bin, 'ping'));
-  return tree;
 }
 
 /**
