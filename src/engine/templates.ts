@@ -43,7 +43,7 @@ export const TEMPLATE_KINDS: { kind: string; paths: RegExp; escape: Escaper }[] 
   {
     kind: 'line-oriented text',
     paths:
-      /^hostname\/etc\/(?:hostname|hosts)$|\/(?:known_hosts|authorized_keys|resolv\.conf|sshd_config)$|\/(?:modprobe\.d|modules-load\.d|network\/interfaces\.d)\//,
+      /^hostname\/etc\/(?:hostname|hosts)$|\/(?:known_hosts|authorized_keys|resolv\.conf|sshd_config)$|\/(?:modprobe\.d|modules-load\.d|network\/interfaces\.d|udev\/rules\.d)\//,
     escape: lineText,
   },
   { kind: 'no values', paths: /^host-kit\/bench\/|\/apt\.conf\.d\//, escape: noValues },

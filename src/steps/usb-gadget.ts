@@ -30,6 +30,8 @@ const GADGETS: Record<UsbProtocol, { module: string; useEem: '0' | '1' | false }
 };
 
 const RESOLVED_DROP_IN = '/etc/systemd/resolved.conf.d/usb0.conf';
+/** Hands usb0 back to NetworkManager, which leaves gadget interfaces unmanaged by default. */
+const NM_MANAGED_RULE = '/etc/udev/rules.d/86-usb0-networkmanager.rules';
 const RESOLV_CONF = '/etc/resolv.conf';
 
 const template = (path: string) => `usb-gadget${path}.mustache`;
@@ -75,7 +77,10 @@ async function usesResolved(image: ImageView): Promise<boolean> {
   return resolved.startsWith('/run/systemd/resolve/');
 }
 
-/** What the mechanism needs besides usb0's file: ifupdown must read interfaces.d, networkd and the usb0 unit must run. */
+/**
+ * What the mechanism needs besides usb0's file: ifupdown must read interfaces.d, networkd and the
+ * usb0 unit must run, NetworkManager must manage a gadget interface.
+ */
 async function mechanismOperations(
   image: ImageView,
   network: NetworkFacts,
@@ -86,6 +91,8 @@ async function mechanismOperations(
       return [{ op: 'edit', on: 'rootfs', path: INTERFACES, what: `read ${INTERFACES_D}`, edit: sourceInterfacesD }];
     case 'networkd':
       return [enableUnitOperation('systemd-networkd.service', 'multi-user.target', (await unitPath(image, 'systemd-networkd.service'))!)];
+    case 'networkmanager':
+      return rootfsFile(NM_MANAGED_RULE, await render(NM_MANAGED_RULE));
     case 'usb0-unit':
       return [...rootfsFile(USB0_UNIT_FILE, await render(USB0_UNIT_FILE)), enableUnitOperation(USB0_UNIT, USB0_DEVICE_UNIT)];
     default:

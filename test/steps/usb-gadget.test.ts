@@ -20,6 +20,7 @@ const NETWORKD = '/etc/systemd/network/60-usb0.network';
 const RESOLVED = '/etc/systemd/resolved.conf.d/usb0.conf';
 const NETWORKD_UNIT = '/lib/systemd/system/systemd-networkd.service';
 const NM_KEYFILE = '/etc/NetworkManager/system-connections/usb0.nmconnection';
+const NM_MANAGED_RULE = '/etc/udev/rules.d/86-usb0-networkmanager.rules';
 const USB0_UNIT_FILE = '/etc/systemd/system/usb0-address.service';
 const USB0_SCRIPT = '/usr/local/sbin/usb0-address';
 const ROOT_FILE = { type: 'regular', mode: 0o644, uid: 0, gid: 0 };
@@ -110,6 +111,7 @@ describe('usb-gadget step on the stock image (ifupdown, systemd-resolved)', () =
     expect((await debugfsCat(img, '/etc/network/interfaces')).match(/source-directory/g)).toHaveLength(1);
     expect(await debugfsStat(img, NETPLAN)).toBeUndefined();
     expect(await debugfsStat(img, NETWORKD)).toBeUndefined();
+    expect(await debugfsStat(img, NM_MANAGED_RULE)).toBeUndefined();
   });
 
   it('makes network.dns effective through a systemd-resolved drop-in and leaves the resolv.conf link alone', async () => {
@@ -268,6 +270,14 @@ describe('usb-gadget step on other network stacks', () => {
       'method=ignore',
     ]);
     expect(await debugfsStat(img, NM_KEYFILE)).toMatchObject({ type: 'regular', mode: 0o600, uid: 0, gid: 0 });
+    // NetworkManager's own 85-nm-unmanaged.rules leaves gadget interfaces unmanaged: a later rule
+    // (by file name) hands usb0 back, or the keyfile is never applied (the boot test's
+    // NetworkManager-only variant found usb0 without its address).
+    expect(settings(await debugfsCat(img, NM_MANAGED_RULE))).toEqual([
+      'SUBSYSTEM=="net", ACTION=="add|change|move", ENV{INTERFACE}=="usb0", ENV{NM_UNMANAGED}="0"',
+    ]);
+    expect('86-usb0-networkmanager.rules' > '85-nm-unmanaged.rules').toBe(true);
+    expect(await debugfsStat(img, NM_MANAGED_RULE)).toMatchObject(ROOT_FILE);
     expect(await debugfsStat(img, IFUPDOWN)).toBeUndefined();
     expect(await debugfsStat(img, USB0_UNIT_FILE)).toBeUndefined();
     expect(await e2fsckClean(img)).toMatchObject({ ok: true });
