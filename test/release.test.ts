@@ -14,6 +14,25 @@ import { SMALL_SIZE_MIB, stockImage, tempDir } from './support/images.js';
 // the stock content keeps these builds quick without changing what they prove.
 const releaseInput = () => stockImage('stock', { sizeMiB: SMALL_SIZE_MIB });
 
+/** `--release --fleet 2` of the small stock fixture into `out`, boards rf-1 and rf-2. */
+const releaseFleet = async (out: string, env?: NodeJS.ProcessEnv) =>
+  buildImage(
+    [
+      '--input',
+      await releaseInput(),
+      '--out',
+      out,
+      '--name',
+      'rf',
+      '--fleet',
+      '2',
+      '--release',
+      '--config',
+      await configWithFakeBundle(await tempDir()),
+    ],
+    env,
+  );
+
 /** SHA256SUMS in `out`, after `sha256sum -c` accepts it, as { file: sha256 } in its order. */
 async function checkedSums(out: string): Promise<Record<string, string>> {
   execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: out });
@@ -103,19 +122,7 @@ describe('--release', () => {
 describe('--release --fleet 2', () => {
   it("writes every board's image, checksum, xz and bmap, and one SHA256SUMS over all of them", async () => {
     const out = await tempDir();
-    const run = await buildImage([
-      '--input',
-      await releaseInput(),
-      '--out',
-      out,
-      '--name',
-      'rf',
-      '--fleet',
-      '2',
-      '--release',
-      '--config',
-      await configWithFakeBundle(await tempDir()),
-    ]);
+    const run = await releaseFleet(out);
     expect(run.stderr).not.toMatch(/internal error/);
     expect(run.code, run.stderr).toBe(0);
     const boards = ['rf-1', 'rf-2'];
@@ -140,22 +147,7 @@ describe('--release --fleet 2', () => {
     const xz =
       'runs=$(cat "$XZ_RUNS" 2>/dev/null || echo 0); echo $((runs + 1)) >"$XZ_RUNS"; cat >/dev/null; [ "$runs" = 0 ] || { echo "injected failure" >&2; exit 1; }';
     const env = { ...(await withXz(xz)), XZ_RUNS: join(await tempDir(), 'runs') };
-    const run = await buildImage(
-      [
-        '--input',
-        await releaseInput(),
-        '--out',
-        out,
-        '--name',
-        'rf',
-        '--fleet',
-        '2',
-        '--release',
-        '--config',
-        await configWithFakeBundle(await tempDir()),
-      ],
-      env,
-    );
+    const run = await releaseFleet(out, env);
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/^error: xz failed \(exit status 1\): injected failure; /m);
     expect(run.stderr).not.toMatch(/internal error/);
