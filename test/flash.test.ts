@@ -6,17 +6,16 @@
  * compared with the image's.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256File } from '../src/checksum.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { buildImage, REPO, runScript } from './support/cli.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
 import { type FixtureVariant, partitionOffsets, SMALL_SIZE_MIB, skipWithout, stockImage, tempDir } from './support/images.js';
 import { dumpPartitions } from './support/mtools.js';
 
-const MiB = 1024 * 1024;
 const IMAGE_MIB = SMALL_SIZE_MIB;
 
 const noLoop = skipWithout({
@@ -67,11 +66,6 @@ async function image(dir: string, variant: FixtureVariant): Promise<string> {
   sh('mv', [`${path}.sparse`, path]);
   return path;
 }
-
-const sha256 = async (file: string) =>
-  createHash('sha256')
-    .update(await readFile(file))
-    .digest('hex');
 
 async function expectCardHoldsImage(cardFile: string, img: string) {
   const e2fsck = await e2fsckClean(cardFile);
@@ -150,18 +144,18 @@ describe.skipIf(noLoop)('npm run flash', () => {
     });
 
     const refusal = async (args: string[], pattern: RegExp, untouched?: string) => {
-      const before = untouched && (await sha256(untouched));
+      const before = untouched && (await sha256File(untouched));
       const result = await flash(args);
       expect(result.code).not.toBe(0);
       expect(result.stdout).toBe('');
       expect(result.stderr).toMatch(/^error: [^\n]*\n$/);
       expect(result.stderr).toMatch(pattern);
-      if (untouched) expect(await sha256(untouched)).toBe(before);
+      if (untouched) expect(await sha256File(untouched)).toBe(before);
     };
 
     it('a path that is not a block device', async () => {
       const file = join(dir, 'plain-file');
-      await writeFile(file, Buffer.alloc(IMAGE_MIB * MiB));
+      sh('truncate', ['-s', `${IMAGE_MIB}M`, file]);
       await refusal([img, file, '--yes', '--allow-non-removable'], /is not a block device/, file);
     });
 
@@ -240,7 +234,7 @@ describe.skipIf(noLoop)('npm run flash', () => {
             encoding: 'utf8',
           },
         );
-      const before = await sha256(target.file);
+      const before = await sha256File(target.file);
       const no = asked('n');
       expect(no.status).not.toBe(0);
       expect(no.stdout).toMatch(new RegExp(`${target.device}: .*, ${IMAGE_MIB + 32} MiB`));
@@ -249,7 +243,7 @@ describe.skipIf(noLoop)('npm run flash', () => {
       expect(no.stdout).toMatch(/loop\d+p2 +31M/);
       expect(no.stdout).toContain(`Write ${img} to ${target.device}? Everything on it is lost. [y/N]`);
       expect(no.stdout).toContain(`error: not confirmed; ${target.device} is untouched`);
-      expect(await sha256(target.file)).toBe(before);
+      expect(await sha256File(target.file)).toBe(before);
       const yes = asked('y');
       expect(yes.status, yes.stdout).toBe(0);
       expect(yes.stdout).toContain('written and verified');
