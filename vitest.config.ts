@@ -10,9 +10,10 @@ export default defineConfig({
     testTimeout: 900_000,
     hookTimeout: 900_000,
     pool: 'forks',
-    // Vitest's default is one worker per core but one, so a single worker on a 2-core machine; the
-    // tests mostly wait on the build and tool processes they start, so two keep both cores busy.
-    maxWorkers: 2,
+    // Vitest's default is one worker per core but one, so a single worker on a 2-core machine. With
+    // two, both cores were busy only 1.4 of 2 on average: the tests also wait on fsync, loop devices
+    // and the tools they start. A third worker fills those waits.
+    maxWorkers: 3,
     minWorkers: 1,
     globalSetup: ['test/support/reference-setup.ts'],
   },
