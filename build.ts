@@ -111,6 +111,7 @@ async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config:
           layout,
           paths: { ...paths, secrets: secrets.path },
           once,
+          checksum: args.checksum,
           release: args.release,
         }),
       );
@@ -124,7 +125,7 @@ async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config:
     await stage('commit', () => output.commit());
     const warning = remoteLoginWarning(config);
     process.stdout.write(
-      images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath)!)).join('') +
+      images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath) ?? [])).join('') +
         (fleet
           ? `  fleet    ${boards.length} boards, one docker buildx builder "${config.name}" with a node per board (host kit: setup-buildx.sh)\n`
           : '') +

@@ -195,40 +195,50 @@ function nativeFloor(stock: string, layout: ImageLayout, bundle: Bundle): number
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /**
- * Whole builds of the 1 GiB and the 4 GiB image against the native floor, in rounds (floor, 1 GiB,
- * 4 GiB) so that a loaded machine weighs on all three alike; medians of the rounds, and their ratios.
+ * Whole builds of the 1 GiB and the 4 GiB image against the native floor, plain (the headline: a
+ * plain build does not hash the image) and with --checksum, in rounds (floor, then each build) so
+ * that a loaded machine weighs on all of them alike; medians of the rounds, and their ratios.
  */
 async function wholeBuilds(images: Record<string, string>, bundle: Bundle, config: string, rounds: number): Promise<void> {
   const args = (input: string) => ['--input', input, '--out', out, '--name', 'bench', '--config', config];
+  const kinds: Record<string, string[]> = { '': [], ' with --checksum': ['--checksum'] };
   // The first build makes the secrets (SSH host keys, CA); the measured ones reuse them, as rebuilds do.
   timedBuild(args(images['1 GiB']));
   const layout = await openImage(images['1 GiB']);
   const floors: number[] = [];
-  const builds: Record<string, { wall: number; rssMB: number; stderr: string }[]> = {};
+  const builds = Object.entries(kinds).flatMap(([kind, extra]) =>
+    Object.entries(images).map(([size, image]) => ({
+      size,
+      kind,
+      args: [...args(image), ...extra],
+      runs: [] as ReturnType<typeof timedBuild>[],
+    })),
+  );
   for (let round = 0; round < rounds; round += 1) {
     floors.push(nativeFloor(images['1 GiB'], layout, bundle));
-    for (const [label, image] of Object.entries(images)) {
-      builds[label] ??= [];
-      builds[label].push(timedBuild(args(image)));
-    }
+    for (const build of builds) build.runs.push(timedBuild(build.args));
   }
   const floor = median(floors);
   rows.push(
     `| native floor (${rounds} runs; issue 15: tar -xzf, cp --sparse=always, mtools, one debugfs -w session, e2fsck -fn, fsck.fat -n, sync) | | ${floor.toFixed(2)} s (${floors.map((f) => f.toFixed(1)).join(', ')}) | |`,
   );
   const wall: Record<string, number> = {};
-  for (const [label, runs] of Object.entries(builds)) {
+  for (const { size, kind, runs } of builds) {
+    const label = `${size}${kind}`;
     wall[label] = median(runs.map((r) => r.wall));
     const typical = runs.find((r) => r.wall === wall[label])!;
     const rss = Math.max(...runs.map((r) => r.rssMB));
     rows.push(
-      `| whole build, ${label} stock-like image | ${wall[label].toFixed(2)} s (${runs.map((r) => r.wall.toFixed(1)).join(', ')}), peak RSS ${rss} MB | native floor: ${floor.toFixed(2)} s | **${(wall[label] / floor).toFixed(1)}x** |`,
+      `| whole build${kind}, ${size} stock-like image | ${wall[label].toFixed(2)} s (${runs.map((r) => r.wall.toFixed(1)).join(', ')}), peak RSS ${rss} MB | native floor: ${floor.toFixed(2)} s | **${(wall[label] / floor).toFixed(1)}x** |`,
     );
     rows.push(`| ↳ stages (${label}, the median run) | ${/time: .*/.exec(typical.stderr)?.[0] ?? ''} | | |`);
   }
-  rows.push(
-    `| 4 GiB build against the 1 GiB build (same content) | ${wall['4 GiB'].toFixed(2)} s vs ${wall['1 GiB'].toFixed(2)} s | | **${(wall['4 GiB'] / wall['1 GiB']).toFixed(2)}x** |`,
-  );
+  for (const kind of Object.keys(kinds)) {
+    const [big, small] = [wall[`4 GiB${kind}`], wall[`1 GiB${kind}`]];
+    rows.push(
+      `| 4 GiB build${kind} against the 1 GiB build${kind} (same content) | ${big.toFixed(2)} s vs ${small.toFixed(2)} s | | **${(big / small).toFixed(2)}x** |`,
+    );
+  }
 }
 
 /** A --release build against its floor: a sparse copy plus `xz -T0` of the same output. */

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { open, readdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
@@ -38,7 +38,7 @@ async function firstMiB(path: string): Promise<Buffer> {
 }
 
 describe('npm run build-image', () => {
-  it('patches a stock-like image into out/<name>.img with its checksum, keeping the boot loader and the input intact', async () => {
+  it('patches a stock-like image into out/<name>.img, keeping the boot loader and the input intact', async () => {
     const input = await stockImage('stock');
     const inputSha = await sha256(input);
     const out = await tempDir();
@@ -57,8 +57,9 @@ describe('npm run build-image', () => {
     expect(run.stdout).toContain(`built ${join(out, 'test-builder.img')}`);
     const img = join(out, 'test-builder.img');
     // secrets/: the device's keys, made by the first build and reused by the next; host/: the host kit.
-    expect((await readdir(out)).sort()).toEqual(['host', 'secrets', 'test-builder.img', 'test-builder.img.sha256']);
-    execFileSync('sha256sum', ['-c', 'test-builder.img.sha256'], { cwd: out });
+    // No test-builder.img.sha256: a plain build does not hash the image, and says how to get one.
+    expect((await readdir(out)).sort()).toEqual(['host', 'secrets', 'test-builder.img']);
+    expect(run.stdout).toContain(`  sha256   not computed: build with --checksum for test-builder.img.sha256, or run sha256sum ${img}\n`);
     expect(await sha256(input)).toBe(inputSha);
     // bl1, the partition table and u-boot: the whole first MiB is untouched.
     expect((await firstMiB(img)).equals(await firstMiB(input))).toBe(true);
@@ -76,13 +77,20 @@ describe('npm run build-image', () => {
   it('is idempotent: building again from its own output changes no file in either partition', async () => {
     const out = await tempDir();
     const config = await configWithFakeBundle(await tempDir());
-    const first = await buildImage(['--input', await stockImage('stock'), '--out', out, '--name', 'twice', '--config', config]);
+    const args = ['--input', await stockImage('stock'), '--out', out, '--name', 'twice', '--config', config, '--checksum'];
+    const first = await buildImage(args);
     expect(first.code).toBe(0);
+    // --checksum: twice.img.sha256 in sha256sum's format, its sum in the summary.
+    execFileSync('sha256sum', ['-c', 'twice.img.sha256'], { cwd: out });
+    const sum = (await readFile(join(out, 'twice.img.sha256'), 'utf8')).split(' ')[0];
+    expect(first.stdout).toContain(`  sha256   ${sum}  (${join(out, 'twice.img.sha256')})\n`);
     const once = join(await tempDir(), 'once.img');
     execFileSync('cp', ['--sparse=always', join(out, 'twice.img'), once]);
     // Same --out, so the same secrets: a rebuild must not change keys or anything else.
     const second = await buildImage(['--input', once, '--out', out, '--name', 'twice', '--config', config]);
     expect(second.code).toBe(0);
+    // Without --checksum the first build's twice.img.sha256 goes: nothing says the new image matches it.
+    expect((await readdir(out)).sort()).toEqual(['host', 'secrets', 'twice.img']);
     const [a, b] = [await dumpPartitions(once), await dumpPartitions(join(out, 'twice.img'))];
     // diff -r compares content, file types and link targets; rdump keeps modes and owners, checked by find.
     execFileSync('diff', ['-r', '--no-dereference', a, b]);

@@ -25,7 +25,7 @@ interface Run {
 let input: string;
 let config: string;
 beforeAll(async () => {
-  // The small fixture: the checksum reads every byte of the image.
+  // The small fixture: the checksum (--checksum, --release) reads every byte of the image.
   input = await stockImage('stock', { sizeMiB: SMALL_SIZE_MIB });
   config = await configWithFakeBundle(await tempDir());
 });
@@ -59,12 +59,12 @@ async function mode(path: string): Promise<string> {
 const KILLS: { point: string; extra: string[]; left: RegExp[] }[] = [
   { point: 'after copy', extra: [], left: [/^\.k\.img\.\d+\.tmp$/] },
   { point: 'step docker', extra: [], left: [/^\.k\.img\.\d+\.tmp$/] },
-  { point: 'checksum', extra: [], left: [/^\.k\.img\.\d+\.tmp$/] },
+  { point: 'checksum', extra: ['--checksum'], left: [/^\.k\.img\.\d+\.tmp$/] },
   { point: 'ssh-keygen', extra: ['--rotate-secrets'], left: [/^\.secrets\.new-\w+$/, /^\.secrets\.new-\w+\/ssh\/\.new-\w+$/] },
   { point: 'tls', extra: ['--rotate-secrets'], left: [/^\.secrets\.new-\w+\/tls\/\.new-\w+\/key\.pem$/] },
   { point: 'xz', extra: ['--release'], left: [/^\.k\.img\.xz\.\d+\.tmp$/] },
   { point: 'after host kit', extra: ['--rotate-secrets'], left: [/^\.host\.new-\w+$/, /^\.secrets\.new-\w+$/] },
-  { point: 'after checksums', extra: [], left: [/^\.k\.img\.sha256\.\d+\.tmp$/] },
+  { point: 'after checksums', extra: ['--checksum'], left: [/^\.k\.img\.sha256\.\d+\.tmp$/] },
   { point: 'replace secrets', extra: ['--rotate-secrets'], left: [/^\.secrets\.old-\w+\/old$/, /^\.secrets\.new-\w+$/] },
   { point: 'rename images', extra: ['--rotate-secrets'], left: [/^\.k\.img\.\d+\.tmp$/] },
 ];
@@ -96,7 +96,7 @@ describe('builds killed at ten points, then one ordinary build into the same --o
     expect(run.stderr).not.toMatch(/internal error/);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/^removed what an interrupted build left in /m);
-    expect((await readdir(out)).sort()).toEqual(['host', 'k.img', 'k.img.sha256', 'secrets']);
+    expect((await readdir(out)).sort()).toEqual(['host', 'k.img', 'secrets']);
     expect(await hidden(out)).toEqual([]);
     expect((await readdir(join(out, 'secrets/tls'))).sort()).toEqual(['ca', 'client', 'server-k']);
 

@@ -1,7 +1,7 @@
 /**
  * One board's image: a copy of the source (or of an earlier board's finished image) patched with
- * the board's config, then read once for its checksum and, for a release, its xz and block map;
- * and the lines of the build summary that describe it.
+ * the board's config, then, with --checksum or --release, read once for its checksum and, for a
+ * release, its xz and block map; and the lines of the build summary that describe it.
  */
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
@@ -23,8 +23,9 @@ export interface BoardImage {
   pending: PendingImage;
   /** What the patch did, for the summary; not its plan, which a fleet would keep once per board. */
   patched: ApplyStats;
-  sha256: string;
-  /** The sha256 of each of the board's files in --out: its image and, for a release, its xz and bmap. */
+  /** The image's sha256, with --checksum or --release: a plain build does not read the image back. */
+  sha256?: string;
+  /** The sha256 of each of the board's files in --out that has one: its image and, for a release, its xz and bmap. */
   sha256s: Record<string, string>;
   release?: { xz: string; bmap: string };
   /** What brings usb0 up on the board, and from which file: the link a user cannot check without a screen. */
@@ -36,10 +37,12 @@ interface BoardOptions {
   layout: ImageLayout;
   paths: BuildPaths;
   once: RunMemo;
+  /** Hash the image for its `<name>.img.sha256`; a release always does. */
+  checksum: boolean;
   release: boolean;
 }
 
-/** Copies `from` into the run's output as the board's image, patches it and reads it back once. */
+/** Copies `from` into the run's output as the board's image, patches it and, when asked to, reads it back once. */
 export async function buildBoardImage(
   stage: Stage,
   output: PendingOutput,
@@ -59,6 +62,9 @@ export async function buildBoardImage(
       },
     }),
   );
+  const patched = { operations, bytesWritten };
+  // sha256 must hash every byte, holes too (~0.7 s per GiB of zeros): only an image that travels pays it.
+  if (!options.checksum && !options.release) return { pending, patched, sha256s: {}, usb0 };
   const image = basename(pending.finalPath);
   const release = options.release ? releaseFiles(board.name) : undefined;
   const xzTemp = release && pending.artifact(release.xz);
@@ -75,7 +81,7 @@ export async function buildBoardImage(
     sha256s[release.xz] = await sha256File(xzTemp);
     sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
   }
-  return { pending, patched: { operations, bytesWritten }, sha256: scan.sha256, sha256s, release, usb0 };
+  return { pending, patched, sha256: scan.sha256, sha256s, release, usb0 };
 }
 
 /** The summary's lines for a committed board image. */
@@ -86,7 +92,9 @@ export function describeBoardImage(board: BoardImage, origin: string, checksumFi
     `  from     ${origin}\n` +
     `  steps    ${STEPS.map((s) => s.name).join(', ')} (${board.patched.operations} operations, ${board.patched.bytesWritten} bytes written)\n` +
     `  usb0     ${board.usb0}\n` +
-    `  sha256   ${board.sha256}  (${checksumFiles.join(', ')})\n` +
+    (board.sha256
+      ? `  sha256   ${board.sha256}  (${checksumFiles.join(', ')})\n`
+      : `  sha256   not computed: build with --checksum for ${basename(finalPath)}.sha256, or run sha256sum ${finalPath}\n`) +
     // bmaptool writes the mapped blocks alone: a card's old bytes would show through the image's holes.
     (board.release
       ? `  release  ${board.release.xz}, ${board.release.bmap} (bmaptool copy --bmap writes only the data blocks: onto an erased card)\n`

@@ -27,6 +27,11 @@ export const BUILD_FLAGS = [
   },
   { name: 'dry-run', type: 'boolean', doc: 'list the operations each step would perform, write nothing' },
   {
+    name: 'checksum',
+    type: 'boolean',
+    doc: 'also write <name>.img.sha256 (per board with --fleet), for an image that travels; --release always does',
+  },
+  {
     name: 'release',
     type: 'boolean',
     doc: 'also write <name>.img.xz, <name>.bmap (per board with --fleet) and one SHA256SUMS over all of them (reproducible with SOURCE_DATE_EPOCH)',

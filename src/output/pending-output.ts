@@ -30,9 +30,10 @@ export interface PendingOutput {
   /** Copies the source image into a temp file for `<name>.img`, keeping holes as holes. */
   startImage(sourcePath: string, name: string): Promise<PendingImage>;
   /**
-   * Writes, as temp files, each image's `<name>.img.sha256` and, when there are artifacts besides
-   * the images, the lines of every image and artifact of the run into SHA256SUMS, keeping other
-   * images' lines. Returns each image's final path with the checksum files that will cover it.
+   * Writes, as temp files, `<name>.img.sha256` for each image `sha256s` has (the others' old one
+   * goes: it would not match) and, when there are artifacts besides the images, the lines of every
+   * image and artifact of the run into SHA256SUMS, keeping other images' lines. Returns each image's
+   * final path with the checksum files that will cover it (none for an image without a sha256).
    * Everything that can fail for want of space fails here, before anything is in place.
    */
   prepare(sha256s: Record<string, string>): Promise<Map<string, string[]>>;
@@ -100,15 +101,16 @@ export function pendingOutput(outDir: string): PendingOutput {
       // A release (artifacts besides the images) lists the run's files in SHA256SUMS: one file for
       // the run, as per image a fleet's boards would overwrite each other's.
       const listed = files.size > images.length ? [...files.keys()] : [];
-      for (const image of images) await writeFile(tempFor(`${image}.sha256`), `${line(image)}\n`);
-      // An earlier release of these images no longer matches them: what this run does not replace
-      // goes. SHA256SUMS keeps other images' lines (another board's, another image's release).
-      stale.push(...releases.filter((file) => !files.has(file)));
+      const hashed = images.filter((image) => sha256s[image] !== undefined);
+      for (const image of hashed) await writeFile(tempFor(`${image}.sha256`), `${line(image)}\n`);
+      // An earlier checksum or release of these images no longer matches them: what this run does
+      // not replace goes. SHA256SUMS keeps other images' lines (another board's, another image's release).
+      stale.push(...[...images.map((image) => `${image}.sha256`), ...releases].filter((file) => !files.has(file)));
       const sums = await mergedSums(join(outDir, 'SHA256SUMS'), new Set([...images, ...releases]), listed.map(line));
       if (sums === '') stale.push('SHA256SUMS');
       else if (sums !== undefined) await writeFile(tempFor('SHA256SUMS'), sums);
       const shared = listed.length > 0 ? [join(outDir, 'SHA256SUMS')] : [];
-      return new Map(images.map((image) => [join(outDir, image), [join(outDir, `${image}.sha256`), ...shared]]));
+      return new Map(hashed.map((image) => [join(outDir, image), [join(outDir, `${image}.sha256`), ...shared]]));
     },
     async commit() {
       // The images last: a <name>.img present means the whole set is.
