@@ -7,31 +7,12 @@ import { UserError } from '../src/errors.js';
 import { scanImage } from '../src/output/release.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { fakeBin } from './kit-helpers.js';
-import { buildImage } from './support/cli.js';
+import { buildImage, type RunResult } from './support/cli.js';
 import { SMALL_SIZE_MIB, stockImage, tempDir } from './support/images.js';
 
 // A release reads every byte of the image (sha256, bmap, xz), holes included: a small disk with
 // the stock content keeps these builds quick without changing what they prove.
 const releaseInput = () => stockImage('stock', { sizeMiB: SMALL_SIZE_MIB });
-
-/** `--release --fleet 2` of the small stock fixture into `out`, boards rf-1 and rf-2. */
-const releaseFleet = async (out: string, env?: NodeJS.ProcessEnv) =>
-  buildImage(
-    [
-      '--input',
-      await releaseInput(),
-      '--out',
-      out,
-      '--name',
-      'rf',
-      '--fleet',
-      '2',
-      '--release',
-      '--config',
-      await configWithFakeBundle(await tempDir()),
-    ],
-    env,
-  );
 
 /** SHA256SUMS in `out`, after `sha256sum -c` accepts it, as { file: sha256 } in its order. */
 async function checkedSums(out: string): Promise<Record<string, string>> {
@@ -119,18 +100,28 @@ describe('--release', () => {
   });
 });
 
-describe('--release --fleet 2', () => {
+describe('--release --fleet 2, then builds into its --out', () => {
+  // One fleet release, checked as it is; then single builds of its boards, each seeing what the one before left.
+  let out: string;
+  let config: string;
+  let run: RunResult;
+  const build = async (name: string, options: string[] = [], env?: NodeJS.ProcessEnv) =>
+    buildImage(['--input', await releaseInput(), '--out', out, '--name', name, '--config', config, ...options], env);
+  beforeAll(async () => {
+    out = await tempDir();
+    config = await configWithFakeBundle(await tempDir());
+    run = await build('st', ['--fleet', '2', '--release']);
+  });
+
   it("writes every board's image, checksum, xz and bmap, and one SHA256SUMS over all of them", async () => {
-    const out = await tempDir();
-    const run = await releaseFleet(out);
     expect(run.stderr).not.toMatch(/internal error/);
     expect(run.code, run.stderr).toBe(0);
-    const boards = ['rf-1', 'rf-2'];
+    const boards = ['st-1', 'st-2'];
     expect((await readdir(out)).sort()).toEqual([
       'SHA256SUMS',
       'host',
-      ...boards.flatMap((b) => [`${b}.bmap`, `${b}.img`, `${b}.img.sha256`, `${b}.img.xz`]),
       'secrets',
+      ...boards.flatMap((b) => [`${b}.bmap`, `${b}.img`, `${b}.img.sha256`, `${b}.img.xz`]),
     ]);
     const sums = await checkedSums(out);
     expect(Object.keys(sums)).toEqual(boards.flatMap((b) => [`${b}.bmap`, `${b}.img`, `${b}.img.xz`]));
@@ -138,35 +129,22 @@ describe('--release --fleet 2', () => {
       execFileSync('sha256sum', ['-c', `${board}.img.sha256`], { cwd: out });
       await expectReleaseFiles(out, board, sums[`${board}.img`]);
     }
-    expect(sums['rf-1.img']).not.toBe(sums['rf-2.img']);
+    expect(sums['st-1.img']).not.toBe(sums['st-2.img']);
   });
 
   it("leaves none of the boards' files when the last board fails", async () => {
-    const out = await tempDir();
+    const failed = await tempDir();
     // An xz that takes board 1's image and fails on board 2's: board 1's finished files must go too.
     const xz =
       'runs=$(cat "$XZ_RUNS" 2>/dev/null || echo 0); echo $((runs + 1)) >"$XZ_RUNS"; cat >/dev/null; [ "$runs" = 0 ] || { echo "injected failure" >&2; exit 1; }';
     const env = { ...(await withXz(xz)), XZ_RUNS: join(await tempDir(), 'runs') };
-    const run = await releaseFleet(out, env);
+    const args = ['--input', await releaseInput(), '--out', failed, '--name', 'rf', '--fleet', '2', '--release', '--config', config];
+    const run = await buildImage(args, env);
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/^error: xz failed \(exit status 1\): injected failure; /m);
     expect(run.stderr).not.toMatch(/internal error/);
     // secrets/ outlives a failed build (it is reused, not made per build): nothing else may be left.
-    expect(await readdir(out)).toEqual(['secrets']);
-  });
-});
-
-describe('a build into an --out holding a release of the same image', () => {
-  // One fleet release, then single builds of its boards, each seeing what the one before left.
-  let out: string;
-  let config: string;
-  const build = async (name: string, options: string[] = [], env?: NodeJS.ProcessEnv) =>
-    buildImage(['--input', await releaseInput(), '--out', out, '--name', name, '--config', config, ...options], env);
-  beforeAll(async () => {
-    out = await tempDir();
-    config = await configWithFakeBundle(await tempDir());
-    const run = await build('st', ['--fleet', '2', '--release']);
-    expect(run.code, run.stderr).toBe(0);
+    expect(await readdir(failed)).toEqual(['secrets']);
   });
 
   it('leaves the release as it was when it fails', async () => {
