@@ -81,6 +81,17 @@ export interface BootOptions {
   timeoutMs: number;
   /** Pull the plug (SIGKILL) this long after the check service prints this marker. */
   powerCut?: { marker: string; afterMs: number };
+  /** QEMU user-network forwards from the test machine's 127.0.0.1 into the guest. */
+  forwards?: Forward[];
+  /** Called for every CHECK line as it arrives (the guest keeps running meanwhile). */
+  onCheck?: (name: string, value: string) => void;
+}
+
+/** A TCP port on the test machine's 127.0.0.1 that QEMU forwards to guestAddress:guestPort. */
+export interface Forward {
+  hostPort: number;
+  guestAddress: string;
+  guestPort: number;
 }
 
 export interface BootResult {
@@ -97,7 +108,8 @@ export interface BootResult {
 
 const CHECK_LINE = /CHECK ([a-z0-9-]+)=(.*)$/;
 
-export function qemuArgs(image: string, files: BootFiles): string[] {
+export function qemuArgs(image: string, files: BootFiles, forwards: Forward[] = []): string[] {
+  const hostfwd = forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-${f.guestAddress}:${f.guestPort}`).join('');
   return [
     '-M',
     'virt',
@@ -127,7 +139,7 @@ export function qemuArgs(image: string, files: BootFiles): string[] {
     // Guest 10.0.2.15, host 10.0.2.2 (its 127.0.0.1: the NFS server). No option ROM: the kernel
     // is loaded directly, nothing boots from the network (and ipxe-qemu need not be installed).
     '-netdev',
-    'user,id=net',
+    `user,id=net${hostfwd}`,
     '-device',
     'virtio-net-pci,netdev=net,romfile=',
     '-device',
@@ -141,7 +153,9 @@ export function bootImage(options: BootOptions): Promise<BootResult> {
   const elapsed = () => (performance.now() - start) / 1000;
   const checks = new Map<string, string[]>();
   const log = createWriteStream(options.log);
-  const child = spawn('qemu-system-aarch64', qemuArgs(options.image, options.files), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('qemu-system-aarch64', qemuArgs(options.image, options.files, options.forwards), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let end: BootResult['end'] = 'poweroff';
   let userspaceSeconds: number | undefined;
   const timer = setTimeout(() => {
@@ -159,6 +173,7 @@ export function bootImage(options: BootOptions): Promise<BootResult> {
     userspaceSeconds ??= elapsed();
     log.write(`# +${elapsed().toFixed(1)} s\n`);
     checks.set(name, [...(checks.get(name) ?? []), value.trim()]);
+    options.onCheck?.(name, value.trim());
     if (options.powerCut && name === options.powerCut.marker) {
       setTimeout(() => {
         end = 'powercut';
