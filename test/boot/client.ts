@@ -4,20 +4,19 @@
  * laptop would, at tcp://<device address>:2376, so `--tlsverify` checks the server certificate's
  * IP SAN against the very address the user types.
  *
- * The path, each hop a process this test starts and stops:
- *   docker CLI, in a private network namespace where the device address is on lo
- *   -> socat listening on <device address>:2376 there -> a unix socket (file systems are not
- *   per namespace) -> this process -> 127.0.0.1:<free port>, QEMU's hostfwd -> the guest's eth0
- *   -> the check service's relay -> the host end of the USB link (its own namespace in the
- *   guest) -> over the link -> usb0 -> dockerd.
- * Nothing listens outside 127.0.0.1 and the namespace, and TLS runs end to end.
+ * The path is the kernel's all the way, no process relays a byte: the docker CLI in a private
+ * network namespace of the test machine, whose route to the device address leads through a tap
+ * device, QEMU's second NIC of the guest -> in the guest, the host end of the USB link's own
+ * namespace (the laptop), which forwards and masquerades onto the link -> over the link -> usb0
+ * -> dockerd. Nothing listens outside 127.0.0.1 and the namespaces, and TLS runs end to end.
  */
-import { type ChildProcess, execFile as execFileCallback, spawn } from 'node:child_process';
+import { execFile as execFileCallback } from 'node:child_process';
 import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
+import type { Tap } from './qemu.js';
 
 const execFile = promisify(execFileCallback);
 /** Debian's docker.io client (.ci/run installs it), not any other docker on the PATH. */
@@ -36,66 +35,53 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Pipes `from` both ways to 127.0.0.1:`port`; returns the new connection. */
-function relay(from: Socket, port: number): Socket {
-  const to = connect(port, '127.0.0.1');
-  from.pipe(to).pipe(from);
-  from.once('error', () => to.destroy());
-  to.once('error', () => from.destroy());
-  return to;
+/**
+ * The client's link to the guest: the MAC of the guest's NIC on the tap, the client's address on
+ * the tap, and the guest's end (the laptop).
+ */
+export interface ClientLink {
+  mac: string;
+  client: string;
+  laptop: string;
+  prefix: number;
 }
 
 export interface ClientNetns {
   name: string;
   deviceIp: string;
+  /** The tap each boot's QEMU is given; it appears in the test machine's own namespace. */
+  tap: Tap;
+  /**
+   * Moves the tap into the namespace, with the client's address and the route to the device
+   * through the guest's end. Only once QEMU runs: it creates the tap as it starts.
+   */
+  attach(): Promise<void>;
   stop(): Promise<void>;
 }
 
-/**
- * A network namespace where `deviceIp`:2376 leads to 127.0.0.1:`hostPort` of this machine (see
- * the path above). `work` holds the unix socket.
- */
-export async function startClientNetns(deviceIp: string, hostPort: number, work: string): Promise<ClientNetns> {
+/** A network namespace for the client, whose route to `deviceIp` leads through the tap. */
+export async function startClientNetns(deviceIp: string, link: ClientLink): Promise<ClientNetns> {
   const name = `obi-boot-client-${process.pid}`;
-  const socket = join(work, 'api.sock');
-  // Each connection, both ends: closing the server waits for every connection to end, and one
-  // left half-open when the guest powered off held the test's teardown for good.
-  const open = new Set<Socket>();
-  const server: Server = createServer((from) => {
-    for (const end of [from, relay(from, hostPort)]) {
-      open.add(end);
-      end.once('close', () => open.delete(end));
-    }
-  });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socket, resolve));
-  let socat: ChildProcess | undefined;
+  // At most 15 characters (IFNAMSIZ): a pid has at most 7 digits.
+  const tap = { ifname: `obi-tap-${process.pid}`, mac: link.mac };
+  const ip = (...args: string[]) => execFile('ip', args);
   const stop = async () => {
-    socat?.kill();
-    await execFile('ip', ['netns', 'del', name]).catch(() => undefined);
-    const closed = new Promise((resolve) => server.close(resolve));
-    for (const end of open) end.destroy();
-    await closed;
+    await ip('netns', 'del', name).catch(() => undefined);
+  };
+  const attach = async () => {
+    await ip('link', 'set', tap.ifname, 'netns', name);
+    await ip('-n', name, 'addr', 'add', `${link.client}/${link.prefix}`, 'dev', tap.ifname);
+    await ip('-n', name, 'link', 'set', tap.ifname, 'up');
+    await ip('-n', name, 'route', 'add', `${deviceIp}/32`, 'via', link.laptop);
   };
   try {
-    await execFile('ip', ['netns', 'add', name]);
-    await execFile('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-    await execFile('ip', ['-n', name, 'addr', 'add', `${deviceIp}/32`, 'dev', 'lo']);
-    socat = spawn(
-      'ip',
-      ['netns', 'exec', name, 'socat', `TCP-LISTEN:${API_PORT},bind=${deviceIp},fork,reuseaddr`, `UNIX-CONNECT:${socket}`],
-      { stdio: 'ignore' },
-    );
-    for (let tries = 0; ; tries++) {
-      const { stdout } = await execFile('ip', ['netns', 'exec', name, 'ss', '-Hltn', `sport = :${API_PORT}`]);
-      if (stdout.trim()) break;
-      if (tries > 100 || socat.exitCode !== null) throw new Error(`socat in ${name} does not listen on ${deviceIp}:${API_PORT}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await ip('netns', 'add', name);
+    await ip('-n', name, 'link', 'set', 'lo', 'up');
   } catch (error) {
     await stop();
     throw error;
   }
-  return { name, deviceIp, stop };
+  return { name, deviceIp, tap, attach, stop };
 }
 
 export interface Outcome {

@@ -36,7 +36,7 @@ import {
   startClientNetns,
   tlsHandshake,
 } from './client.js';
-import { CONFIG, GUEST_ETH0, guestTree, LOGS, NAME, RELAY_PORT, SIGNAL_PORT } from './guest-tree.js';
+import { CLIENT_LINK, CONFIG, GUEST_ETH0, guestTree, LOGS, NAME, SIGNAL_PORT } from './guest-tree.js';
 import { changedBlocks } from './image-diff.js';
 import { type NfsServer, startNfsServer } from './nfs.js';
 import { type BootFiles, type BootResult, bootFilesOf, bootImage, type Forward, lastCheck, partitionOffsets } from './qemu.js';
@@ -114,8 +114,10 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
   let kitTls: string;
   let context: string;
   let clientNetns: ClientNetns;
-  /** QEMU forwards: to the relay, to the signal port, and straight to the API over eth0. */
-  let forwards: { relay: Forward; signal: Forward; direct: Forward };
+  /** QEMU forwards: to the signal port, and straight to the API over eth0. */
+  let forwards: { signal: Forward; direct: Forward };
+  /** This boot's tap, in the client's namespace once the guest runs. */
+  let tapAttached: Promise<void> | undefined;
   let hostPhase: Promise<HostPhase> | undefined;
   let tree: string;
   let config: string;
@@ -146,6 +148,7 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
   };
 
   const runHostPhase = async (): Promise<HostPhase> => {
+    await tapAttached;
     const dockerConfig = join(work, 'docker-config');
     await mkdir(dockerConfig, { recursive: true });
     const cli = (certDir: string) => dockerCli(clientNetns, certDir, dockerConfig, ['build', '--no-cache', context]);
@@ -165,7 +168,14 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
   };
 
   const boot = async (n: number, powerCut?: { marker: string; afterMs: number }) => {
+    tapAttached = undefined;
     const onCheck = (name: string, value: string) => {
+      // The first line: the guest runs, so QEMU made the tap long before.
+      if (!tapAttached) {
+        tapAttached = clientNetns.attach();
+        // Awaited by the host phase and after the boot; not an unhandled rejection meanwhile.
+        tapAttached.catch(() => undefined);
+      }
       if (name !== 'host-phase' || value !== 'ready') return;
       const phase = runHostPhase();
       hostPhase = phase;
@@ -182,10 +192,12 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
         timeoutMs: BOOT_TIMEOUT_MS,
         powerCut,
         onCheck,
-        forwards: [forwards.relay, forwards.signal, forwards.direct],
+        forwards: [forwards.signal, forwards.direct],
+        tap: clientNetns.tap,
       }),
     );
     boots[n] = result;
+    await tapAttached;
     if (result.userspaceSeconds !== undefined) timings.push([`  boot ${n} to the check service`, result.userspaceSeconds]);
     return result;
   };
@@ -220,13 +232,12 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
 
     kitTls = join(out, 'host/tls');
     context = await buildContext(join(work, 'context'), busybox);
-    const [relay, signal, direct] = [await freePort(), await freePort(), await freePort()];
+    const [signal, direct] = [await freePort(), await freePort()];
     forwards = {
-      relay: { hostPort: relay, guestAddress: GUEST_ETH0, guestPort: RELAY_PORT },
       signal: { hostPort: signal, guestAddress: GUEST_ETH0, guestPort: SIGNAL_PORT },
       direct: { hostPort: direct, guestAddress: DEVICE_IP, guestPort: 2376 },
     };
-    clientNetns = await startClientNetns(DEVICE_IP, relay, work);
+    clientNetns = await startClientNetns(DEVICE_IP, CLIENT_LINK);
   });
 
   afterAll(async () => {
@@ -279,7 +290,7 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
   });
 
   it("a stock docker client with only the host kit's tls/ builds on the device over the USB link and gets aarch64; without the client certificate, or with one from another CA, it is refused", async () => {
-    expect(notOk(boots[1], ['usb-host-end', 'api-via-usb'])).toEqual([]);
+    expect(notOk(boots[1], ['usb-host-end', 'api-via-usb', 'client-link'])).toEqual([]);
     const phase = await hostPhase;
     expect(phase, 'the host phase never started').toBeDefined();
     expect(lastCheck(boots[1], 'host-phase-end')).toBe('done');
@@ -397,5 +408,9 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     // A new data image: the loaded image and the volume of the ext4 one are not on it.
     expect(lastCheck(boots[4], 'tiny-image')).toBe('loaded');
     expect(lastCheck(boots[4], 'volume-stamp')).toBe('none');
+  });
+
+  it("leaves the client's NIC to the laptop: ifupdown, NetworkManager and systemd-networkd neither configure it nor wait for it", () => {
+    for (const n of [1, 2, 3, 4]) expect(notOk(boots[n], ['client-nic']), `boot ${n}`).toEqual([]);
   });
 });

@@ -5,6 +5,7 @@
  */
 import { cp, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { shellWord } from '../../src/formats/escape.js';
 import { API_CHAIN } from '../../src/steps/docker.js';
 import { REPO } from '../support/cli.js';
 import { writeTinyImage } from './tiny-image.js';
@@ -29,9 +30,15 @@ export const CONFIG = {
 };
 /** The guest's side of QEMU's user network (test/boot/guest/etc/network/interfaces.d/eth0). */
 export const GUEST_ETH0 = '10.0.2.15';
-/** The check service's relay into the USB link, and the port that ends its host phase. */
-export const RELAY_PORT = 12376;
+/** The port that ends the check service's host phase. */
 export const SIGNAL_PORT = 12377;
+/**
+ * The test machine's docker client reaches the device through a second NIC of the guest, a tap
+ * in the client's namespace on the test machine (client.ts). The check service hands the guest's
+ * end to the host end of the USB link, the laptop, which routes the client's connections across
+ * the link: `client` is the test machine's end, `laptop` the guest's.
+ */
+export const CLIENT_LINK = { mac: '02:b0:07:00:00:04', client: '10.0.4.2', laptop: '10.0.4.1', prefix: 24 };
 
 /**
  * The guest tree for make-debian-image.sh: test/boot/guest/, the check service's settings from
@@ -40,29 +47,34 @@ export const SIGNAL_PORT = 12377;
 export async function guestTree(work: string, busybox: string): Promise<string> {
   const tree = join(work, 'guest');
   await cp(join(REPO, 'test/boot/guest'), tree, { recursive: true, verbatimSymlinks: true });
-  const settings = [
-    `DEVICE_MAC='${CONFIG.usb.deviceMac}'`,
-    `HOST_MAC='${CONFIG.usb.hostMac}'`,
-    `USB_ADDRESS='${CONFIG.network.address}'`,
-    `NFS_SOURCE='${CONFIG.nfs.server}:${CONFIG.nfs.export}'`,
-    `HOST_NETNS='usbhost'`,
-    `HOST_ADDRESS='${CONFIG.network.gateway}/24'`,
-    `ETH0_ADDRESS='${GUEST_ETH0}'`,
-    `RELAY_PORT='${RELAY_PORT}'`,
-    `SIGNAL_PORT='${SIGNAL_PORT}'`,
-    `API_CHAIN='${API_CHAIN}'`,
-  ];
+  const settings = Object.entries({
+    DEVICE_MAC: CONFIG.usb.deviceMac,
+    HOST_MAC: CONFIG.usb.hostMac,
+    USB_ADDRESS: CONFIG.network.address,
+    NFS_SOURCE: `${CONFIG.nfs.server}:${CONFIG.nfs.export}`,
+    HOST_NETNS: 'usbhost',
+    HOST_ADDRESS: `${CONFIG.network.gateway}/24`,
+    ETH0_ADDRESS: GUEST_ETH0,
+    CLIENT_MAC: CLIENT_LINK.mac,
+    CLIENT_LAPTOP_ADDRESS: `${CLIENT_LINK.laptop}/${CLIENT_LINK.prefix}`,
+    SIGNAL_PORT,
+    API_CHAIN,
+  }).map(([name, value]) => `${name}=${shellWord(value)}`);
   await writeFile(
     join(tree, 'etc/boot-check.conf'),
     `# Written by test/boot/guest-tree.ts from its build config.\n${settings.join('\n')}\n`,
   );
-  // The host end of the USB link (cdc_ether in the guest itself, see boot-check) is the laptop's
-  // interface, not the device's: NetworkManager's default DHCP profile on it would hold its
-  // startup (and NetworkManager-wait-online) until DHCP gave up.
+  // The host end of the USB link (cdc_ether in the guest itself, see boot-check) and the client's
+  // NIC are the laptop's interfaces, not the device's: NetworkManager's default DHCP profile on
+  // one would hold its startup (and NetworkManager-wait-online) until DHCP gave up. ifupdown and
+  // systemd-networkd configure only the interfaces they are told of (eth0, usb0).
+  const unmanaged = [CONFIG.usb.hostMac, CLIENT_LINK.mac].map(
+    (mac) => `SUBSYSTEM=="net", ACTION=="add|change|move", ATTR{address}=="${mac}", ENV{NM_UNMANAGED}="1"\n`,
+  );
   await mkdir(join(tree, 'etc/udev/rules.d'), { recursive: true });
   await writeFile(
     join(tree, 'etc/udev/rules.d/90-boot-test-host-end.rules'),
-    `# Written by test/boot/guest-tree.ts: the host end of the USB link is not the device's.\nSUBSYSTEM=="net", ACTION=="add|change|move", ATTR{address}=="${CONFIG.usb.hostMac}", ENV{NM_UNMANAGED}="1"\n`,
+    `# Written by test/boot/guest-tree.ts: the laptop's interfaces are not the device's.\n${unmanaged.join('')}`,
   );
   await mkdir(join(tree, 'usr/local/share/boot-check'), { recursive: true });
   await writeTinyImage(busybox, join(tree, 'usr/local/share/boot-check/tiny.tar'), 'boot-check/tiny:1');

@@ -34,7 +34,7 @@ readonly MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # and mount for mountpoint/findmnt in the check service; procps for the power-cut workload;
 # libdevmapper1.02.1 because Debian's dockerd (the test's Docker bundle) links it, unlike the static one;
 # network-manager for the NetworkManager-only variant (NETWORK=networkmanager); btrfs-progs so the
-# device can format a btrfs data image; socat for the check service's relay into the USB link.
+# device can format a btrfs data image; socat for the check service's signal port.
 readonly PACKAGES=(
   btrfs-progs e2fsprogs ifupdown initramfs-tools iproute2 iptables kmod libdevmapper1.02.1 linux-image-arm64
   mount network-manager openssh-server procps socat systemd systemd-sysv udev util-linux

@@ -83,6 +83,8 @@ export interface BootOptions {
   powerCut?: { marker: string; afterMs: number };
   /** QEMU user-network forwards from the test machine's 127.0.0.1 into the guest. */
   forwards?: Forward[];
+  /** A second NIC on a tap device of the test machine. */
+  tap?: Tap;
   /** Called for every CHECK line as it arrives (the guest keeps running meanwhile). */
   onCheck?: (name: string, value: string) => void;
 }
@@ -92,6 +94,15 @@ export interface Forward {
   hostPort: number;
   guestAddress: string;
   guestPort: number;
+}
+
+/**
+ * A tap device QEMU creates on the test machine as it starts (and that goes with it), and the MAC
+ * of the guest's NIC on it. The tap is down and has no address until the test gives it them.
+ */
+export interface Tap {
+  ifname: string;
+  mac: string;
 }
 
 export interface BootResult {
@@ -108,8 +119,12 @@ export interface BootResult {
 
 const CHECK_LINE = /CHECK ([a-z0-9-]+)=(.*)$/;
 
-export function qemuArgs(image: string, files: BootFiles, forwards: Forward[] = []): string[] {
+export function qemuArgs(image: string, files: BootFiles, forwards: Forward[] = [], tap?: Tap): string[] {
   const hostfwd = forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-${f.guestAddress}:${f.guestPort}`).join('');
+  // After the user network's NIC, so that one stays eth0 (the kernel names them in PCI order).
+  const tapNic = tap
+    ? ['-netdev', `tap,id=tap,ifname=${tap.ifname},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=tap,mac=${tap.mac},romfile=`]
+    : [];
   return [
     '-M',
     'virt',
@@ -142,6 +157,7 @@ export function qemuArgs(image: string, files: BootFiles, forwards: Forward[] = 
     `user,id=net${hostfwd}`,
     '-device',
     'virtio-net-pci,netdev=net,romfile=',
+    ...tapNic,
     '-device',
     'virtio-rng-pci',
   ];
@@ -153,7 +169,7 @@ export function bootImage(options: BootOptions): Promise<BootResult> {
   const elapsed = () => (performance.now() - start) / 1000;
   const checks = new Map<string, string[]>();
   const log = createWriteStream(options.log);
-  const child = spawn('qemu-system-aarch64', qemuArgs(options.image, options.files, options.forwards), {
+  const child = spawn('qemu-system-aarch64', qemuArgs(options.image, options.files, options.forwards, options.tap), {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let end: BootResult['end'] = 'poweroff';
