@@ -3,7 +3,11 @@
  * the real `build-image`, boots under qemu-system-aarch64 with the command line its patched
  * boot.ini builds, and the device does what it promises: overlay root over a read-only rootfs,
  * g_ether with the configured MACs and usb0 address, Docker on the host's NFS share, persistence
- * across reboots, and surviving a power cut in the middle of Docker writing.
+ * across reboots, and surviving a power cut in the middle of Docker writing. On the first boot the
+ * test machine's own stock docker client, given only the host kit's tls/, builds on the device
+ * over the USB link (client.ts), and the API's port is dropped when it comes in on eth0. The
+ * third and fourth boots are the same stock image with other network software (NetworkManager
+ * only; none at all), the fourth on a btrfs data image.
  *
  * Test-only additions to the image under test (test/boot/guest/, applied BEFORE the tool patches
  * it, never by the tool): dummy_hcd as the USB device controller, a static eth0 on QEMU's user
@@ -20,33 +24,46 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, REPO } from '../support/cli.js';
+import {
+  buildContext,
+  type ClientNetns,
+  caOnlyCertDir,
+  dockerCli,
+  foreignCertDir,
+  freePort,
+  type Outcome,
+  signalGuest,
+  startClientNetns,
+  tlsHandshake,
+} from './client.js';
+import { CLIENT_LINK, CONFIG, GUEST_ETH0, guestTree, LOGS, NAME, SIGNAL_PORT } from './guest-tree.js';
 import { changedBlocks } from './image-diff.js';
 import { type NfsServer, startNfsServer } from './nfs.js';
-import { type BootFiles, type BootResult, bootFilesOf, bootImage, lastCheck, partitionOffsets } from './qemu.js';
-import { writeTinyImage } from './tiny-image.js';
+import { type BootFiles, type BootResult, bootFilesOf, bootImage, type Forward, lastCheck, partitionOffsets } from './qemu.js';
 
 const execFile = promisify(execFileCallback);
 
-/** BOOT_CACHE (as for the scripts) can keep the rootfs and bundle outside a fresh checkout. */
-const CACHE = process.env.BOOT_CACHE ?? join(REPO, '.cache/boot');
-const LOGS = join(CACHE, 'logs');
-const NAME = 'boot-test';
 const ROOT_UUID = 'e139ce78-9841-40fe-8823-96a304a09859';
+const BOOT_TIMEOUT_MS = 20 * 60_000;
+const DEVICE_IP = CONFIG.network.address.split('/')[0];
+type Network = 'ifupdown' | 'networkmanager' | 'none';
 /**
- * The build config. usb0 is on its own subnet with the default route through the host end of
- * the USB link, as on the board; the NFS server is QEMU's host address, which the guest reaches
- * through eth0's connected route (test/boot/guest/etc/network/interfaces.d/eth0), not usb0.
+ * A client the device must refuse: the same build, and `docker version`, which sends no request
+ * body. The build's client may still be sending the context when the device's TLS alert comes and
+ * see only EOF (it did once); the version call reads the alert, so it shows why the device refused.
  */
-const CONFIG = {
-  name: NAME,
-  usb: { deviceMac: '02:b0:07:00:00:02', hostMac: '02:b0:07:00:00:01', protocol: 'ecm' },
-  network: { address: '10.0.3.2/24', gateway: '10.0.3.1', dns: ['10.0.2.3'] },
-  nfs: { server: '10.0.2.2', export: '/srv/boot-test' },
-  // full: eth0 carries the NFS traffic under QEMU, and the image has no C2 device tree for the
-  // USB profiles to take the Ethernet out of.
-  power: { profile: 'full' },
-};
-const BOOT_TIMEOUT_MS = 12 * 60_000;
+interface Refusal {
+  build: Outcome;
+  version: Outcome;
+}
+/** What the device's API said to the test machine's own docker client during the host phase. */
+interface HostPhase {
+  build: Outcome;
+  withoutCert: Refusal;
+  otherCa: Refusal;
+  /** A TLS handshake to the device address that QEMU delivers on eth0, as a neighbour would. */
+  viaEth0: string;
+}
 
 const timings: [string, number][] = [];
 /** Findings printed with the timings but not asserted. */
@@ -69,24 +86,6 @@ async function run(command: string, args: string[]): Promise<string> {
 function notOk(result: BootResult | undefined, names: string[]): string[] {
   if (!result) return ['the boot did not run'];
   return names.filter((name) => lastCheck(result, name) !== 'ok').map((name) => `${name}: ${lastCheck(result, name) ?? 'no marker'}`);
-}
-
-async function guestTree(work: string, busybox: string): Promise<string> {
-  const tree = join(work, 'guest');
-  await cp(join(REPO, 'test/boot/guest'), tree, { recursive: true, verbatimSymlinks: true });
-  const settings = [
-    `DEVICE_MAC='${CONFIG.usb.deviceMac}'`,
-    `HOST_MAC='${CONFIG.usb.hostMac}'`,
-    `USB_ADDRESS='${CONFIG.network.address}'`,
-    `NFS_SOURCE='${CONFIG.nfs.server}:${CONFIG.nfs.export}'`,
-  ];
-  await writeFile(
-    join(tree, 'etc/boot-check.conf'),
-    `# Written by test/boot/device.boot.ts from its build config.\n${settings.join('\n')}\n`,
-  );
-  await mkdir(join(tree, 'usr/local/share/boot-check'), { recursive: true });
-  await writeTinyImage(busybox, join(tree, 'usr/local/share/boot-check/tiny.tar'), 'boot-check/tiny:1');
-  return tree;
 }
 
 /**
@@ -112,12 +111,93 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
   /** The blocks of the image that differ from the build's after the boots and the power cut. */
   let written: string[] | undefined;
   const boots: BootResult[] = [];
+  let kitTls: string;
+  let context: string;
+  let clientNetns: ClientNetns;
+  /** QEMU forwards: to the signal port, and straight to the API over eth0. */
+  let forwards: { signal: Forward; direct: Forward };
+  /** This boot's tap, in the client's namespace once the guest runs. */
+  let tapAttached: Promise<void> | undefined;
+  let hostPhase: Promise<HostPhase> | undefined;
+  let tree: string;
+  let config: string;
+  let out: string;
+
+  /**
+   * A stock-like image whose network comes from `network` (make-debian-image.sh's NETWORK, files
+   * switched in the one cached rootfs), patched by build-image into the same --out each time, so
+   * every variant has the same secrets. Returns make-debian-image's log.
+   */
+  const patchedImage = async (network: Network): Promise<string> => {
+    const stock = join(work, `stock-${network}.img`);
+    const made = await timed(`Debian image (NETWORK=${network})`, () =>
+      execFile('bash', ['test/boot/make-debian-image.sh', stock, tree], {
+        cwd: REPO,
+        env: { ...process.env, NETWORK: network },
+        maxBuffer: 64 << 20,
+      }),
+    );
+    const built = await timed(`patch (npm run build-image, NETWORK=${network})`, () =>
+      buildImage(['--input', stock, '--out', out, '--config', config]),
+    );
+    if (built.code !== 0) throw new Error(`build-image failed (${built.code}):\n${built.stderr}`);
+    await rm(stock);
+    image = join(out, `${NAME}.img`);
+    files = await bootFilesOf(image, work);
+    return made.stderr;
+  };
+
+  const runHostPhase = async (): Promise<HostPhase> => {
+    await tapAttached;
+    const dockerConfig = join(work, 'docker-config');
+    await mkdir(dockerConfig, { recursive: true });
+    const cli = (certDir: string) => dockerCli(clientNetns, certDir, dockerConfig, ['build', '--no-cache', context]);
+    const refusal = async (certDir: string): Promise<Refusal> => ({
+      build: await cli(certDir),
+      version: await dockerCli(clientNetns, certDir, dockerConfig, ['version', '--format', '{{.Server.Version}}']),
+    });
+    const build = await cli(kitTls);
+    const withoutCert = await refusal(await caOnlyCertDir(join(work, 'ca-only'), join(kitTls, 'ca.pem')));
+    const otherCa = await refusal(await foreignCertDir(join(work, 'other-ca'), join(kitTls, 'ca.pem')));
+    const viaEth0 = await tlsHandshake(forwards.direct.hostPort, kitTls, 20_000);
+    // Shown while the test runs: its verdicts come only at the end.
+    console.log(
+      `host phase: build exit ${build.code}, without a certificate exit ${withoutCert.build.code}, another CA's exit ${otherCa.build.code}, via eth0: ${viaEth0}`,
+    );
+    return { build, withoutCert, otherCa, viaEth0 };
+  };
 
   const boot = async (n: number, powerCut?: { marker: string; afterMs: number }) => {
+    tapAttached = undefined;
+    const onCheck = (name: string, value: string) => {
+      // The first line: the guest runs, so QEMU made the tap long before.
+      if (!tapAttached) {
+        tapAttached = clientNetns.attach();
+        // Awaited by the host phase and after the boot; not an unhandled rejection meanwhile.
+        tapAttached.catch(() => undefined);
+      }
+      if (name !== 'host-phase' || value !== 'ready') return;
+      const phase = runHostPhase();
+      hostPhase = phase;
+      void phase.then(
+        () => signalGuest(forwards.signal.hostPort, 'done'),
+        (error: Error) => signalGuest(forwards.signal.hostPort, `FAIL ${error.message.split('\n')[0]}`),
+      );
+    };
     const result = await timed(`boot ${n}`, () =>
-      bootImage({ image, files, log: join(LOGS, `boot-${n}.log`), timeoutMs: BOOT_TIMEOUT_MS, powerCut }),
+      bootImage({
+        image,
+        files,
+        log: join(LOGS, `boot-${n}.log`),
+        timeoutMs: BOOT_TIMEOUT_MS,
+        powerCut,
+        onCheck,
+        forwards: [forwards.signal, forwards.direct],
+        tap: clientNetns.tap,
+      }),
     );
     boots[n] = result;
+    await tapAttached;
     if (result.userspaceSeconds !== undefined) timings.push([`  boot ${n} to the check service`, result.userspaceSeconds]);
     return result;
   };
@@ -128,23 +208,14 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     const [bundle, busybox] = (await timed('docker bundle (Debian arm64 packages)', () => run('bash', ['test/boot/make-docker-bundle.sh'])))
       .trim()
       .split('\n');
-    const tree = await guestTree(work, busybox);
-    const stock = join(work, 'stock.img');
-    const made = await timed('Debian image (rootfs tarball and image)', () =>
-      execFile('bash', ['test/boot/make-debian-image.sh', stock, tree], { cwd: REPO, maxBuffer: 64 << 20 }),
-    );
-    notes.push(
-      made.stderr.includes('building the Debian') ? 'the rootfs tarball was built (not cached)' : 'the rootfs tarball came from the cache',
-    );
-
-    const config = join(work, 'config.json');
+    tree = await guestTree(work, busybox);
+    config = join(work, 'config.json');
     await writeFile(config, JSON.stringify({ ...CONFIG, docker: { bundle } }, null, 2));
-    const out = join(work, 'out');
-    const built = await timed('patch (npm run build-image)', () => buildImage(['--input', stock, '--out', out, '--config', config]));
-    if (built.code !== 0) throw new Error(`build-image failed (${built.code}):\n${built.stderr}`);
-    await rm(stock);
-    image = join(out, `${NAME}.img`);
-    files = await bootFilesOf(image, work);
+    out = join(work, 'out');
+    const made = await patchedImage('ifupdown');
+    notes.push(
+      made.includes('building the Debian') ? 'the rootfs tarball was built (not cached)' : 'the rootfs tarball came from the cache',
+    );
     pristine = join(work, 'pristine.img');
     await run('cp', ['--sparse=always', image, pristine]);
 
@@ -155,11 +226,23 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     await cp(join(out, 'secrets/tls/ca/cert.pem'), join(tls, 'ca.pem'));
     await cp(join(out, 'secrets/tls/client/cert.pem'), join(tls, 'cert.pem'));
     await cp(join(out, 'secrets/tls/client/key.pem'), join(tls, 'key.pem'));
+    // The host phase runs the host kit's doctor.sh at the host end of the USB link.
+    await cp(join(out, 'host'), join(exportDir, 'boot-check/kit'), { recursive: true });
     nfs = await startNfsServer(exportDir, CONFIG.nfs.export, join(work, 'nfs'));
+
+    kitTls = join(out, 'host/tls');
+    context = await buildContext(join(work, 'context'), busybox);
+    const [signal, direct] = [await freePort(), await freePort()];
+    forwards = {
+      signal: { hostPort: signal, guestAddress: GUEST_ETH0, guestPort: SIGNAL_PORT },
+      direct: { hostPort: direct, guestAddress: DEVICE_IP, guestPort: 2376 },
+    };
+    clientNetns = await startClientNetns(DEVICE_IP, CLIENT_LINK);
   });
 
   afterAll(async () => {
     await nfs?.stop();
+    await clientNetns?.stop();
     const summary = [
       'boot test timings:',
       ...timings.map(([what, s]) => `  ${what.padEnd(44)} ${s.toFixed(1)} s`),
@@ -177,7 +260,10 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     expect(args).not.toContain('rw');
     expect(args).toContain(`root=UUID=${ROOT_UUID}`);
 
+    await mkdir(join(nfs.dir, 'boot-check'), { recursive: true });
+    await writeFile(join(nfs.dir, 'boot-check/plan'), 'host-phase\n');
     const result = await boot(1);
+    await rm(join(nfs.dir, 'boot-check/plan'));
     expect(lastCheck(result, 'finished'), `no end marker; see ${result.log}`).toBe('ok');
     expect(notOk(result, ['root-overlay', 'root-upper-tmpfs', 'root-lower-ro', 'root-writable', 'fat-not-rw'])).toEqual([]);
     expect(lastCheck(result, 'root-canary')).toBe('none');
@@ -203,6 +289,50 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     expect(lastCheck(boots[1], 'docker-api-without-cert')).toMatch(/^refused: .*tls: bad certificate/);
   });
 
+  it("a stock docker client with only the host kit's tls/ builds on the device over the USB link and gets aarch64; without the client certificate, or with one from another CA, it is refused", async () => {
+    expect(notOk(boots[1], ['usb-host-end', 'api-via-usb', 'client-link'])).toEqual([]);
+    const phase = await hostPhase;
+    expect(phase, 'the host phase never started').toBeDefined();
+    expect(lastCheck(boots[1], 'host-phase-end')).toBe('done');
+    const { build, withoutCert, otherCa } = phase!;
+    expect(build.code, build.output).toBe(0);
+    expect(build.output).toMatch(/^aarch64$/m);
+    // Refused by the device for the certificate, not for any other failure (no route, no answer):
+    // the version call, which sends no body, reads the device's TLS alert (see Refusal).
+    for (const refused of [withoutCert, otherCa]) {
+      expect(refused.build.code).not.toBe(0);
+      expect(refused.build.output).not.toMatch(/^aarch64$/m);
+      expect(refused.version.code).not.toBe(0);
+      expect(refused.version.output).toMatch(/remote error: tls: bad certificate/);
+    }
+  });
+
+  it("the host kit's doctor.sh, run at the host end of the USB link, passes every link up to buildx, which this test's host has not", () => {
+    const lines = boots[1]?.checks.get('doctor') ?? [];
+    // The last link: the device's Debian docker client, standing in for the laptop's, has no
+    // buildx plugin (bookworm packages none), and the doctor names the package to install.
+    expect(lines.at(-1)).toMatch(/^✗ buildx: docker buildx not found; install the buildx plugin: docker-buildx on Debian/);
+    expect(lastCheck(boots[1], 'doctor-exit')).toBe('1');
+    const passed = lines.slice(0, -1);
+    expect(passed.map((line) => line.split(':')[0])).toEqual([
+      '✓ USB link to boot-test',
+      '✓ address',
+      '✓ ping',
+      '✓ NFS',
+      '✓ Docker API',
+      '✓ storage',
+    ]);
+    expect(passed.at(-1)).toBe('✓ storage: boot-test runs the overlay2 driver');
+  });
+
+  it("drops the API's port when it comes in on eth0: a neighbour routing the device address through the board gets no answer", async () => {
+    const phase = await hostPhase;
+    expect(phase, 'the host phase never started').toBeDefined();
+    expect(phase!.viaEth0).not.toBe('answered');
+    // The handshake's bound only ends the wait; the device's own counter shows the drop.
+    expect(Number(lastCheck(boots[1], 'api-drops-after'))).toBeGreaterThan(Number(lastCheck(boots[1], 'api-drops-before')));
+  });
+
   it('after a reboot, a file written to / is gone and the volume and the loaded image are still there; then the power is cut mid-write', async () => {
     await mkdir(join(nfs.dir, 'boot-check'), { recursive: true });
     await writeFile(join(nfs.dir, 'boot-check/plan'), 'power-cut\n');
@@ -218,7 +348,7 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     expect(Number(lastCheck(result, 'power-cut-armed'))).toBeGreaterThanOrEqual(2);
   });
 
-  it('after the power cut, the rootfs is clean and not one block of the image was written; the device boots again', async () => {
+  it('after the power cut, the rootfs is clean and not one block of the image was written', async () => {
     const offsets = await partitionOffsets(image);
     await execFile('e2fsck', ['-fn', `${image}?offset=${offsets.rootfs}`]);
     written = await changedBlocks(pristine, image, offsets);
@@ -226,7 +356,11 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     // The read-only root is never written: not by the overlay, and not by a boot-time fsck
     // (HardKernel's fsck.repair=yes would rewrite the superblock; the step adds fsck.mode=skip).
     expect(written).toEqual([]);
+  });
 
+  // Boot 3: the same stock image with NetworkManager as its only network software, patched into
+  // the same --out (same secrets), on the data image the power cut left behind.
+  it('rebuilt for NetworkManager only (no ifup, networking.service disabled), the device boots on the data image the power cut left: repaired, the volume kept', async () => {
     const dataImage = join(nfs.dir, `${NAME}.ext4`);
     const cut = await execFile('e2fsck', ['-fn', dataImage]).then(
       () => 0,
@@ -234,13 +368,49 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     );
     notes.push(`data image right after the power cut: e2fsck -fn exit ${cut} (the device repairs it at the next boot)`);
 
+    await patchedImage('networkmanager');
     const result = await boot(3);
     expect(lastCheck(result, 'finished'), `no end marker; see ${result.log}`).toBe('ok');
     await expectCleanRun(result);
-    expect(notOk(result, ['root-overlay', 'usb0-address', 'nfs-mounted', 'docker-active', 'docker-data-root', 'docker-run'])).toEqual([]);
+    expect(notOk(result, ['root-overlay', 'nfs-mounted', 'docker-active', 'docker-data-root', 'docker-run'])).toEqual([]);
+    expect(lastCheck(result, 'docker-driver')).toBe('overlay2');
     expect(lastCheck(result, 'volume-stamp')).toBe(lastCheck(boots[2], 'volume-wrote'));
     // The device checked (and if need be repaired) its data image at boot: after a clean
     // shutdown it is consistent.
     await execFile('e2fsck', ['-fn', dataImage]);
+  });
+
+  it('with NetworkManager only, usb0 gets the configured address and the default route from its keyfile, and the TLS API answers on it', () => {
+    expect(notOk(boots[3], ['usb0-mac', 'usb0-address', 'docker-api-with-cert'])).toEqual([]);
+    expect(lastCheck(boots[3], 'default-route')).toContain(`via ${CONFIG.network.gateway} dev usb0`);
+    expect(lastCheck(boots[3], 'docker-api-without-cert')).toMatch(/^refused: .*tls: bad certificate/);
+  });
+
+  // Boot 4: no network software at all, and a btrfs data image beside the ext4 one.
+  it('with no network software (no ifup, NetworkManager disabled), usb0 gets the configured address from the fallback and the TLS API answers on it', async () => {
+    await patchedImage('none');
+    const btrfsImage = join(nfs.dir, `${NAME}.btrfs`);
+    await execFile('truncate', ['-s', '4G', btrfsImage]);
+    await execFile('mkfs.btrfs', ['-q', '-K', '-L', 'docker-data', btrfsImage]);
+    await writeFile(join(nfs.dir, 'boot-check/plan'), 'multi-step\n');
+    const result = await boot(4);
+    await rm(join(nfs.dir, 'boot-check/plan'));
+    expect(lastCheck(result, 'finished'), `no end marker; see ${result.log}`).toBe('ok');
+    await expectCleanRun(result);
+    expect(notOk(result, ['usb0-mac', 'usb0-address', 'nfs-mounted', 'docker-active', 'docker-run', 'docker-api-with-cert'])).toEqual([]);
+    expect(lastCheck(result, 'default-route')).toContain(`via ${CONFIG.network.gateway} dev usb0`);
+    expect(lastCheck(result, 'docker-api-without-cert')).toMatch(/^refused: .*tls: bad certificate/);
+  });
+
+  it('on a btrfs data image the host made with mkfs.btrfs (docs/docker.md), dockerd uses the btrfs storage driver and a multi-step build works', () => {
+    expect(lastCheck(boots[4], 'docker-driver')).toBe('btrfs');
+    expect(notOk(boots[4], ['docker-data-root', 'multi-step-build'])).toEqual([]);
+    // A new data image: the loaded image and the volume of the ext4 one are not on it.
+    expect(lastCheck(boots[4], 'tiny-image')).toBe('loaded');
+    expect(lastCheck(boots[4], 'volume-stamp')).toBe('none');
+  });
+
+  it("leaves the client's NIC to the laptop: ifupdown, NetworkManager and systemd-networkd neither configure it nor wait for it", () => {
+    for (const n of [1, 2, 3, 4]) expect(notOk(boots[n], ['client-nic']), `boot ${n}`).toEqual([]);
   });
 });

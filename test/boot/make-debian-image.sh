@@ -9,8 +9,11 @@
 # usage: make-debian-image.sh OUTPUT.img [EXTRA_TREE]
 #   EXTRA_TREE  a directory copied over the rootfs before the filesystem is made: the test's
 #               own additions to the image under test (check service, dummy_hcd, eth0)
-# Env: BOOT_CACHE (default <repo>/.cache/boot), DEBIAN_MIRROR, DISK_SIZE_MIB (default 3072), REFERENCE_DIR
-# (default: where `npm run fetch-reference` finds or fetches HardKernel's boot files).
+# Env: BOOT_CACHE (default <repo>/.cache/boot), DEBIAN_MIRROR, DISK_SIZE_MIB (default 3072),
+#   REFERENCE_DIR (default: where `npm run fetch-reference` finds or fetches HardKernel's boot files),
+#   NETWORK  what brings the network up, switched by files in the one cached rootfs:
+#            ifupdown (default), networkmanager (NetworkManager only: no ifup, networking.service
+#            disabled), none (neither: eth0 by the test's own unit, usb0 by the tool's fallback)
 # Needs root (the tarball's owners and device nodes are unpacked as they are), mmdebstrap,
 # qemu-user-static, binfmt-support, sfdisk, mkfs.fat, mtools, mkfs.ext4.
 set -euo pipefail
@@ -29,10 +32,12 @@ readonly SUITE=bookworm
 readonly MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What the issue names, plus: systemd-sysv for /sbin/init (overlay-init execs it); util-linux
 # and mount for mountpoint/findmnt in the check service; procps for the power-cut workload;
-# libdevmapper1.02.1 because Debian's dockerd (the test's Docker bundle) links it, unlike the static one.
+# libdevmapper1.02.1 because Debian's dockerd (the test's Docker bundle) links it, unlike the static one;
+# network-manager for the NetworkManager-only variant (NETWORK=networkmanager); btrfs-progs so the
+# device can format a btrfs data image; socat for the check service's signal port.
 readonly PACKAGES=(
-  e2fsprogs ifupdown initramfs-tools iproute2 iptables kmod libdevmapper1.02.1 linux-image-arm64 mount
-  openssh-server procps systemd systemd-sysv udev util-linux
+  btrfs-progs e2fsprogs ifupdown initramfs-tools iproute2 iptables kmod libdevmapper1.02.1 linux-image-arm64
+  mount network-manager openssh-server procps socat systemd systemd-sysv udev util-linux
 )
 readonly DISK_SECTORS=$(( ${DISK_SIZE_MIB:-3072} * 2048 ))
 
@@ -104,6 +109,31 @@ tree=$scratch/rootfs
 mkdir "$tree"
 tar --numeric-owner --xattrs --xattrs-include='*' -xpf "$tarball" -C "$tree"
 [[ -z $extra ]] || cp -a "$extra"/. "$tree"/
+
+without_network_manager() {
+  rm -f "$tree"/etc/systemd/system/*.wants/NetworkManager*.service "$tree"/etc/systemd/system/dbus-org.freedesktop.n[mM]*.service \
+    "$tree/etc/NetworkManager/system-connections/eth0.nmconnection"
+}
+# As on an image without ifupdown's binary: the tool must not count on it.
+without_ifupdown() {
+  rm -f "$tree"/sbin/ifup "$tree"/sbin/ifdown "$tree"/sbin/ifquery "$tree"/etc/systemd/system/*.wants/networking.service \
+    "$tree/etc/network/interfaces.d/eth0"
+}
+case ${NETWORK:-ifupdown} in
+ifupdown) without_network_manager ;;
+networkmanager)
+  without_ifupdown
+  # NetworkManager ignores a keyfile others can read; git keeps no such mode.
+  chmod 600 "$tree/etc/NetworkManager/system-connections/eth0.nmconnection"
+  ;;
+none)
+  without_network_manager
+  without_ifupdown
+  ln -s ../boot-test-eth0.service "$tree/etc/systemd/system/multi-user.target.wants/boot-test-eth0.service"
+  ;;
+*) log "NETWORK must be ifupdown, networkmanager or none, not $NETWORK"; exit 2 ;;
+esac
+[[ ${NETWORK:-ifupdown} == none ]] || rm -f "$tree/etc/systemd/system/boot-test-eth0.service"
 
 # As on the stock image: root logs in with the password "odroid" (serial console, for debugging),
 # and fstab mounts the root by UUID and the FAT at /media/boot.

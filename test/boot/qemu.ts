@@ -81,6 +81,28 @@ export interface BootOptions {
   timeoutMs: number;
   /** Pull the plug (SIGKILL) this long after the check service prints this marker. */
   powerCut?: { marker: string; afterMs: number };
+  /** QEMU user-network forwards from the test machine's 127.0.0.1 into the guest. */
+  forwards?: Forward[];
+  /** A second NIC on a tap device of the test machine. */
+  tap?: Tap;
+  /** Called for every CHECK line as it arrives (the guest keeps running meanwhile). */
+  onCheck?: (name: string, value: string) => void;
+}
+
+/** A TCP port on the test machine's 127.0.0.1 that QEMU forwards to guestAddress:guestPort. */
+export interface Forward {
+  hostPort: number;
+  guestAddress: string;
+  guestPort: number;
+}
+
+/**
+ * A tap device QEMU creates on the test machine as it starts (and that goes with it), and the MAC
+ * of the guest's NIC on it. The tap is down and has no address until the test gives it them.
+ */
+export interface Tap {
+  ifname: string;
+  mac: string;
 }
 
 export interface BootResult {
@@ -97,7 +119,12 @@ export interface BootResult {
 
 const CHECK_LINE = /CHECK ([a-z0-9-]+)=(.*)$/;
 
-export function qemuArgs(image: string, files: BootFiles): string[] {
+export function qemuArgs(image: string, files: BootFiles, forwards: Forward[] = [], tap?: Tap): string[] {
+  const hostfwd = forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-${f.guestAddress}:${f.guestPort}`).join('');
+  // After the user network's NIC, so that one stays eth0 (the kernel names them in PCI order).
+  const tapNic = tap
+    ? ['-netdev', `tap,id=tap,ifname=${tap.ifname},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=tap,mac=${tap.mac},romfile=`]
+    : [];
   return [
     '-M',
     'virt',
@@ -127,9 +154,10 @@ export function qemuArgs(image: string, files: BootFiles): string[] {
     // Guest 10.0.2.15, host 10.0.2.2 (its 127.0.0.1: the NFS server). No option ROM: the kernel
     // is loaded directly, nothing boots from the network (and ipxe-qemu need not be installed).
     '-netdev',
-    'user,id=net',
+    `user,id=net${hostfwd}`,
     '-device',
     'virtio-net-pci,netdev=net,romfile=',
+    ...tapNic,
     '-device',
     'virtio-rng-pci',
   ];
@@ -141,7 +169,9 @@ export function bootImage(options: BootOptions): Promise<BootResult> {
   const elapsed = () => (performance.now() - start) / 1000;
   const checks = new Map<string, string[]>();
   const log = createWriteStream(options.log);
-  const child = spawn('qemu-system-aarch64', qemuArgs(options.image, options.files), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('qemu-system-aarch64', qemuArgs(options.image, options.files, options.forwards, options.tap), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let end: BootResult['end'] = 'poweroff';
   let userspaceSeconds: number | undefined;
   const timer = setTimeout(() => {
@@ -159,6 +189,7 @@ export function bootImage(options: BootOptions): Promise<BootResult> {
     userspaceSeconds ??= elapsed();
     log.write(`# +${elapsed().toFixed(1)} s\n`);
     checks.set(name, [...(checks.get(name) ?? []), value.trim()]);
+    options.onCheck?.(name, value.trim());
     if (options.powerCut && name === options.powerCut.marker) {
       setTimeout(() => {
         end = 'powercut';
