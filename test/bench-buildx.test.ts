@@ -27,7 +27,7 @@ beforeAll(async () => {
 
 /** step_seconds from the script, sourced, on `input`: its output and exit status. */
 function stepSeconds(marker: string, input: string) {
-  const run = spawnSync(BASH, ['-c', 'source "$1"; step_seconds "$2"', 'bash', script, marker], { input, encoding: 'utf8' });
+  const run = spawnSync(BASH, ['--norc', '-c', 'source "$1"; step_seconds "$2"', 'bash', script, marker], { input, encoding: 'utf8' });
   return { seconds: run.stdout.trim(), status: run.status };
 }
 

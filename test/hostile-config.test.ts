@@ -168,7 +168,7 @@ async function checkGenerated(config: BuildConfig, dir: string): Promise<void> {
     await writeFile(join(dir, name), content);
   }
 
-  const run = spawnSync('bash', ['-c', CHECKER], { cwd: dir, encoding: 'utf8' });
+  const run = spawnSync('bash', ['--norc', '-c', CHECKER], { cwd: dir, encoding: 'utf8' });
   expect(run.status, `${run.stderr}`).toBe(0);
   const { name, hostname } = config;
   const ip = config.network.ip;

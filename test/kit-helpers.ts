@@ -23,7 +23,7 @@ export function parseKeyFile(text: string): Record<string, Record<string, string
   return sections;
 }
 
-export const BASH = execFileSync('bash', ['-c', 'command -v bash'], { encoding: 'utf8' }).trim();
+export const BASH = execFileSync('bash', ['--norc', '-c', 'command -v bash'], { encoding: 'utf8' }).trim();
 
 /**
  * A bin directory holding only stand-ins (shell scripts given as text) and links to the real
@@ -33,7 +33,7 @@ export const BASH = execFileSync('bash', ['-c', 'command -v bash'], { encoding: 
 export async function fakeBin(stubs: Record<string, string>, tools: string[] = []): Promise<string> {
   const bin = await tempDir();
   for (const tool of ['tr', 'basename', 'dirname', 'cat', 'grep', ...tools]) {
-    await symlink(execFileSync('bash', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
+    await symlink(execFileSync('bash', ['--norc', '-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(), join(bin, tool));
   }
   for (const [name, body] of Object.entries(stubs)) {
     await writeFile(join(bin, name), `#!${BASH}\n${body}\n`);

@@ -28,7 +28,7 @@ describe('README', () => {
     const commands = (await readmeCommands('### Offline example')).map((command) => command.replaceAll('/tmp/', `${tmp}/`));
     expect(commands.some((c) => c.startsWith('npm run build-image'))).toBe(true);
     for (const command of commands) {
-      execFileSync('bash', ['-euo', 'pipefail', '-c', command], {
+      execFileSync('bash', ['--norc', '-euo', 'pipefail', '-c', command], {
         cwd: REPO,
         stdio: 'pipe',
         // A 256 MiB disk instead of the script's 1 GiB: the same content, a quarter of the bytes for
