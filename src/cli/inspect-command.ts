@@ -6,12 +6,11 @@
  */
 
 import { resolveSource } from '../artifacts/stock-image.js';
-import { UserError } from '../errors.js';
 import { openImage } from '../image/open.js';
 import { STEPS } from '../steps/index.js';
 import { IMAGE_CACHE_DIR } from './build-flags.js';
 import { formatReport, inspectImage } from './inspect.js';
-import { type Flag, parseFlags, runMain, usage } from './options.js';
+import { type Flag, parseFlags, runMain, UsageError, usage } from './options.js';
 
 const cacheDir = IMAGE_CACHE_DIR;
 
@@ -31,7 +30,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${usage('npm run inspect --', INSPECT_FLAGS)}\n`);
     return;
   }
-  if (args.input === undefined) throw new UserError('which image? pass --input IMAGE (see --help)');
+  if (args.input === undefined) throw new UsageError('which image? pass --input IMAGE (see --help)');
   const source = await resolveSource({ input: args.input, cacheDir });
   // Name the image as the user did, not by its decompressed copy in the cache.
   const report = { ...(await inspectImage(await openImage(source.path), STEPS)), image: source.origin };

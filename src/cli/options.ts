@@ -2,6 +2,12 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { isUserError, REFUSED_WRITES, refusedWrite, UserError } from '../errors.js';
 
+/** A command line the program cannot run (an unknown flag, a missing word): exit status 2, as getopt's tools. */
+export class UsageError extends UserError {}
+
+/** The exit status of a usage error; every other failure exits 1. */
+export const USAGE_EXIT = 2;
+
 /**
  * One command-line flag, declared once: the parser, the usage text and the README's option table
  * (checked by test/readme.test.ts) all come from these entries.
@@ -60,11 +66,11 @@ export function parseFlags<const F extends readonly Flag[]>(
     const parsed = parseArgs({ args: argv, options, allowPositionals: positionals.length > 0, strict: true });
     const values = parsed.values as FlagValues<F>;
     if (!values.help && parsed.positionals.length !== positionals.length) {
-      throw new UserError(`expected ${positionals.map((word) => word.name).join(' ')}, got ${parsed.positionals.length} word(s)`);
+      throw new UsageError(`expected ${positionals.map((word) => word.name).join(' ')}, got ${parsed.positionals.length} word(s)`);
     }
     return { ...values, words: parsed.positionals };
   } catch (error) {
-    throw new UserError(`${(error as Error).message.split('\n')[0]}; see --help`);
+    throw new UsageError(`${(error as Error).message.split('\n')[0]}; see --help`);
   }
 }
 
@@ -94,7 +100,7 @@ function refusedWriteError(error: unknown, placeOf: (path: string) => WritePlace
 /**
  * Runs an entry point: a UserError, or a write the machine refused, becomes one `error:` line
  * (`placeOf` says where a refused file belongs); anything else is a bug and keeps its stack.
- * Both exit non-zero.
+ * Both exit non-zero: a UsageError 2, the rest 1.
  */
 export function runMain(main: (argv: string[]) => Promise<void>, placeOf: (path: string) => WritePlace): void {
   let settled = false;
@@ -116,6 +122,6 @@ export function runMain(main: (argv: string[]) => Promise<void>, placeOf: (path:
       } else {
         process.stderr.write(`internal error (please report): ${(error as Error)?.stack ?? String(error)}\n`);
       }
-      process.exitCode = 1;
+      process.exitCode = error instanceof UsageError ? USAGE_EXIT : 1;
     });
 }

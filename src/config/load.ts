@@ -1,5 +1,6 @@
 /** Reads a config file and resolves it against the schema: defaults filled in, every value checked. */
 import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { describeValue, explained, parseCidr } from './checks.js';
 import { type BuildConfig, SCHEMA, type Setting } from './schema.js';
@@ -93,6 +94,16 @@ function jsonErrorLocation(source: string, message: string): string {
   return ` at line ${before.length}, column ${before[before.length - 1].length + 1}`;
 }
 
+/**
+ * A local path in a config file (docker.bundle) is relative to the file's directory, as in
+ * tsconfig.json or compose files: a config beside its bundle works from any directory.
+ */
+function relativeToFile(file: string, config: BuildConfig): BuildConfig {
+  const bundle = config.docker.bundle;
+  if (bundle === undefined || isAbsolute(bundle) || /^https?:\/\//i.test(bundle)) return config;
+  return { ...config, docker: { ...config.docker, bundle: resolve(dirname(file), bundle) } };
+}
+
 /** Reads and resolves a config file; without a file, every key takes its default. */
 export async function loadConfig(file: string | undefined, overrides: { name?: string } = {}): Promise<BuildConfig> {
   if (file === undefined) return resolveConfig({}, overrides);
@@ -119,7 +130,7 @@ export async function loadConfig(file: string | undefined, overrides: { name?: s
     throw new UserError(`config file ${file} is not valid JSON${jsonErrorLocation(source, message)}: ${reason}; fix the syntax there`);
   }
   try {
-    return resolveConfig(raw, overrides);
+    return relativeToFile(file, resolveConfig(raw, overrides));
   } catch (error) {
     if (error instanceof UserError) throw new UserError(`${file}: ${error.message}`);
     throw error;
