@@ -6,8 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { BUILD_FLAGS } from '../src/cli/build-flags.js';
 import { synopsis } from '../src/cli/options.js';
 import { listSteps, STEPS } from '../src/steps/index.js';
+import { copyCheckout } from './support/checkout.js';
 import { REPO } from './support/cli.js';
 import { tempDir } from './support/images.js';
+import { REFERENCE_FILES } from './support/reference.js';
+import { sha256 } from './support/sha256.js';
 
 /** The first code block (of the given language, '' for a plain one) after `marker` in the README. */
 async function readmeBlock(marker: string, language = 'sh'): Promise<string> {
@@ -22,27 +25,37 @@ async function readmeCommands(heading: string): Promise<string[]> {
 }
 
 describe('README', () => {
-  it('the offline example runs as written', async () => {
+  it('the offline example runs as written, offline, in a fresh clone with nothing beside it', async () => {
     // The README's /tmp/ is a fresh directory here, so that runs side by side keep apart.
     const tmp = await tempDir();
+    // A clone of this tree: no .cache/, no ../shared/reference beside it, no REFERENCE_DIR.
+    const clone = await copyCheckout(join(tmp, 'clone'), { linkModules: true });
+    const { REFERENCE_DIR: _, ...env } = process.env;
     const commands = (await readmeCommands('### Offline example')).map((command) => command.replaceAll('/tmp/', `${tmp}/`));
     expect(commands.some((c) => c.startsWith('npm run build-image'))).toBe(true);
     for (const command of commands) {
-      execFileSync('bash', ['--norc', '-euo', 'pipefail', '-c', command], {
-        cwd: REPO,
+      // unshare -rn: a network namespace of its own, without any network.
+      execFileSync('unshare', ['-rn', 'bash', '--norc', '-euo', 'pipefail', '-c', command], {
+        cwd: clone,
         stdio: 'pipe',
         // A 256 MiB disk instead of the script's 1 GiB: the same content, a quarter of the bytes for
         // --release to hash and compress.
-        env: { ...process.env, SOURCE_DATE_EPOCH: '', DISK_SIZE_MIB: '256' },
+        env: { ...env, SOURCE_DATE_EPOCH: '', DISK_SIZE_MIB: '256' },
       });
     }
     const out = join(tmp, 'out');
     const inspect = execFileSync('npm', ['run', '--silent', 'inspect', '--', '--input', join(out, 'demo.img')], {
-      cwd: REPO,
+      cwd: clone,
       encoding: 'utf8',
     });
     expect(inspect).toMatch(/^ {2}docker +applied$/m);
     execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: out });
+  });
+
+  it("holds HardKernel's C2 boot files for the offline example, as pinned", async () => {
+    for (const file of REFERENCE_FILES.filter((entry) => entry.path.startsWith('odroid-c2/boot.ini'))) {
+      expect(sha256(await readFile(join(REPO, 'test/fixtures/reference', file.path))), file.path).toBe(file.sha256);
+    }
   });
 
   it('names the test commands that CI runs, in its order', async () => {
