@@ -25,6 +25,7 @@ import { pendingOutput } from './src/output/pending-output.js';
 import { pinClock, sourceDateEpoch } from './src/output/reproducible.js';
 import { openSecrets, secretsDirOf } from './src/secrets/secrets-dir.js';
 import { listSteps, STEPS } from './src/steps/index.js';
+import { powerWarning } from './src/steps/power.js';
 import { remoteLoginWarning } from './src/steps/remote-access.js';
 import { type Stage, stageTimer } from './src/timing.js';
 
@@ -123,7 +124,7 @@ async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config:
     await secrets.commit();
     await kit.commit();
     await stage('commit', () => output.commit());
-    const warning = remoteLoginWarning(config);
+    const warnings = [remoteLoginWarning(config), powerWarning(config)].filter((warning) => warning !== undefined);
     process.stdout.write(
       images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath) ?? [])).join('') +
         (fleet
@@ -131,7 +132,7 @@ async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config:
           : '') +
         `  host     ${hostKitDirOf(args.out)}: network, NFS export, SSH and docker buildx for the host; start with its README.md\n` +
         `  secrets  ${secretsDirOf(args.out)}${args['rotate-secrets'] ? ' (rotated: new CA, certificates and SSH host keys)' : ''}\n` +
-        (warning ? `  warning  ${warning}\n` : ''),
+        warnings.map((warning) => `  warning  ${warning}\n`).join(''),
     );
   } catch (error) {
     await output.discard();

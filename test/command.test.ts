@@ -86,6 +86,8 @@ describe(`${BIN} on PATH, run from any directory`, () => {
   it('npm run build-image from another directory: --input, --config and --out relative to it, docker.bundle to the config file', async () => {
     const run = await npmRun('build-image', ['--input', 'disk.img', '--config', 'conf/offline.json', '--out', 'out', '--name', 'relative']);
     expect(run.code, run.stderr).toBe(0);
+    // The config sets no power.profile: the summary says what `full` means on a laptop's port.
+    expect(run.stdout).toMatch(/^ {2}warning {2}power\.profile "full" .* laptop's USB port .* set power\.profile "usb2-0\.5A"/m);
     const img = join(home, 'out', 'relative.img');
     expect(await debugfsStat(img, '/usr/local/bin/dockerd')).toBeDefined();
     await expect(stat(join(REPO, 'out', 'relative.img'))).rejects.toMatchObject({ code: 'ENOENT' });

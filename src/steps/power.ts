@@ -1,4 +1,4 @@
-import type { PowerProfile } from '../config/schema.js';
+import type { BuildConfig, PowerProfile } from '../config/schema.js';
 import type { Operation } from '../engine/operations.js';
 import type { ImageView, Step } from '../engine/step.js';
 import { UserError } from '../errors.js';
@@ -30,6 +30,16 @@ const PROFILES: Record<PowerProfile, ProfileSettings> = {
   'usb3-0.9A': { maxcpus: '3', maxFreq: '1536', ethernet: false },
   full: { maxcpus: '4', maxFreq: '1536', ethernet: true },
 };
+
+/**
+ * The summary's warning for `full`, the default: it is HardKernel's adapter's profile, and the
+ * board the README starts with runs from a laptop's USB port, where four busy cores can reset it
+ * (docs/power.md says why `full` stays the default).
+ */
+export function powerWarning(config: BuildConfig): string | undefined {
+  if (config.power.profile !== 'full') return undefined;
+  return 'power.profile "full" (the default: 4 cores and the Ethernet) is for a 5 V / 2 A adapter; a C2 powered from a laptop\'s USB port (0.5 A) can reset under a build: set power.profile "usb2-0.5A" (or "usb3-0.9A") in the config (docs/power.md)';
+}
 
 /**
  * The C2's Ethernet MAC, by what it is rather than where: HardKernel's 3.16 tree has it at
