@@ -56,6 +56,21 @@ describe('launch.mjs', () => {
     await expect(stat(bundleOf(entry))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it("runs this package's npm scripts in the directory the user typed them in (INIT_CWD), and nothing else", async () => {
+    await writeFile(entry, 'process.stdout.write(process.cwd());\n');
+    const user = await mkdtemp(join(tmpdir(), 'launch-user-'));
+    try {
+      // As `npm run build-image` starts it: in the checkout, npm's variables naming the script.
+      const asScript = { ...process.env, INIT_CWD: user, npm_lifecycle_script: 'node launch.mjs build' };
+      expect((await run(process.execPath, [LAUNCHER, entry], { cwd: REPO, env: asScript })).stdout).toBe(user);
+      // Started by another script (vitest under `npm test`): INIT_CWD is npm's, not this command's.
+      const underTests = { ...process.env, INIT_CWD: user, npm_lifecycle_script: 'vitest run' };
+      expect((await run(process.execPath, [LAUNCHER, entry], { cwd: dir, env: underTests })).stdout).toBe(dir);
+    } finally {
+      await rm(user, { recursive: true, force: true });
+    }
+  });
+
   it('runs build.ts as tsx does', async () => {
     const launched = await run(process.execPath, [LAUNCHER, 'build.ts', '--list-steps'], { cwd: REPO });
     const viaTsx = await runScript('build.ts', ['--list-steps']);
