@@ -5,9 +5,9 @@
  * that matches. Nothing of the release's secrets stays in a file of the image.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBundle } from './docker-bundle-fixture.js';
 import { keyMatchesCertificate } from './kit-helpers.js';
 import { buildImage } from './support/cli.js';
@@ -73,6 +73,9 @@ beforeAll(async () => {
   const personal = await buildImage(['--input', join(ciOut, `${NAME}.img.xz`), '--out', userOut, '--config', join(dir, 'user.json')]);
   expect(personal.code, personal.stderr).toBe(0);
   image = join(userOut, `${NAME}.img`);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
 });
 
 describe('a release image personalised by the user’s build', () => {

@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BUILD_FLAGS } from '../src/cli/build-flags.js';
@@ -8,7 +8,7 @@ import { synopsis } from '../src/cli/options.js';
 import { listSteps, STEPS } from '../src/steps/index.js';
 import { copyCheckout } from './support/checkout.js';
 import { REPO } from './support/cli.js';
-import { tempDir } from './support/images.js';
+import { skipWithout, tempDir } from './support/images.js';
 import { REFERENCE_FILES } from './support/reference.js';
 import { sha256 } from './support/sha256.js';
 
@@ -24,8 +24,12 @@ async function readmeCommands(heading: string): Promise<string[]> {
   return (await readmeBlock(heading)).split('\n').filter((line) => line.trim() !== '');
 }
 
+const noNetworkNamespace = skipWithout({
+  'a network namespace without network (unshare -rn)': spawnSync('unshare', ['-rn', 'true']).status === 0,
+});
+
 describe('README', () => {
-  it('the offline example runs as written, offline, in a fresh clone with nothing beside it', async () => {
+  it.skipIf(noNetworkNamespace)('the offline example runs as written, offline, in a fresh clone with nothing beside it', async () => {
     // The README's /tmp/ is a fresh directory here, so that runs side by side keep apart.
     const tmp = await tempDir();
     // A clone of this tree: no .cache/, no ../shared/reference beside it, no REFERENCE_DIR.
@@ -50,6 +54,7 @@ describe('README', () => {
     });
     expect(inspect).toMatch(/^ {2}docker +applied$/m);
     execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: out });
+    await rm(tmp, { recursive: true, force: true });
   });
 
   it("holds HardKernel's C2 boot files for the offline example, as pinned", async () => {
