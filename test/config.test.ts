@@ -36,7 +36,7 @@ describe('BuildConfig', () => {
       power: { profile: PowerProfile };
       usb: { protocol: UsbProtocol; deviceMac: string; hostMac: string };
       network: { address: string; gateway: string; dns: string[]; ip: string; prefix: number };
-      nfs: { server: string; export: string };
+      nfs: { server: string; export: string; dataImageSize: string };
       docker: { bundle?: string; sha256?: string };
       ssh: { authorizedKeys: string[] };
     }>();

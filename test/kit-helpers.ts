@@ -1,6 +1,6 @@
 /** For tests of the host kit: its files parsed, its scripts run against stand-ins for the system tools they call. */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmod, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync, type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from './support/images.js';
 
@@ -62,5 +62,102 @@ case "$1 $2" in
   "context update") exit 0 ;;
   "buildx inspect") if [ "$3" = --bootstrap ]; then echo "Name: $4"; else [ -e "$STATE/builder-$3" ]; fi ;;
   "buildx create") : >"$STATE/builder-$4" ;;
+  "buildx rm") rm "$STATE/builder-$3" ;;
+  "context rm") rm "$STATE/context-$3" ;;
   *) echo "unexpected: docker $*" >&2; exit 2 ;;
 esac`;
+
+/** What a test needs to run the kit's scripts as root on a stand-in host, changing nothing on this machine. */
+export interface KitHost {
+  /** Runs `bash <script> args` as root in the host namespace, `bin` (if given) first on PATH. */
+  run(script: string, args?: string[], options?: { bin?: string; env?: Record<string, string> }): SpawnSyncReturns<string>;
+  /** Runs a shell command in the host namespace, with the same private mounts. */
+  shell(command: string): SpawnSyncReturns<string>;
+  /** Runs a shell command in the device's namespace, the other end of the link. */
+  onDevice(command: string): SpawnSyncReturns<string>;
+  /** What the scripts changed under /etc and /var/lib: the overlays' upper directories' files. */
+  changed(): Promise<string[]>;
+  remove(): Promise<void>;
+}
+
+let hosts = 0;
+
+/**
+ * A host for the kit: a network namespace whose veth (named as systemd names a USB adapter, with
+ * the host MAC) stands in for the USB link, the device's namespace at its other end (usb0,
+ * `deviceAddress`), and private mounts: overlays on /etc and /var/lib whose changes land in temp
+ * directories, /run/systemd and /run/dbus hidden, so no script reaches this machine's services.
+ */
+export async function kitHost(hostMac: string, deviceAddress: string): Promise<KitHost> {
+  const dir = await tempDir();
+  const tag = `${process.pid}-${hosts++}`;
+  const host = `kit-host-${tag}`;
+  const device = `kit-device-${tag}`;
+  const overlays = ['/etc', '/var/lib'].map((lower, index) => ({
+    lower,
+    upper: join(dir, `upper${index}`),
+    work: join(dir, `work${index}`),
+  }));
+  for (const { upper, work } of overlays) {
+    await mkdir(upper);
+    await mkdir(work);
+  }
+  const prelude = [
+    'set -e',
+    ...overlays.map(({ lower, upper, work }) => `mount -t overlay overlay -o lowerdir=${lower},upperdir=${upper},workdir=${work} ${lower}`),
+    'for hidden in /run/systemd /run/dbus; do if [ -d "$hidden" ]; then mount -t tmpfs tmpfs "$hidden"; fi; done',
+    'set +e',
+  ].join('\n');
+  const sh = (namespace: string, command: string, env: Record<string, string> = {}) =>
+    spawnSync('ip', ['netns', 'exec', namespace, BASH, '--norc', '-c', command], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', ...env },
+    });
+  const must = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
+  must('netns', 'add', host);
+  must('netns', 'add', device);
+  const link = `enx${hostMac.replaceAll(':', '')}`;
+  must('-n', host, 'link', 'add', 'name', link, 'address', hostMac, 'type', 'veth', 'peer', 'name', 'usb0', 'netns', device);
+  must('-n', host, 'link', 'set', link, 'up');
+  must('-n', host, 'link', 'set', 'lo', 'up');
+  must('-n', device, 'address', 'add', deviceAddress, 'dev', 'usb0');
+  must('-n', device, 'link', 'set', 'usb0', 'up');
+  must('-n', device, 'link', 'set', 'lo', 'up');
+  return {
+    run: (script, args = [], { bin, env = {} } = {}) =>
+      sh(host, `${prelude}\nexec ${BASH} --norc ${[script, ...args].map(shellQuote).join(' ')}`, {
+        ...env,
+        ...(bin ? { PATH: `${bin}:${process.env.PATH}` } : {}),
+      }),
+    shell: (command) => sh(host, `${prelude}\n${command}`),
+    onDevice: (command) => sh(device, command),
+    changed: async () => {
+      const files: string[] = [];
+      for (const { lower, upper } of overlays) {
+        for (const entry of await readdir(upper, { recursive: true })) {
+          if (!(await sameAsLower(join(upper, entry), join(lower, entry)))) files.push(join(lower, entry));
+        }
+      }
+      return files.sort();
+    },
+    remove: async () => {
+      spawnSync('ip', ['netns', 'del', host]);
+      spawnSync('ip', ['netns', 'del', device]);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Whether an overlay's upper entry only repeats its lower one: a directory copied up to reach a
+ * file in it, a file rewritten with the same bytes and mode (not a whiteout, which is a device).
+ */
+async function sameAsLower(upper: string, lower: string): Promise<boolean> {
+  const [above, below] = await Promise.all([lstat(upper), lstat(lower).catch(() => undefined)]);
+  if (!below) return false;
+  if (above.isDirectory()) return below.isDirectory();
+  if (!above.isFile() || !below.isFile() || above.mode !== below.mode) return false;
+  return (await readFile(upper)).equals(await readFile(lower));
+}
+
+const shellQuote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;

@@ -14,6 +14,7 @@ import { writeFile } from '../files.js';
 import { type PendingDir, pendingDir } from '../output/pending-dir.js';
 import { hostKeys, hostKeysDir } from '../secrets/ssh-host-keys.js';
 import { DOCKER_TLS_PORT, tlsMaterial } from '../secrets/tls.js';
+import { SYSTEM_DIRECTORIES } from './system-directories.js';
 
 export const hostKitDirOf = (outDir: string) => join(outDir, 'host');
 
@@ -37,10 +38,19 @@ function profileUuid(config: BuildConfig): string {
 }
 
 /**
- * A device's values for the templates: everything per device is here. `hostKeys`: the device's
- * SSH host public keys as known_hosts takes them, "type base64".
+ * The data image install.sh makes on the share, or '-' when the device makes its own (ext4, with
+ * its own mkfs.ext4, whose features its kernel and e2fsck know). A kernel without the mainline
+ * overlay (the C2's stock 3.16) would run Docker's vfs driver on ext4: btrfs shares layers there
+ * (docs/docker.md), and the stock image has no mkfs.btrfs, so the host makes it.
  */
-export function boardView(config: BuildConfig, hostKeys: string[]) {
+const hostDataImage = (config: BuildConfig, mainlineOverlay: boolean) => (mainlineOverlay ? '-' : `${config.name}.btrfs`);
+
+/**
+ * A device's values for the templates: everything per device is here. `hostKeys`: the device's
+ * SSH host public keys as known_hosts takes them, "type base64". `mainlineOverlay`: whether the
+ * device's kernel has the mainline overlay file system (the stock C2 kernel has not).
+ */
+export function boardView(config: BuildConfig, hostKeys: string[], mainlineOverlay = false) {
   return {
     name: config.name,
     hostname: config.hostname,
@@ -49,8 +59,11 @@ export function boardView(config: BuildConfig, hostKeys: string[]) {
     // systemd's name for a USB adapter with a fixed MAC (NamePolicy "mac" for USB devices).
     interfaceName: `enx${config.usb.hostMac.replaceAll(':', '')}`,
     hostAddress: `${config.network.gateway}/${config.network.prefix}`,
+    gateway: config.network.gateway,
     nfsServer: config.nfs.server,
     export: config.nfs.export,
+    hostDataImage: hostDataImage(config, mainlineOverlay),
+    dataImageSize: config.nfs.dataImageSize,
     tlsPort: DOCKER_TLS_PORT,
     uuid: profileUuid(config),
     nmconnection: `${config.name}.nmconnection`,
@@ -60,7 +73,7 @@ export function boardView(config: BuildConfig, hostKeys: string[]) {
 
 /** The kit's files made from templates (all but tls/), for the devices' views and their buildx builder `builder`. */
 export async function renderKitTemplates(views: ReturnType<typeof boardView>[], builder: string): Promise<KitFile[]> {
-  const view = { builderName: builder, boards: views };
+  const view = { builderName: builder, boards: views, systemDirs: SYSTEM_DIRECTORIES };
   const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);
   return [
     // NetworkManager ignores keyfiles that others can read: 0600 lets a plain `cp` work.
@@ -71,6 +84,8 @@ export async function renderKitTemplates(views: ReturnType<typeof boardView>[], 
     { path: 'exports', content: await render('exports'), mode: 0o644 },
     { path: 'known_hosts', content: await render('known_hosts'), mode: 0o644 },
     { path: 'setup-buildx.sh', content: await render('setup-buildx.sh'), mode: 0o755 },
+    // README.md's steps 2-5 in one command, with --dry-run and --uninstall.
+    { path: 'install.sh', content: await render('install.sh'), mode: 0o755 },
     // The chain from USB link to builder, checked link by link.
     { path: 'doctor.sh', content: await render('doctor.sh'), mode: 0o755 },
     // Native versus emulation: the script and the build it times.
