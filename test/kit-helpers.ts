@@ -69,8 +69,8 @@ esac`;
 
 /** What a test needs to run the kit's scripts as root on a stand-in host, changing nothing on this machine. */
 export interface KitHost {
-  /** Runs `bash <script> args` as root in the host namespace, `bin` (if given) first on PATH. */
-  run(script: string, args?: string[], options?: { bin?: string; env?: Record<string, string> }): SpawnSyncReturns<string>;
+  /** Runs `bash <script> args` as root in the host namespace, `bin` first on PATH, or `path` as PATH. */
+  run(script: string, args?: string[], options?: { bin?: string; path?: string; env?: Record<string, string> }): SpawnSyncReturns<string>;
   /** Runs a shell command in the host namespace, with the same private mounts. */
   shell(command: string): SpawnSyncReturns<string>;
   /** Runs a shell command in the device's namespace, the other end of the link. */
@@ -124,11 +124,12 @@ export async function kitHost(hostMac: string, deviceAddress: string): Promise<K
   must('-n', device, 'link', 'set', 'usb0', 'up');
   must('-n', device, 'link', 'set', 'lo', 'up');
   return {
-    run: (script, args = [], { bin, env = {} } = {}) =>
-      sh(host, `${prelude}\nexec ${BASH} --norc ${[script, ...args].map(shellQuote).join(' ')}`, {
-        ...env,
-        ...(bin ? { PATH: `${bin}:${process.env.PATH}` } : {}),
-      }),
+    run: (script, args = [], { bin, path = bin && `${bin}:${process.env.PATH}`, env = {} } = {}) =>
+      sh(
+        host,
+        `${prelude}\n${path ? `PATH=${shellQuote(path)}\n` : ''}exec ${BASH} --norc ${[script, ...args].map(shellQuote).join(' ')}`,
+        env,
+      ),
     shell: (command) => sh(host, `${prelude}\n${command}`),
     onDevice: (command) => sh(device, command),
     changed: async () => {
