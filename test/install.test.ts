@@ -3,14 +3,23 @@
  * link, with overlays on /etc and /var/lib (kitHost), the real exportfs (nfs-kernel-server's) and
  * mkfs.btrfs, a stand-in for the docker CLI only (setup-buildx.sh's own test covers its calls).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFile, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import type { BuildConfig } from '../src/config/schema.js';
 import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
-import { fakeBin, type KitHost, kitHost, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
+import {
+  FIREWALL_CMD,
+  fakeBin,
+  type KitHost,
+  kitHost,
+  NM_SHARED_XML,
+  nmSharedZone,
+  SETUP_BUILDX_DOCKER,
+  TCP_PROBE,
+} from './kit-helpers.js';
 import { skipWithout, tempDir } from './support/images.js';
 
 const HOST_MAC = '02:aa:bb:cc:dd:06';
@@ -82,7 +91,7 @@ describe.skipIf(noHost)('install.sh on a stand-in host', () => {
       '+ install -d -m 700 /var/lib/odroid-buildx-image',
       `+ mkdir -p ${share}`,
       `+ truncate -s 1G ${share}/c2-test.btrfs.new`,
-      `+ mkfs.btrfs -q -K -L docker-data -${dry.stdout.includes('-O \\^free') ? 'O' : 'R'} \\^free-space-tree ${share}/c2-test.btrfs.new`,
+      `+ mkfs.btrfs -q -K -L docker-data -${dry.stdout.includes("-O '^free") ? 'O' : 'R'} '^free-space-tree' ${share}/c2-test.btrfs.new`,
       `+ mv ${share}/c2-test.btrfs.new ${share}/c2-test.btrfs`,
       '+ install -d -m 755 /etc/exports.d',
       `+ install -m 644 -o root -g root ${kit}/exports /etc/exports.d/c2-test.exports`,
@@ -196,5 +205,76 @@ describe.skipIf(noHost)('install.sh refuses', () => {
     expect(off.stderr).toContain('install.sh: the NFS server has NFS 4.1 switched off');
     expect(off.stderr).toContain('sudo nfsconf --set nfsd vers4.1 y');
     expect(commands(off.stdout)).toEqual([]);
+  });
+});
+
+describe.skipIf(
+  noHost ||
+    skipWithout({
+      'firewall-offline-cmd (firewalld)': spawnSync('firewall-offline-cmd', ['--version']).status === 0,
+      nft: spawnSync('nft', ['--version']).status === 0,
+    }),
+)("install.sh and firewalld's nm-shared zone", () => {
+  let host: KitHost;
+  let listener: ChildProcess;
+  const LINK = `enx${HOST_MAC.replaceAll(':', '')}`;
+  /** What a connection to the NFS port from `source` on the device's side meets. */
+  const nfsFrom = (source: string) => host.onDevice(`${TCP_PROBE} 10.0.0.1 2049 ${source}`).stdout.trim();
+  const zoneFile = () => host.shell('cat /etc/firewalld/zones/nm-shared.xml').stdout;
+
+  beforeAll(async () => {
+    host = await kitHost(HOST_MAC, '10.0.0.2/24');
+    host.onDevice('ip address add 10.0.0.3/24 dev usb0');
+    const setUp = host.shell(
+      `ip address add 10.0.0.1/24 dev ${LINK} && nft -f - <<'EOF'\n${nmSharedZone(LINK)}\nEOF\nmkdir -p /etc/firewalld/zones && cat >/etc/firewalld/zones/nm-shared.xml <<'EOF'\n${NM_SHARED_XML}EOF`,
+    );
+    expect(setUp.stderr).toBe('');
+    // A server on the NFS port: what answers there does not matter to the firewall.
+    listener = spawn('ip', [
+      'netns',
+      'exec',
+      host.namespace,
+      process.execPath,
+      '-e',
+      'require("net").createServer((s) => s.end()).listen(2049, "10.0.0.1", () => console.log("listening"))',
+    ]);
+    await new Promise((resolve) => listener.stdout?.once('data', resolve));
+  });
+  afterAll(async () => {
+    listener?.kill();
+    await host?.remove();
+  });
+
+  it('opens TCP 2049 to the device alone, saved and running, and closes it again on --uninstall', async () => {
+    const { kit } = await kitFor({ export: join(await tempDir(), 'share') });
+    const state = await tempDir();
+    const bin = await fakeBin({ docker: SETUP_BUILDX_DOCKER, 'firewall-cmd': FIREWALL_CMD });
+    const install = (...args: string[]) => host.run(join(kit, 'install.sh'), args, { bin, env: { STATE: state } });
+    const before = zoneFile();
+    expect(nfsFrom('10.0.0.2')).toBe('EHOSTUNREACH');
+
+    const rule = `'--add-rich-rule=rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept'`;
+    const run = install();
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(commands(run.stdout)).toEqual(
+      expect.arrayContaining([`+ firewall-cmd --permanent --zone=nm-shared ${rule}`, `+ firewall-cmd --zone=nm-shared ${rule}`]),
+    );
+    expect(nfsFrom('10.0.0.2')).toBe('connected');
+    expect(nfsFrom('10.0.0.3')).toBe('EHOSTUNREACH');
+    // Saved: firewalld itself reads the rule back from the zone file.
+    expect(zoneFile()).toContain('<source address="10.0.0.2"/>');
+    expect(host.shell('firewall-offline-cmd --zone=nm-shared --list-rich-rules').stdout.trim().split('\n')).toEqual([
+      'rule priority="32767" reject',
+      'rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept',
+    ]);
+
+    const again = install();
+    expect(commands(again.stdout)).toEqual([]);
+
+    const undo = install('--uninstall');
+    expect(undo.status).toBe(0);
+    expect(nfsFrom('10.0.0.2')).toBe('EHOSTUNREACH');
+    expect(zoneFile()).toBe(before);
   });
 });

@@ -69,6 +69,8 @@ esac`;
 
 /** What a test needs to run the kit's scripts as root on a stand-in host, changing nothing on this machine. */
 export interface KitHost {
+  /** The host's network namespace, for `ip netns exec`. */
+  namespace: string;
   /** Runs `bash <script> args` as root in the host namespace, `bin` first on PATH, or `path` as PATH. */
   run(script: string, args?: string[], options?: { bin?: string; path?: string; env?: Record<string, string> }): SpawnSyncReturns<string>;
   /** Runs a shell command in the host namespace, with the same private mounts. */
@@ -124,6 +126,7 @@ export async function kitHost(hostMac: string, deviceAddress: string): Promise<K
   must('-n', device, 'link', 'set', 'usb0', 'up');
   must('-n', device, 'link', 'set', 'lo', 'up');
   return {
+    namespace: host,
     run: (script, args = [], { bin, path = bin && `${bin}:${process.env.PATH}`, env = {} } = {}) =>
       sh(
         host,
@@ -162,3 +165,81 @@ async function sameAsLower(upper: string, lower: string): Promise<boolean> {
 }
 
 const shellQuote = (word: string) => `'${word.replaceAll("'", "'\\''")}'`;
+
+/**
+ * firewalld's nm-shared zone as its nftables backend makes it (firewalld 1.x, `nft list ruleset`),
+ * for the link `link`: ICMP, DHCP, DNS and SSH in, the rest rejected; rich rules of priority 0
+ * (the default) go into the zone's allow chain, ahead of the reject.
+ */
+export const nmSharedZone = (link: string) => `
+table inet firewalld {
+  chain filter_INPUT {
+    type filter hook input priority filter + 10; policy accept;
+    ct state established,related accept
+    iifname "lo" accept
+    iifname "${link}" jump filter_IN_nm-shared
+  }
+  chain filter_IN_nm-shared {
+    jump filter_IN_nm-shared_allow
+    meta l4proto { icmp, ipv6-icmp } accept
+    reject with icmpx admin-prohibited
+  }
+  chain filter_IN_nm-shared_allow {
+    udp dport 67 accept
+    udp dport 53 accept
+    tcp dport 53 accept
+    tcp dport 22 accept
+  }
+}`;
+
+/**
+ * firewall-cmd for a host whose firewalld cannot run (it needs D-Bus): --permanent goes to the
+ * real firewall-offline-cmd, which checks the rule and writes the zone's XML under /etc/firewalld;
+ * the running rules are nmSharedZone's, a rich rule "source address, port, protocol, accept" made
+ * the nftables rule firewalld makes of it. Every call is logged to $STATE/firewall-cmd.
+ */
+export const FIREWALL_CMD = `
+echo "firewall-cmd $*" >>"$STATE/firewall-cmd"
+permanent=() rest=()
+for arg; do if [ "$arg" = --permanent ]; then permanent=1; else rest+=("$arg"); fi; done
+[ -z "$permanent" ] || exec firewall-offline-cmd "\${rest[@]}"
+chain=filter_IN_nm-shared_allow
+case $1 in
+  --state) echo running; exit 0 ;;
+  --get-zone-of-interface=*) echo nm-shared; exit 0 ;;
+  --zone=nm-shared) ;;
+  *) exit 2 ;;
+esac
+rule=\${2#*=}
+field() { sed -n "s/.* $1=\\"\\([^\\"]*\\)\\".*/\\1/p" <<<"$rule"; }
+nft_rule="ip saddr $(field address) $(field protocol) dport $(field port) accept"
+case $2 in
+  --query-rich-rule=*) nft list chain inet firewalld $chain | grep -qF "$nft_rule" ;;
+  --add-rich-rule=*) nft add rule inet firewalld $chain $nft_rule ;;
+  --remove-rich-rule=*)
+    handle=$(nft -a list chain inet firewalld $chain | grep -F "$nft_rule" | sed 's/.*# handle //')
+    nft delete rule inet firewalld $chain handle "$handle" ;;
+  *) exit 1 ;;
+esac`;
+
+/** firewalld's nm-shared zone file (firewalld 0.9 and later ship it in /usr/lib/firewalld/zones). */
+export const NM_SHARED_XML = `<?xml version="1.0" encoding="utf-8"?>
+<zone target="ACCEPT">
+  <short>NetworkManager Shared</short>
+  <service name="dhcp"/>
+  <service name="dns"/>
+  <service name="ssh"/>
+  <protocol value="icmp"/>
+  <protocol value="ipv6-icmp"/>
+  <rule priority="32767">
+    <reject/>
+  </rule>
+</zone>
+`;
+
+/** A node one-liner: connects to $0:$1 from address $2 and prints "connected" or the error's code. */
+export const TCP_PROBE = `${process.execPath} -e '
+const socket = require("net").connect({ host: process.argv[1], port: +process.argv[2], localAddress: process.argv[3], timeout: 5000 });
+socket.on("connect", () => { console.log("connected"); socket.destroy(); });
+socket.on("timeout", () => { console.log("ETIMEDOUT"); socket.destroy(); });
+socket.on("error", (error) => console.log(error.code));'`;
