@@ -36,6 +36,7 @@ describe('host kit: files', () => {
       exports: 0o644,
       known_hosts: 0o644,
       'setup-buildx.sh': 0o755,
+      'install.sh': 0o755,
       'doctor.sh': 0o755,
       'bench-buildx.sh': 0o755,
       bench: 0o755,
@@ -104,7 +105,7 @@ describe('host kit: files', () => {
   });
 
   it('writes scripts that pass bash -n and shellcheck', () => {
-    for (const script of ['nat.sh', 'setup-buildx.sh', 'doctor.sh']) {
+    for (const script of ['nat.sh', 'setup-buildx.sh', 'install.sh', 'doctor.sh', 'bench-buildx.sh']) {
       const syntax = spawnSync('bash', ['-n', join(kit, script)], { encoding: 'utf8' });
       expect(syntax.stderr, script).toBe('');
       expect(syntax.status, script).toBe(0);
@@ -113,6 +114,26 @@ describe('host kit: files', () => {
       expect(check.stdout + check.stderr, script).toBe('');
       expect(check.status, script).toBe(0);
     }
+  });
+});
+
+describe('host kit: scripts', () => {
+  it('say what they do with --help, and do nothing else', async () => {
+    const state = await tempDir();
+    // Every command but the shell's own logs its call: --help must need none of them.
+    const bin = await fakeBin(
+      Object.fromEntries(
+        ['id', 'ip', 'iptables', 'docker', 'exportfs', 'sysctl'].map((tool) => [tool, `echo "${tool} $*" >>"$STATE/log"`]),
+      ),
+      ['sed'],
+    );
+    for (const script of ['nat.sh', 'install.sh', 'doctor.sh', 'bench-buildx.sh']) {
+      const help = runKitScript(join(kit, script), bin, { STATE: state }, ['--help']);
+      expect(help.status, script).toBe(0);
+      expect(help.stdout, script).toMatch(/^(usage: |[A-Z])/);
+      expect(help.stdout, script).toContain('docs/host-kit.md');
+    }
+    expect(spawnSync('test', ['-e', join(state, 'log')]).status).toBe(1);
   });
 });
 

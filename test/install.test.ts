@@ -3,7 +3,7 @@
  * link, with overlays on /etc and /var/lib (kitHost), the real exportfs (nfs-kernel-server's) and
  * mkfs.btrfs, a stand-in for the docker CLI only (setup-buildx.sh's own test covers its calls).
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawnSync } from 'node:child_process';
 import { readFile, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,23 +13,19 @@ import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
 import {
   FIREWALL_CMD,
   fakeBin,
+  KIT_HOST_NEEDS,
   type KitHost,
   kitHost,
-  NM_SHARED_XML,
-  nmSharedZone,
+  listenIn,
   SETUP_BUILDX_DOCKER,
   TCP_PROBE,
+  withNmSharedZone,
 } from './kit-helpers.js';
 import { skipWithout, tempDir } from './support/images.js';
 
 const HOST_MAC = '02:aa:bb:cc:dd:06';
 
-const noHost = skipWithout({
-  root: process.getuid?.() === 0,
-  'network namespaces (ip netns add)': spawnSync('ip', ['netns', 'list']).status === 0,
-  'exportfs (nfs-kernel-server)': spawnSync('bash', ['--norc', '-c', 'command -v exportfs']).status === 0,
-  'mkfs.btrfs (btrfs-progs)': spawnSync('mkfs.btrfs', ['--version']).status === 0,
-});
+const noHost = skipWithout({ ...KIT_HOST_NEEDS, 'mkfs.btrfs (btrfs-progs)': spawnSync('mkfs.btrfs', ['--version']).status === 0 });
 
 async function kitFor(nfs: Partial<BuildConfig['nfs']>, edit: (config: BuildConfig) => BuildConfig = (config) => config) {
   const out = await tempDir();
@@ -225,20 +221,10 @@ describe.skipIf(
   beforeAll(async () => {
     host = await kitHost(HOST_MAC, '10.0.0.2/24');
     host.onDevice('ip address add 10.0.0.3/24 dev usb0');
-    const setUp = host.shell(
-      `ip address add 10.0.0.1/24 dev ${LINK} && nft -f - <<'EOF'\n${nmSharedZone(LINK)}\nEOF\nmkdir -p /etc/firewalld/zones && cat >/etc/firewalld/zones/nm-shared.xml <<'EOF'\n${NM_SHARED_XML}EOF`,
-    );
+    const setUp = host.shell(`ip address add 10.0.0.1/24 dev ${LINK} && ${withNmSharedZone(LINK)}`);
     expect(setUp.stderr).toBe('');
     // A server on the NFS port: what answers there does not matter to the firewall.
-    listener = spawn('ip', [
-      'netns',
-      'exec',
-      host.namespace,
-      process.execPath,
-      '-e',
-      'require("net").createServer((s) => s.end()).listen(2049, "10.0.0.1", () => console.log("listening"))',
-    ]);
-    await new Promise((resolve) => listener.stdout?.once('data', resolve));
+    listener = await listenIn(host.namespace, '10.0.0.1', 2049);
   });
   afterAll(async () => {
     listener?.kill();

@@ -1,5 +1,5 @@
 /** For tests of the host kit: its files parsed, its scripts run against stand-ins for the system tools they call. */
-import { execFileSync, type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { chmod, lstat, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from './support/images.js';
@@ -81,6 +81,14 @@ export interface KitHost {
   changed(): Promise<string[]>;
   remove(): Promise<void>;
 }
+
+/** What kitHost needs, for skipWithout. */
+export const KIT_HOST_NEEDS = {
+  root: process.getuid?.() === 0,
+  'network namespaces (ip netns add)': spawnSync('ip', ['netns', 'list']).status === 0,
+  'exportfs (nfs-kernel-server)': spawnSync('bash', ['--norc', '-c', 'command -v exportfs']).status === 0,
+  'nft (nftables)': spawnSync('bash', ['--norc', '-c', 'command -v nft']).status === 0,
+};
 
 let hosts = 0;
 
@@ -237,9 +245,24 @@ export const NM_SHARED_XML = `<?xml version="1.0" encoding="utf-8"?>
 </zone>
 `;
 
+/** Shell commands giving a kitHost firewalld's nm-shared zone for `link`: its running rules and its zone file. */
+export const withNmSharedZone = (link: string) =>
+  `nft -f - <<'EOF'\n${nmSharedZone(link)}\nEOF\nmkdir -p /etc/firewalld/zones && cat >/etc/firewalld/zones/nm-shared.xml <<'EOF'\n${NM_SHARED_XML}EOF`;
+
 /** A node one-liner: connects to $0:$1 from address $2 and prints "connected" or the error's code. */
 export const TCP_PROBE = `${process.execPath} -e '
 const socket = require("net").connect({ host: process.argv[1], port: +process.argv[2], localAddress: process.argv[3], timeout: 5000 });
 socket.on("connect", () => { console.log("connected"); socket.destroy(); });
 socket.on("timeout", () => { console.log("ETIMEDOUT"); socket.destroy(); });
 socket.on("error", (error) => console.log(error.code));'`;
+
+/** A TCP server on `address:port` in `namespace`, once it listens: what answers does not matter to a firewall or ss. */
+export async function listenIn(namespace: string, address: string, port: number): Promise<ChildProcess> {
+  const server = `require("net").createServer((s) => s.end()).listen(${port}, "${address}", () => console.log("listening"))`;
+  const listener = spawn('ip', ['netns', 'exec', namespace, process.execPath, '-e', server]);
+  await new Promise((resolve, reject) => {
+    listener.stdout?.once('data', resolve);
+    listener.once('exit', (code) => reject(new Error(`the server on ${address}:${port} exited with ${code}`)));
+  });
+  return listener;
+}
