@@ -117,6 +117,15 @@ describe('host kit: files', () => {
   });
 });
 
+describe('host kit: README', () => {
+  it('leads with the one command that sets this computer up', async () => {
+    const readme = await readFile(join(kit, 'README.md'), 'utf8');
+    const firstBlock = /```sh\n([^`]*)```/.exec(readme)?.[1] ?? '';
+    expect(firstBlock.split('\n')[0]).toMatch(/^sudo \.\/install\.sh /);
+    expect(readme.indexOf('sudo ./install.sh')).toBeLessThan(readme.indexOf('## 1.'));
+  });
+});
+
 describe('host kit: scripts', () => {
   it('say what they do with --help, and do nothing else', async () => {
     const state = await tempDir();

@@ -38,12 +38,12 @@ function profileUuid(config: BuildConfig): string {
 }
 
 /**
- * The data image install.sh makes on the share, or '-' when the device makes its own (ext4, with
+ * The data image install.sh makes on the share, or '' when the device makes its own (ext4, with
  * its own mkfs.ext4, whose features its kernel and e2fsck know). A kernel without the mainline
  * overlay (the C2's stock 3.16) would run Docker's vfs driver on ext4: btrfs shares layers there
  * (docs/docker.md), and the stock image has no mkfs.btrfs, so the host makes it.
  */
-const hostDataImage = (config: BuildConfig, mainlineOverlay: boolean) => (mainlineOverlay ? '-' : `${config.name}.btrfs`);
+const hostDataImage = (config: BuildConfig, mainlineOverlay: boolean) => (mainlineOverlay ? '' : `${config.name}.btrfs`);
 
 /**
  * A device's values for the templates: everything per device is here. `hostKeys`: the device's
