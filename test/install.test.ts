@@ -4,7 +4,7 @@
  * mkfs.btrfs, a stand-in for the docker CLI only (setup-buildx.sh's own test covers its calls).
  */
 import { type ChildProcess, execFileSync, spawnSync } from 'node:child_process';
-import { readFile, stat, symlink } from 'node:fs/promises';
+import { chmod, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
@@ -262,5 +262,68 @@ describe.skipIf(
     expect(undo.status).toBe(0);
     expect(nfsFrom('10.0.0.2')).toBe('EHOSTUNREACH');
     expect(zoneFile()).toBe(before);
+  });
+});
+
+describe.skipIf(noHost)('install.sh with NetworkManager and systemd, run with sudo', () => {
+  let host: KitHost;
+  afterAll(async () => host?.remove());
+
+  it('installs the profile privately and reloads, enables the NFS server, runs setup-buildx.sh as the user in their home; --uninstall undoes each', async () => {
+    host = await kitHost(HOST_MAC, '10.0.0.2/24');
+    const { out, kit } = await kitFor({ export: join(await tempDir(), 'share') });
+    const state = await tempDir();
+    // setup-buildx.sh runs as nobody: the kit, the stand-ins and their logs must be open to it.
+    await chmod(out, 0o755);
+    const log = (tool: string) => `echo "${tool} $*" >>"$STATE/log"`;
+    const bin = await fakeBin({
+      nmcli: `${log('nmcli')}\n[ "$*" != "-t -f RUNNING general" ] || echo running`,
+      // nfs-server neither running nor enabled yet.
+      systemctl: `${log('systemctl')}\ncase $1 in is-active) exit 3 ;; is-enabled) exit 1 ;; esac`,
+      docker: `echo "as $(id -un) in $HOME" >>"$STATE/users"\n${SETUP_BUILDX_DOCKER}`,
+    });
+    await chmod(bin, 0o755);
+    await chmod(state, 0o777);
+    for (const file of ['log', 'users']) {
+      await writeFile(join(state, file), '');
+      await chmod(join(state, file), 0o666);
+    }
+    const profile = '/etc/NetworkManager/system-connections/c2-test.nmconnection';
+    const install = (...args: string[]) =>
+      host.shell(
+        `mkdir -p /run/systemd/system && PATH=${bin}:$PATH SUDO_USER=nobody STATE=${state} bash ${kit}/install.sh ${args.join(' ')}`,
+      );
+    host.shell('mkdir -p /etc/NetworkManager/system-connections');
+    const before = await changes(host);
+
+    const run = install();
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(commands(run.stdout)).toEqual(
+      expect.arrayContaining([
+        `+ install -m 600 -o root -g root ${kit}/c2-test.nmconnection ${profile}`,
+        '+ nmcli connection reload',
+        '+ systemctl enable --now nfs-server',
+        `+ as_user nobody ${kit}/setup-buildx.sh`,
+      ]),
+    );
+    expect(run.stdout).not.toContain('nat.sh');
+    expect(host.shell(`stat -c '%a %U %G' ${profile}`).stdout).toBe('600 root root\n');
+    expect(host.shell(`cmp ${kit}/c2-test.nmconnection ${profile}`).status).toBe(0);
+    expect(new Set((await readFile(join(state, 'users'), 'utf8')).trim().split('\n'))).toEqual(new Set(['as nobody in /nonexistent']));
+
+    const undo = install('--uninstall');
+    expect(undo.status).toBe(0);
+    expect(commands(undo.stdout)).toEqual(
+      expect.arrayContaining([`+ rm -f ${profile} && nmcli connection reload`, '+ systemctl disable --now nfs-server']),
+    );
+    expect(await changes(host)).toEqual(before);
+    const calls = (await readFile(join(state, 'log'), 'utf8')).split('\n');
+    expect(calls.filter((call) => /^(nmcli connection|systemctl (enable|disable))/.test(call))).toEqual([
+      'nmcli connection reload',
+      'systemctl enable --now nfs-server',
+      'systemctl disable --now nfs-server',
+      'nmcli connection reload',
+    ]);
   });
 });

@@ -96,7 +96,7 @@ let hosts = 0;
  * A host for the kit: a network namespace whose veth (named as systemd names a USB adapter, with
  * the host MAC) stands in for the USB link, the device's namespace at its other end (usb0,
  * `deviceAddress`), and private mounts: overlays on /etc and /var/lib whose changes land in temp
- * directories, /run/systemd and /run/dbus hidden, so no script reaches this machine's services.
+ * directories, an empty /run, so no script reaches this machine's services.
  */
 export async function kitHost(hostMac: string, deviceAddress: string): Promise<KitHost> {
   const dir = await tempDir();
@@ -115,7 +115,8 @@ export async function kitHost(hostMac: string, deviceAddress: string): Promise<K
   const prelude = [
     'set -e',
     ...overlays.map(({ lower, upper, work }) => `mount -t overlay overlay -o lowerdir=${lower},upperdir=${upper},workdir=${work} ${lower}`),
-    'for hidden in /run/systemd /run/dbus; do if [ -d "$hidden" ]; then mount -t tmpfs tmpfs "$hidden"; fi; done',
+    // An empty /run: no systemd, D-Bus or Docker socket of this machine's is reachable.
+    'mount -t tmpfs tmpfs /run',
     'set +e',
   ].join('\n');
   const sh = (namespace: string, command: string, env: Record<string, string> = {}) =>
