@@ -6,9 +6,26 @@ import { resolveConfig } from '../src/config/load.js';
 import type { BuildConfig } from '../src/config/schema.js';
 import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
 import { fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
-import { tempDir } from './support/images.js';
+import { skipWithout, tempDir } from './support/images.js';
 
 const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: '02:aa:bb:cc:dd:06', deviceMac: '02:aa:bb:cc:dd:02' } });
+
+/** libnm through GObject introspection: NetworkManager's keyfile reader, without the daemon. */
+const LIBNM_IMPORT = "import gi, json, sys; gi.require_version('NM', '1.0'); from gi.repository import NM, GLib";
+const LIBNM = spawnSync('/usr/bin/python3', ['-c', LIBNM_IMPORT]);
+/** Reads the keyfile argv[1] as NetworkManager does (nm_keyfile_read), checks it (verify), prints what it means. */
+const READ_KEYFILE = `${LIBNM_IMPORT}
+keyfile = GLib.KeyFile.new()
+keyfile.load_from_file(sys.argv[1], GLib.KeyFileFlags.NONE)
+profile = NM.keyfile_read(keyfile, '/', NM.KeyfileHandlerFlags.NONE, None, None)
+profile.normalize()
+profile.verify()
+ip4 = profile.get_setting_ip4_config()
+address = ip4.get_address(0)
+print(json.dumps({'id': profile.get_id(), 'type': profile.get_connection_type(),
+  'mac': profile.get_setting_wired().get_mac_address(), 'method': ip4.get_method(),
+  'address': f'{address.get_address()}/{address.get_prefix()}', 'ipv6': profile.get_setting_ip6_config().get_method(),
+  'autoconnect': profile.get_setting_connection().get_autoconnect()}))`;
 
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 
@@ -68,6 +85,23 @@ describe('host kit: files', () => {
     expect(profile.ipv4).toEqual({ method: 'shared', address1: `${CONFIG.network.gateway}/${CONFIG.network.prefix}` });
     expect(profile.ipv4.address1).toBe('10.0.0.1/24');
   });
+
+  it.skipIf(skipWithout({ "NetworkManager's libnm for Python (gir1.2-nm-1.0, python3-gi)": LIBNM.status === 0 }))(
+    "is a profile NetworkManager's own keyfile reader (libnm) accepts as meant",
+    () => {
+      const read = spawnSync('/usr/bin/python3', ['-c', READ_KEYFILE, join(kit, 'c2-test.nmconnection')], { encoding: 'utf8' });
+      expect(read.stderr).toBe('');
+      expect(JSON.parse(read.stdout)).toEqual({
+        id: 'c2-test',
+        type: '802-3-ethernet',
+        mac: '02:AA:BB:CC:DD:06',
+        method: 'shared',
+        address: '10.0.0.1/24',
+        ipv6: 'ignore',
+        autoconnect: true,
+      });
+    },
+  );
 
   it('keeps the profile UUID across rebuilds and gives another device another one', async () => {
     const again = await writeKit(await tempDir(), secrets);
