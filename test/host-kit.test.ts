@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import type { BuildConfig } from '../src/config/schema.js';
-import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
-import { fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
+import { boardView, hostKitDirOf, type KitFile, renderKitTemplates, writeHostKit } from '../src/host-kit/host-kit.js';
+import { BASH, fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
 import { skipWithout, tempDir } from './support/images.js';
 
 const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: '02:aa:bb:cc:dd:06', deviceMac: '02:aa:bb:cc:dd:02' } });
@@ -157,6 +157,30 @@ describe('host kit: README', () => {
     const firstBlock = /```sh\n([^`]*)```/.exec(readme)?.[1] ?? '';
     expect(firstBlock.split('\n')[0]).toMatch(/^sudo \.\/install\.sh /);
     expect(readme.indexOf('sudo ./install.sh')).toBeLessThan(readme.indexOf('## 1.'));
+  });
+});
+
+describe('host kit: the data image', () => {
+  /** The words install.sh has for its devices, as bash reads them. */
+  const installBoards = (script: string) =>
+    spawnSync(BASH, ['--norc', '-c', `eval "$(sed -n '/^boards=(/,/^)/p')"; printf '<%s>' "\${boards[@]}"`], {
+      input: script,
+      encoding: 'utf8',
+    }).stdout;
+
+  it('is btrfs made by the host, sized by nfs.dataImageSize, for a kernel without the mainline overlay; else left to the device', async () => {
+    const sized = { ...CONFIG, nfs: { ...CONFIG.nfs, dataImageSize: '64G' } };
+    const file = async (files: KitFile[], path: string) => files.find((kitFile) => kitFile.path === path)?.content ?? '';
+    const stock = await renderKitTemplates([boardView(sized, [])], 'c2-test');
+    expect(installBoards(await file(stock, 'install.sh'))).toBe(
+      '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><c2-test.btrfs><64G>',
+    );
+    expect(await file(stock, 'README.md')).toContain('sudo truncate -s 64G /srv/c2-test/c2-test.btrfs');
+    const mainline = await renderKitTemplates([boardView(sized, [], true)], 'c2-test');
+    expect(installBoards(await file(mainline, 'install.sh'))).toBe(
+      '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><><64G>',
+    );
+    expect(await file(mainline, 'README.md')).not.toContain('mkfs.btrfs');
   });
 });
 
