@@ -173,12 +173,12 @@ describe('host kit: the data image', () => {
     const file = async (files: KitFile[], path: string) => files.find((kitFile) => kitFile.path === path)?.content ?? '';
     const stock = await renderKitTemplates([boardView(sized, [])], 'c2-test');
     expect(installBoards(await file(stock, 'install.sh'))).toBe(
-      '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><c2-test.btrfs><64G>',
+      '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><c2-test.btrfs><64G><rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept>',
     );
     expect(await file(stock, 'README.md')).toContain('sudo truncate -s 64G /srv/c2-test/c2-test.btrfs');
     const mainline = await renderKitTemplates([boardView(sized, [], true)], 'c2-test');
     expect(installBoards(await file(mainline, 'install.sh'))).toBe(
-      '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><><64G>',
+      '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><><64G><rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept>',
     );
     expect(await file(mainline, 'README.md')).not.toContain('mkfs.btrfs');
   });

@@ -38,6 +38,12 @@ function profileUuid(config: BuildConfig): string {
 }
 
 /**
+ * The firewalld rule that lets a device reach the host's NFS server (TCP 2049, docs/docker.md)
+ * and nothing else: NetworkManager's shared link is in the nm-shared zone, which rejects NFS.
+ */
+const nfsRichRule = (deviceIp: string) => `rule family="ipv4" source address="${deviceIp}" port port="2049" protocol="tcp" accept`;
+
+/**
  * The data image install.sh makes on the share, or '' when the device makes its own (ext4, with
  * its own mkfs.ext4, whose features its kernel and e2fsck know). A kernel without the mainline
  * overlay (the C2's stock 3.16) would run Docker's vfs driver on ext4: btrfs shares layers there
@@ -64,6 +70,7 @@ export function boardView(config: BuildConfig, hostKeys: string[], mainlineOverl
     export: config.nfs.export,
     hostDataImage: hostDataImage(config, mainlineOverlay),
     dataImageSize: config.nfs.dataImageSize,
+    nfsRichRule: nfsRichRule(config.network.ip),
     tlsPort: DOCKER_TLS_PORT,
     uuid: profileUuid(config),
     nmconnection: `${config.name}.nmconnection`,
