@@ -327,3 +327,33 @@ describe.skipIf(noHost)('install.sh with NetworkManager and systemd, run with su
     ]);
   });
 });
+
+describe.skipIf(noHost)('install.sh when a step fails', () => {
+  let host: KitHost;
+  afterAll(async () => host?.remove());
+
+  it('stops there saying so, and --uninstall still undoes that step and those before it', async () => {
+    host = await kitHost(HOST_MAC, '10.0.0.2/24');
+    const { kit } = await kitFor({ export: join(await tempDir(), 'share') });
+    const state = await tempDir();
+    // The device's Docker does not answer: buildx makes the builder, then cannot start it.
+    const bin = await fakeBin({
+      docker: SETUP_BUILDX_DOCKER.replace(
+        '"buildx inspect") if [ "$3" = --bootstrap ]; then echo "Name: $4";',
+        '"buildx inspect") if [ "$3" = --bootstrap ]; then exit 1;',
+      ),
+    });
+    const install = (...args: string[]) => host.run(join(kit, 'install.sh'), args, { bin, env: { STATE: state } });
+    const run = install();
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`install.sh: failed: as_user root ${kit}/setup-buildx.sh (above: why; the rest is not done`);
+    expect(spawnSync('test', ['-e', join(state, 'builder-c2-test')]).status).toBe(0);
+
+    const undo = install('--uninstall');
+    expect(undo.status).toBe(0);
+    expect(commands(undo.stdout)[0]).toBe('+ forget_builder root c2-test');
+    expect(spawnSync('test', ['-e', join(state, 'builder-c2-test')]).status).toBe(1);
+    expect(spawnSync('test', ['-e', join(state, 'context-c2-test')]).status).toBe(1);
+    expect(await changes(host)).toEqual([]);
+  });
+});
