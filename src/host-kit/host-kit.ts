@@ -1,7 +1,8 @@
 /**
  * The host kit, `<out>/host/`: what the computer the device plugs into needs (network profile or
  * NAT script, NFS export, SSH known_hosts, docker contexts and the buildx builder, the client's
- * TLS files, a native-versus-emulation benchmark), rendered from templates/host-kit/. It is written outside the image, so it is a
+ * TLS files, a native-versus-emulation benchmark, install.sh setting it all up in one command),
+ * rendered from templates/host-kit/. It is written outside the image, so it is a
  * build stage rather than a step, and it is swapped in whole: a failed build leaves the old kit.
  * Everything per device comes from one device's config (boardView), so several devices are a list.
  */
