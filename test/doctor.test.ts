@@ -237,14 +237,18 @@ describe.skipIf(skipWithout(KIT_HOST_NEEDS))('doctor.sh at the NFS link, on a st
     expect(noServer.at(-1)).toBe(
       '✗ NFS: no NFS server here (nothing listens on port 2049); install nfs-utils (Fedora) or nfs-kernel-server (Debian, Ubuntu), then run sudo ./install.sh',
     );
+    // The export loaded (exportfs -v lists it) but no server running: what the device meets is nothing.
+    const exportShare = `mkdir -p /etc/exports.d && cp ${kit}/exports /etc/exports.d/c2-test.exports && mkdir -p ${kit}/../share && exportfs -ra`;
+    host.shell(exportShare);
     expect(doctorLines().at(-1)).toBe(
       '✗ NFS: the NFS server is not running here (nothing listens on port 2049); start it: sudo systemctl enable --now nfs-server',
     );
     listener = await listenIn(host.namespace, '0.0.0.0', 2049);
+    host.shell('rm /etc/exports.d/c2-test.exports && exportfs -ra');
     expect(doctorLines().at(-1)).toMatch(
       /^✗ NFS: this host does not export .*\/share to 10\.0\.0\.2; run sudo \.\/install\.sh, or by hand: /,
     );
-    host.shell(`mkdir -p /etc/exports.d && cp ${kit}/exports /etc/exports.d/c2-test.exports && mkdir -p ${kit}/../share && exportfs -ra`);
+    host.shell(exportShare);
     const rule = 'rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept';
     expect(doctorLines().at(-1)).toBe(
       `✗ NFS: firewalld's zone nm-shared (the link's) rejects NFS from 10.0.0.2; open it: sudo ./install.sh, or sudo firewall-cmd --permanent --zone=nm-shared --add-rich-rule='${rule}' && sudo firewall-cmd --zone=nm-shared --add-rich-rule='${rule}'`,
