@@ -36,7 +36,7 @@ describe('BuildConfig', () => {
       power: { profile: PowerProfile };
       usb: { protocol: UsbProtocol; deviceMac: string; hostMac: string };
       network: { address: string; gateway: string; dns: string[]; ip: string; prefix: number };
-      nfs: { server: string; export: string };
+      nfs: { server: string; export: string; dataImageSize: string };
       docker: { bundle?: string; sha256?: string };
       ssh: { authorizedKeys: string[] };
     }>();
@@ -53,7 +53,7 @@ describe('resolveConfig defaults', () => {
       power: { profile: 'full' },
       usb: { protocol: 'ecm', deviceMac: expect.any(String), hostMac: expect.any(String) },
       network: { address: '10.0.0.2/24', ip: '10.0.0.2', prefix: 24, gateway: '10.0.0.1', dns: ['1.1.1.1'] },
-      nfs: { server: '10.0.0.1', export: '/srv/odroid-c2-builder' },
+      nfs: { server: '10.0.0.1', export: '/srv/odroid-c2-builder', dataImageSize: '32G' },
       docker: {},
       ssh: { authorizedKeys: [] },
     });
@@ -299,6 +299,7 @@ describe('renderConfigDoc', () => {
       'network.dns',
       'nfs.server',
       'nfs.export',
+      'nfs.dataImageSize',
       'docker.bundle',
       'docker.sha256',
       'ssh.authorizedKeys',

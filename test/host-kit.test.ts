@@ -4,11 +4,28 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import type { BuildConfig } from '../src/config/schema.js';
-import { hostKitDirOf, writeHostKit } from '../src/host-kit/host-kit.js';
-import { fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
-import { tempDir } from './support/images.js';
+import { boardView, hostKitDirOf, type KitFile, renderKitTemplates, writeHostKit } from '../src/host-kit/host-kit.js';
+import { BASH, fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
+import { skipWithout, tempDir } from './support/images.js';
 
 const CONFIG = resolveConfig({ name: 'c2-test', usb: { hostMac: '02:aa:bb:cc:dd:06', deviceMac: '02:aa:bb:cc:dd:02' } });
+
+/** libnm through GObject introspection: NetworkManager's keyfile reader, without the daemon. */
+const LIBNM_IMPORT = "import gi, json, sys; gi.require_version('NM', '1.0'); from gi.repository import NM, GLib";
+const LIBNM = spawnSync('/usr/bin/python3', ['-c', LIBNM_IMPORT]);
+/** Reads the keyfile argv[1] as NetworkManager does (nm_keyfile_read), checks it (verify), prints what it means. */
+const READ_KEYFILE = `${LIBNM_IMPORT}
+keyfile = GLib.KeyFile.new()
+keyfile.load_from_file(sys.argv[1], GLib.KeyFileFlags.NONE)
+profile = NM.keyfile_read(keyfile, '/', NM.KeyfileHandlerFlags.NONE, None, None)
+profile.normalize()
+profile.verify()
+ip4 = profile.get_setting_ip4_config()
+address = ip4.get_address(0)
+print(json.dumps({'id': profile.get_id(), 'type': profile.get_connection_type(),
+  'mac': profile.get_setting_wired().get_mac_address(), 'method': ip4.get_method(),
+  'address': f'{address.get_address()}/{address.get_prefix()}', 'ipv6': profile.get_setting_ip6_config().get_method(),
+  'autoconnect': profile.get_setting_connection().get_autoconnect()}))`;
 
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 
@@ -36,6 +53,7 @@ describe('host kit: files', () => {
       exports: 0o644,
       known_hosts: 0o644,
       'setup-buildx.sh': 0o755,
+      'install.sh': 0o755,
       'doctor.sh': 0o755,
       'bench-buildx.sh': 0o755,
       bench: 0o755,
@@ -67,6 +85,23 @@ describe('host kit: files', () => {
     expect(profile.ipv4).toEqual({ method: 'shared', address1: `${CONFIG.network.gateway}/${CONFIG.network.prefix}` });
     expect(profile.ipv4.address1).toBe('10.0.0.1/24');
   });
+
+  it.skipIf(skipWithout({ "NetworkManager's libnm for Python (gir1.2-nm-1.0, python3-gi)": LIBNM.status === 0 }))(
+    "is a profile NetworkManager's own keyfile reader (libnm) accepts as meant",
+    () => {
+      const read = spawnSync('/usr/bin/python3', ['-c', READ_KEYFILE, join(kit, 'c2-test.nmconnection')], { encoding: 'utf8' });
+      expect(read.stderr).toBe('');
+      expect(JSON.parse(read.stdout)).toEqual({
+        id: 'c2-test',
+        type: '802-3-ethernet',
+        mac: '02:AA:BB:CC:DD:06',
+        method: 'shared',
+        address: '10.0.0.1/24',
+        ipv6: 'ignore',
+        autoconnect: true,
+      });
+    },
+  );
 
   it('keeps the profile UUID across rebuilds and gives another device another one', async () => {
     const again = await writeKit(await tempDir(), secrets);
@@ -104,7 +139,7 @@ describe('host kit: files', () => {
   });
 
   it('writes scripts that pass bash -n and shellcheck', () => {
-    for (const script of ['nat.sh', 'setup-buildx.sh', 'doctor.sh']) {
+    for (const script of ['nat.sh', 'setup-buildx.sh', 'install.sh', 'doctor.sh', 'bench-buildx.sh']) {
       const syntax = spawnSync('bash', ['-n', join(kit, script)], { encoding: 'utf8' });
       expect(syntax.stderr, script).toBe('');
       expect(syntax.status, script).toBe(0);
@@ -113,6 +148,59 @@ describe('host kit: files', () => {
       expect(check.stdout + check.stderr, script).toBe('');
       expect(check.status, script).toBe(0);
     }
+  });
+});
+
+describe('host kit: README', () => {
+  it('leads with the one command that sets this computer up', async () => {
+    const readme = await readFile(join(kit, 'README.md'), 'utf8');
+    const firstBlock = /```sh\n([^`]*)```/.exec(readme)?.[1] ?? '';
+    expect(firstBlock.split('\n')[0]).toMatch(/^sudo \.\/install\.sh /);
+    expect(readme.indexOf('sudo ./install.sh')).toBeLessThan(readme.indexOf('## 1.'));
+  });
+});
+
+describe('host kit: the data image', () => {
+  /** The words install.sh has for its devices, as bash reads them. */
+  const installBoards = (script: string) =>
+    spawnSync(BASH, ['--norc', '-c', `eval "$(sed -n '/^boards=(/,/^)/p')"; printf '<%s>' "\${boards[@]}"`], {
+      input: script,
+      encoding: 'utf8',
+    }).stdout;
+
+  it('is btrfs made by the host, sized by nfs.dataImageSize, for a kernel without the mainline overlay; else left to the device', async () => {
+    const sized = { ...CONFIG, nfs: { ...CONFIG.nfs, dataImageSize: '64G' } };
+    const file = async (files: KitFile[], path: string) => files.find((kitFile) => kitFile.path === path)?.content ?? '';
+    const stock = await renderKitTemplates([boardView(sized, [])], 'c2-test');
+    expect(installBoards(await file(stock, 'install.sh'))).toBe(
+      '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><c2-test.btrfs><64G><rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept>',
+    );
+    expect(await file(stock, 'README.md')).toContain('sudo truncate -s 64G /srv/c2-test/c2-test.btrfs');
+    const mainline = await renderKitTemplates([boardView(sized, [], true)], 'c2-test');
+    expect(installBoards(await file(mainline, 'install.sh'))).toBe(
+      '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><><64G><rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept>',
+    );
+    expect(await file(mainline, 'README.md')).not.toContain('mkfs.btrfs');
+  });
+});
+
+describe('host kit: scripts', () => {
+  it('say what they do with --help, and do nothing else', async () => {
+    const state = await tempDir();
+    // Every command but the shell's own logs its call: --help must need none of them.
+    const bin = await fakeBin(
+      Object.fromEntries(
+        ['id', 'ip', 'iptables', 'docker', 'exportfs', 'sysctl'].map((tool) => [tool, `echo "${tool} $*" >>"$STATE/log"`]),
+      ),
+      ['sed'],
+    );
+    for (const script of ['nat.sh', 'install.sh', 'doctor.sh', 'bench-buildx.sh']) {
+      const help = runKitScript(join(kit, script), bin, { STATE: state }, ['--help']);
+      expect(help.status, script).toBe(0);
+      expect(help.stdout, script).toMatch(/^(usage: |[A-Z])/);
+      expect(help.stdout, script).toContain('docs/host-kit.md');
+    }
+    expect(spawnSync('test', ['-e', join(state, 'log')]).status).toBe(1);
   });
 });
 

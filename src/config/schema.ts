@@ -78,6 +78,7 @@ const KEYS = {
   'network.dns': textList,
   'nfs.server': text,
   'nfs.export': text,
+  'nfs.dataImageSize': text,
   'docker.bundle': unsetByDefault(text),
   'docker.sha256': unsetByDefault(text),
   'ssh.authorizedKeys': textList,
@@ -195,6 +196,11 @@ const SETTINGS: { [K in ConfigKey]: Rules<K> } = {
     default: { doc: '`/srv/<name>`', derive: (config) => `/srv/${config.name}` },
     check: checkExport,
     doc: "Directory the server exports for the device's persistent storage (the root filesystem is read-only): an absolute path of names made of letters, digits and `. _ + -`.",
+  },
+  'nfs.dataImageSize': {
+    default: { value: '32G' },
+    check: (value) => (/^[1-9][0-9]{0,5}[MGT]$/.test(value) ? value : invalid('is not a size; give a number and M, G or T, e.g. "32G"')),
+    doc: "Size of the sparse data image on the share that holds Docker's data (`truncate -s` syntax: `32G`); it takes room on the server only as Docker fills it ([docs/docker.md](docker.md)).",
   },
   'docker.bundle': {
     check: checkBundle,

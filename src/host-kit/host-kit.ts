@@ -1,7 +1,8 @@
 /**
  * The host kit, `<out>/host/`: what the computer the device plugs into needs (network profile or
  * NAT script, NFS export, SSH known_hosts, docker contexts and the buildx builder, the client's
- * TLS files, a native-versus-emulation benchmark), rendered from templates/host-kit/. It is written outside the image, so it is a
+ * TLS files, a native-versus-emulation benchmark, install.sh setting it all up in one command),
+ * rendered from templates/host-kit/. It is written outside the image, so it is a
  * build stage rather than a step, and it is swapped in whole: a failed build leaves the old kit.
  * Everything per device comes from one device's config (boardView), so several devices are a list.
  */
@@ -14,6 +15,7 @@ import { writeFile } from '../files.js';
 import { type PendingDir, pendingDir } from '../output/pending-dir.js';
 import { hostKeys, hostKeysDir } from '../secrets/ssh-host-keys.js';
 import { DOCKER_TLS_PORT, tlsMaterial } from '../secrets/tls.js';
+import { SYSTEM_DIRECTORIES } from './system-directories.js';
 
 export const hostKitDirOf = (outDir: string) => join(outDir, 'host');
 
@@ -37,10 +39,25 @@ function profileUuid(config: BuildConfig): string {
 }
 
 /**
- * A device's values for the templates: everything per device is here. `hostKeys`: the device's
- * SSH host public keys as known_hosts takes them, "type base64".
+ * The firewalld rule that lets a device reach the host's NFS server (TCP 2049, docs/docker.md)
+ * and nothing else: NetworkManager's shared link is in the nm-shared zone, which rejects NFS.
  */
-export function boardView(config: BuildConfig, hostKeys: string[]) {
+const nfsRichRule = (deviceIp: string) => `rule family="ipv4" source address="${deviceIp}" port port="2049" protocol="tcp" accept`;
+
+/**
+ * The data image install.sh makes on the share, or '' when the device makes its own (ext4, with
+ * its own mkfs.ext4, whose features its kernel and e2fsck know). A kernel without the mainline
+ * overlay (the C2's stock 3.16) would run Docker's vfs driver on ext4: btrfs shares layers there
+ * (docs/docker.md), and the stock image has no mkfs.btrfs, so the host makes it.
+ */
+const hostDataImage = (config: BuildConfig, mainlineOverlay: boolean) => (mainlineOverlay ? '' : `${config.name}.btrfs`);
+
+/**
+ * A device's values for the templates: everything per device is here. `hostKeys`: the device's
+ * SSH host public keys as known_hosts takes them, "type base64". `mainlineOverlay`: whether the
+ * device's kernel has the mainline overlay file system (the stock C2 kernel has not).
+ */
+export function boardView(config: BuildConfig, hostKeys: string[], mainlineOverlay = false) {
   return {
     name: config.name,
     hostname: config.hostname,
@@ -49,8 +66,12 @@ export function boardView(config: BuildConfig, hostKeys: string[]) {
     // systemd's name for a USB adapter with a fixed MAC (NamePolicy "mac" for USB devices).
     interfaceName: `enx${config.usb.hostMac.replaceAll(':', '')}`,
     hostAddress: `${config.network.gateway}/${config.network.prefix}`,
+    gateway: config.network.gateway,
     nfsServer: config.nfs.server,
     export: config.nfs.export,
+    hostDataImage: hostDataImage(config, mainlineOverlay),
+    dataImageSize: config.nfs.dataImageSize,
+    nfsRichRule: nfsRichRule(config.network.ip),
     tlsPort: DOCKER_TLS_PORT,
     uuid: profileUuid(config),
     nmconnection: `${config.name}.nmconnection`,
@@ -60,7 +81,7 @@ export function boardView(config: BuildConfig, hostKeys: string[]) {
 
 /** The kit's files made from templates (all but tls/), for the devices' views and their buildx builder `builder`. */
 export async function renderKitTemplates(views: ReturnType<typeof boardView>[], builder: string): Promise<KitFile[]> {
-  const view = { builderName: builder, boards: views };
+  const view = { builderName: builder, boards: views, systemDirs: SYSTEM_DIRECTORIES };
   const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);
   return [
     // NetworkManager ignores keyfiles that others can read: 0600 lets a plain `cp` work.
@@ -71,6 +92,8 @@ export async function renderKitTemplates(views: ReturnType<typeof boardView>[], 
     { path: 'exports', content: await render('exports'), mode: 0o644 },
     { path: 'known_hosts', content: await render('known_hosts'), mode: 0o644 },
     { path: 'setup-buildx.sh', content: await render('setup-buildx.sh'), mode: 0o755 },
+    // README.md's steps 2-5 in one command, with --dry-run and --uninstall.
+    { path: 'install.sh', content: await render('install.sh'), mode: 0o755 },
     // The chain from USB link to builder, checked link by link.
     { path: 'doctor.sh', content: await render('doctor.sh'), mode: 0o755 },
     // Native versus emulation: the script and the build it times.

@@ -30,8 +30,6 @@ export function nfsMountOptions(server: string): string {
 
 /** How long the boot waits for the host's share before docker gives up (docs/docker.md). */
 export const NFS_WAIT_SECONDS = 60;
-/** The data image's apparent size: sparse, so it takes room on the host only as it fills. */
-export const DATA_IMAGE_SIZE = '32G';
 export const DATA_ROOT = '/var/lib/docker';
 /** Where dockerd puts containerd's root when it runs containerd itself. */
 export const CONTAINERD_ROOT = `${DATA_ROOT}/containerd/daemon`;
@@ -59,7 +57,7 @@ export function dockerView(config: BuildConfig) {
     dataImage: `${config.name}.ext4`,
     // Used instead when the share has it (docs/docker.md: a btrfs data image).
     dataImageBtrfs: `${config.name}.btrfs`,
-    dataImageSize: DATA_IMAGE_SIZE,
+    dataImageSize: config.nfs.dataImageSize,
     dataRoot: DATA_ROOT,
     containerdRoot: CONTAINERD_ROOT,
     envFile: '/run/builder-storage/dockerd.env',
