@@ -5,6 +5,7 @@
  */
 import { posix } from 'node:path';
 import type { ImageView } from '../engine/step.js';
+import { UserError } from '../errors.js';
 
 /** More links than this on one path is a loop (the kernel's own limit is 40). */
 const MAX_LINKS = 40;
@@ -49,4 +50,19 @@ export async function findProgram(image: ImageView, name: string): Promise<strin
     if (stat?.type === 'file' || stat?.type === 'symlink') return path;
   }
   return undefined;
+}
+
+/**
+ * Where the file at `path` really is: its directories and then the file itself followed through
+ * symlinks, as the running system would open it (a stock /etc/ssh/sshd_config or /etc/shadow may be
+ * a link). A loop is named in one line; a dangling link yields its target, which does not exist.
+ */
+export async function realFile(image: ImageView, path: string): Promise<string> {
+  let resolved = await realPath(image, path);
+  for (let links = 0; ; links++) {
+    const target = await image.readlink('rootfs', resolved);
+    if (target === undefined) return resolved;
+    if (links >= MAX_LINKS) throw new UserError(`${path} in the root file system is a symlink loop; fix or remove it in the stock image`);
+    resolved = await realPath(image, target.startsWith('/') ? target : posix.join(posix.dirname(resolved), target));
+  }
 }

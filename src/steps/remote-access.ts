@@ -1,10 +1,13 @@
+import { posix } from 'node:path';
 import type { BuildConfig } from '../config/schema.js';
 import type { Operation } from '../engine/operations.js';
-import type { Step } from '../engine/step.js';
+import type { ImageView, Step } from '../engine/step.js';
 import { renderTemplate } from '../engine/templates.js';
 import { UserError } from '../errors.js';
+import { realDir, realFile } from '../facts/root-paths.js';
 
 const SHADOW = '/etc/shadow';
+const PASSWD = '/etc/passwd';
 const SSHD_CONFIG = '/etc/ssh/sshd_config';
 const SSH_DIR = '/root/.ssh';
 const AUTHORIZED_KEYS = `${SSH_DIR}/authorized_keys`;
@@ -12,10 +15,18 @@ const AUTHORIZED_KEYS = `${SSH_DIR}/authorized_keys`;
 const BEGIN_MARKER = '# BEGIN odroid-buildx-image';
 const BEGIN = `${BEGIN_MARKER} (remote-access step, docs/host-kit.md): SSH takes keys only. A rebuild replaces this block.`;
 const END = '# END odroid-buildx-image';
-/** `*` is no hash at all, so no password opens it; unlike a `!` lock, sshd without PAM still takes root's keys. */
+/** `*` is no hash at all, so no password opens root; unlike a `!` lock, sshd without PAM still takes root's keys. */
 const NO_PASSWORD = '*';
+/**
+ * Every other account is locked as `passwd -l` locks one: a `!` before the field. PAM's pam_unix
+ * matches no password against it, and sshd, without PAM, refuses a `!` account every method, keys
+ * included (a bare `*` it lets in by key). `!*` drops the published stock hash too.
+ */
+const LOCKED_ACCOUNT = '!*';
 /** Password fields that hold no password: `*`, `!`, `!!`, `!*` as useradd and passwd write them. */
-const LOCKED = /^[!*]+$/;
+const NO_HASH = /^[!*]+$/;
+/** Key files sshd reads for an account by default; the block below narrows it to the first. */
+const KEY_FILES = ['.ssh/authorized_keys', '.ssh/authorized_keys2'];
 
 const passwordField = (line: string) => line.split(':')[1];
 
@@ -27,25 +38,52 @@ const passwordField = (line: string) => line.split(':')[1];
 export function accountsWithPassword(shadow: string): string[] {
   return shadow
     .split('\n')
-    .filter((line) => line.includes(':') && !LOCKED.test(passwordField(line)))
+    .filter((line) => line.includes(':') && !NO_HASH.test(passwordField(line)))
     .map((line) => line.split(':')[0]);
 }
 
 /**
- * Sets every password field that holds a password to `*`, and root's whatever it holds (a `!` would
- * shut out root's keys, see NO_PASSWORD), keeping the rest of each line.
+ * Sets root's password field to `*` (a `!` would shut out root's keys, see NO_PASSWORD) and locks
+ * every other account with `!*` unless it is `!`-locked already, keeping the rest of each line.
  */
 export function lockPasswords(shadow: string): string {
   const lines = shadow.split('\n');
   if (!lines.some((line) => line.startsWith('root:'))) throw new UserError(`${SHADOW} has no root entry; use HardKernel's Ubuntu image`);
   return lines
     .map((line) => {
-      if (!line.includes(':') || (LOCKED.test(passwordField(line)) && !line.startsWith('root:'))) return line;
+      if (!line.includes(':')) return line;
       const fields = line.split(':');
-      fields[1] = NO_PASSWORD;
+      if (fields[0] === 'root') fields[1] = NO_PASSWORD;
+      else if (!fields[1].startsWith('!')) fields[1] = LOCKED_ACCOUNT;
       return fields.join(':');
     })
     .join('\n');
+}
+
+/** The home directories of /etc/passwd's accounts, root's among them. */
+export function homesOf(passwd: string): string[] {
+  const homes = passwd
+    .split('\n')
+    .map((line) => line.split(':')[5])
+    .filter((home): home is string => Boolean(home?.startsWith('/')));
+  return [...new Set(homes)];
+}
+
+/**
+ * Every key file in the stock root that sshd would read, root's included: a stock image may carry
+ * keys of its own (someone's, in a published image) that would outlive the locked passwords.
+ */
+async function stockKeyFiles(image: ImageView): Promise<string[]> {
+  const passwd = await image.readText('rootfs', await realFile(image, PASSWD));
+  const found: string[] = [];
+  for (const home of homesOf(passwd ?? '')) {
+    for (const file of KEY_FILES) {
+      const path = posix.join(await realDir(image, posix.join(home, posix.dirname(file))), posix.basename(file));
+      // Root's own file is rewritten with ssh.authorizedKeys below.
+      if (path !== AUTHORIZED_KEYS && (await image.lstat('rootfs', path)) !== undefined) found.push(path);
+    }
+  }
+  return found;
 }
 
 const keywordOf = (line: string) => /^\s*([A-Za-z]+)(?:\s|=)/.exec(line)?.[1].toLowerCase();
@@ -91,7 +129,8 @@ export const remoteAccess: Step = {
   summary: 'every password locked, SSH with ssh.authorizedKeys only',
   async plan({ config, image }) {
     const render = (path: string, view: object) => renderTemplate(`remote-access${path}.mustache`, view);
-    const shadow = (await image.lstat('rootfs', SHADOW))?.type === 'file' ? await image.readText('rootfs', SHADOW) : undefined;
+    const shadowPath = await realFile(image, SHADOW);
+    const shadow = (await image.lstat('rootfs', shadowPath))?.type === 'file' ? await image.readText('rootfs', shadowPath) : undefined;
     if (shadow === undefined) {
       throw new UserError(`the root file system has no ${SHADOW} to lock the passwords in; use HardKernel's Ubuntu image`);
     }
@@ -100,10 +139,11 @@ export const remoteAccess: Step = {
       {
         op: 'edit',
         on: 'rootfs',
-        path: SHADOW,
-        what: `passwords locked (${NO_PASSWORD}): ${locked.join(', ') || 'none had one'}`,
+        path: shadowPath,
+        what: `root's password removed (${NO_PASSWORD}), every other account locked (${LOCKED_ACCOUNT}); had one: ${locked.join(', ') || 'none'}`,
         edit: lockPasswords,
       },
+      ...(await stockKeyFiles(image)).map((path): Operation => ({ op: 'remove', on: 'rootfs', path })),
       { op: 'mkdir', on: 'rootfs', path: SSH_DIR, mode: 0o700, uid: 0, gid: 0 },
       {
         op: 'write',
@@ -116,25 +156,26 @@ export const remoteAccess: Step = {
       },
     ];
     // Without sshd there is nothing to harden; the locked passwords still close the console login.
-    if ((await image.lstat('rootfs', SSHD_CONFIG))?.type === 'file') {
+    const sshdConfig = await realFile(image, SSHD_CONFIG);
+    if ((await image.lstat('rootfs', sshdConfig))?.type === 'file') {
       const block = await render(SSHD_CONFIG, { begin: BEGIN, end: END });
       operations.push({
         op: 'edit',
         on: 'rootfs',
-        path: SSHD_CONFIG,
-        what: 'keys only, root by key',
+        path: sshdConfig,
+        what: `keys only, root by key${sshdConfig === SSHD_CONFIG ? '' : ` (${SSHD_CONFIG} links to it)`}`,
         edit: (text) => setSshdBlock(text, block),
       });
     }
     return operations;
   },
   async applied(image) {
-    const shadow = await image.readText('rootfs', SHADOW);
+    const shadow = await image.readText('rootfs', await realFile(image, SHADOW));
     return (
       shadow !== undefined &&
       /^root:\*:/m.test(shadow) &&
       accountsWithPassword(shadow).length === 0 &&
-      ((await image.readText('rootfs', SSHD_CONFIG))?.includes(END) ?? false)
+      ((await image.readText('rootfs', await realFile(image, SSHD_CONFIG)))?.includes(END) ?? false)
     );
   },
 };

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
 import { UserError } from '../../src/errors.js';
 import { accountsWithPassword, lockPasswords, remoteAccess, remoteLoginWarning, setSshdBlock } from '../../src/steps/remote-access.js';
-import { debugfsCat, debugfsStat } from '../support/debugfs.js';
+import { debugfsBatch, debugfsCat, debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean } from '../support/fsck.js';
 import { AUTHORIZED_KEY, copyOfStockImage, stockImage, tempDir } from '../support/images.js';
 import { type PatchedFixture, patchFixture } from './patch-fixture.js';
@@ -55,17 +55,24 @@ beforeAll(async () => {
 });
 
 describe('remote-access step on a stock-like image', () => {
-  it("locks every stock password (root's and odroid's) with *, leaving the rest of /etc/shadow", async () => {
+  it("removes root's password (*) and locks every other account (!*), leaving the rest of /etc/shadow", async () => {
     const shadow = await debugfsCat(patched.img, '/etc/shadow');
     expect(stockShadow).toMatch(/^root:\$6\$/m);
     expect(stockShadow).toMatch(/^odroid:\$6\$/m);
     expect(accountsWithPassword(stockShadow)).toEqual(['root', 'odroid']);
     expect(shadow).toMatch(/^root:\*:18122:0:99999:7:::$/m);
-    expect(shadow).toMatch(/^odroid:\*:18122:0:99999:7:::$/m);
+    expect(shadow).toMatch(/^odroid:!\*:18122:0:99999:7:::$/m);
     expect(shadow).not.toMatch(/\$6\$/);
     expect(accountsWithPassword(shadow)).toEqual([]);
-    const others = (text: string) => text.split('\n').filter((line) => !/^(root|odroid):/.test(line));
-    expect(others(shadow)).toEqual(others(stockShadow));
+    // Every account but root is locked as passwd -l locks one, which sshd without PAM also honours.
+    const fields = (text: string) =>
+      text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split(':'));
+    for (const [name, password] of fields(shadow)) if (name !== 'root') expect(password, name).toMatch(/^!/);
+    const rest = (text: string) => fields(text).map(([name, , ...others]) => [name, ...others]);
+    expect(rest(shadow)).toEqual(rest(stockShadow));
     // Still readable by group shadow only, as passwd and PAM expect.
     expect(await debugfsStat(patched.img, '/etc/shadow')).toMatchObject({ type: 'regular', mode: 0o640, uid: 0, gid: 42 });
   });
@@ -88,7 +95,10 @@ describe('remote-access step on a stock-like image', () => {
       // sshd -T prints prohibit-password by its older name.
       permitrootlogin: 'without-password',
       kbdinteractiveauthentication: 'no',
+      permitemptypasswords: 'no',
       pubkeyauthentication: 'yes',
+      // Only the file the build writes: no authorized_keys2, no stock location.
+      authorizedkeysfile: '.ssh/authorized_keys',
     });
     expect(await e2fsckClean(patched.img)).toMatchObject({ ok: true });
   });
@@ -111,6 +121,55 @@ describe('remote-access step on a stock-like image', () => {
     expect(remoteLoginWarning(resolveConfig({ ssh: { authorizedKeys: [AUTHORIZED_KEY] } }))).toBeUndefined();
   });
 
+  it("removes every key a stock account had (odroid's, root's authorized_keys2): only ssh.authorizedKeys open the device", async () => {
+    const dir = await tempDir();
+    const img = await copyOfStockImage('stock', dir);
+    const keyFile = join(dir, 'stock-key');
+    await writeFile(keyFile, `${OTHER_KEY}\n`);
+    const planted = ['/home/odroid/.ssh/authorized_keys', '/home/odroid/.ssh/authorized_keys2', '/root/.ssh/authorized_keys2'];
+    await debugfsBatch(
+      img,
+      ['mkdir /home/odroid', 'mkdir /home/odroid/.ssh', 'mkdir /root/.ssh', ...planted.map((path) => `write ${keyFile} ${path}`)],
+      { write: true },
+    );
+    for (const path of planted) expect(await debugfsStat(img, path), path).toBeDefined();
+    const fixture = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [AUTHORIZED_KEY] } }, { img, dir });
+    for (const path of planted) expect(await debugfsStat(fixture.img, path), path).toBeUndefined();
+    expect(await debugfsCat(fixture.img, '/root/.ssh/authorized_keys')).toContain(AUTHORIZED_KEY);
+    expect(await e2fsckClean(fixture.img)).toMatchObject({ ok: true });
+  });
+
+  it('follows a symlinked /etc/ssh/sshd_config and /etc/shadow inside the image, and names a loop', async () => {
+    const dir = await tempDir();
+    const img = await copyOfStockImage('stock', dir);
+    await debugfsBatch(
+      img,
+      [
+        // debugfs's ln and unlink leave the link count alone: together, a rename.
+        'ln /etc/ssh/sshd_config /etc/ssh/sshd_config.stock',
+        'unlink /etc/ssh/sshd_config',
+        'symlink /etc/ssh/sshd_config sshd_config.stock',
+        'mkdir /etc/real',
+        'ln /etc/shadow /etc/real/shadow',
+        'unlink /etc/shadow',
+        'symlink /etc/shadow /etc/real/shadow',
+      ],
+      { write: true },
+    );
+    const fixture = await patchFixture([remoteAccess], { ssh: { authorizedKeys: [AUTHORIZED_KEY] } }, { img, dir });
+    expect(await debugfsStat(fixture.img, '/etc/ssh/sshd_config')).toMatchObject({ type: 'symlink' });
+    const effective = await sshdEffective(await debugfsCat(fixture.img, '/etc/ssh/sshd_config.stock'));
+    expect(effective).toMatchObject({ passwordauthentication: 'no', permitrootlogin: 'without-password' });
+    expect(await debugfsCat(fixture.img, '/etc/real/shadow')).toMatch(/^root:\*:/m);
+    expect(await appliedOn(remoteAccess, fixture.img)).toBe(true);
+
+    const looped = await copyOfStockImage('stock', await tempDir());
+    await debugfsBatch(looped, ['rm /etc/ssh/sshd_config', 'symlink /etc/ssh/sshd_config sshd_config'], { write: true });
+    await expect(patchFixture([remoteAccess], {}, { img: looped })).rejects.toThrow(
+      /\/etc\/ssh\/sshd_config in the root file system is a symlink loop/,
+    );
+  });
+
   it('reports itself applied on the patched image and not on the stock one', async () => {
     expect(await appliedOn(remoteAccess, patched.img)).toBe(true);
     expect(await appliedOn(remoteAccess, await copyOfStockImage('stock', await tempDir()))).toBe(false);
@@ -118,12 +177,12 @@ describe('remote-access step on a stock-like image', () => {
 });
 
 describe('lockPasswords', () => {
-  it('sets the password field of every account with a hash, a !-locked hash or none to *, and only that field', () => {
+  it("sets root's password field to * and every other account's to !* unless !-locked already, and only that field", () => {
     const shadow =
       'daemon:*:1:0:99999:7:::\nroot:$6$x$y:18122:0:99999:7:::\nodroid:$1$a$b:1::::::\nold:!$6$x$y:1::::::\nopen::1::::::\nlocked:!:1::::::\nnew:!*:1::::::\n';
     expect(accountsWithPassword(shadow)).toEqual(['root', 'odroid', 'old', 'open']);
     expect(lockPasswords(shadow)).toBe(
-      'daemon:*:1:0:99999:7:::\nroot:*:18122:0:99999:7:::\nodroid:*:1::::::\nold:*:1::::::\nopen:*:1::::::\nlocked:!:1::::::\nnew:!*:1::::::\n',
+      'daemon:!*:1:0:99999:7:::\nroot:*:18122:0:99999:7:::\nodroid:!*:1::::::\nold:!$6$x$y:1::::::\nopen:!*:1::::::\nlocked:!:1::::::\nnew:!*:1::::::\n',
     );
     // root's ! lock would also shut out its keys where sshd runs without PAM.
     expect(lockPasswords('root:!:1::::::\n')).toBe('root:*:1::::::\n');
