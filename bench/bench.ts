@@ -1,9 +1,8 @@
 /**
  * npm run bench: where the build's time and memory go, against the unavoidable floors
  * measured in the same run on the same machine. Prints a Markdown report (paste it into
- * the README's performance section).
+ * the README's performance section, and the run's conditions into docs/performance.md).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -16,6 +15,7 @@ import type { ImageLayout } from '../src/image/layout.js';
 import { openImage } from '../src/image/open.js';
 import { docker } from '../src/steps/docker.js';
 import { bundleFiles, makeBundle } from '../test/docker-bundle-fixture.js';
+import { $ } from '../test/support/zx.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'odroid-bench-'));
@@ -24,44 +24,32 @@ const rows: string[] = [];
 /** --out of the single builds: the first makes the secrets, the others reuse them as rebuilds do. */
 const out = join(work, 'out');
 
-function seconds<T>(fn: () => T): [T, number] {
-  const start = performance.now();
-  const result = fn();
-  return [result, (performance.now() - start) / 1000];
-}
-
-async function secondsAsync<T>(fn: () => Promise<T>): Promise<[T, number]> {
+async function seconds<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const start = performance.now();
   const result = await fn();
   return [result, (performance.now() - start) / 1000];
 }
 
-function makeStockLike(sizeMiB: number): string {
+async function makeStockLike(sizeMiB: number): Promise<string> {
   const img = join(work, `stock-${sizeMiB}.img`);
-  execFileSync('bash', [join(repo, 'test/fixtures/make-stock-image.sh'), img, 'stock'], {
-    env: { ...process.env, DISK_SIZE_MIB: String(sizeMiB) },
-    stdio: 'ignore',
-  });
+  await $`DISK_SIZE_MIB=${sizeMiB} bash ${join(repo, 'test/fixtures/make-stock-image.sh')} ${img} stock`;
   return img;
 }
 
-function sparseCopy(from: string, to: string): number {
+async function sparseCopy(from: string, to: string): Promise<number> {
   rmSync(to, { force: true });
-  return seconds(() => execFileSync('cp', ['--sparse=always', from, to]))[1];
+  return (await seconds(() => $`cp --sparse=always ${from} ${to}`))[1];
 }
 
 /**
  * Runs a build under /usr/bin/time -v, as `npm run build-image` runs it (launch.mjs, whose bundle the
  * first, untimed build makes), without npm's own start-up: wall seconds and peak RSS in MB.
  */
-function timedBuild(args: string[]): { wall: number; rssMB: number; stderr: string } {
-  const start = performance.now();
-  const run = spawnSync('/usr/bin/time', ['-v', process.execPath, join(repo, 'launch.mjs'), 'build.ts', ...args], {
-    cwd: repo,
-    encoding: 'utf8',
-  });
-  const wall = (performance.now() - start) / 1000;
-  if (run.status !== 0) throw new Error(`build failed: ${run.stderr}`);
+async function timedBuild(args: string[]): Promise<{ wall: number; rssMB: number; stderr: string }> {
+  const [run, wall] = await seconds(async () =>
+    $`cd ${repo} && /usr/bin/time -v ${process.execPath} launch.mjs build.ts ${args}`.nothrow(),
+  );
+  if (run.exitCode !== 0) throw new Error(`build failed: ${run.stderr}`);
   const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(run.stderr)?.[1] ?? 0);
   return { wall, rssMB: Math.round(rss / 1024), stderr: run.stderr };
 }
@@ -71,10 +59,10 @@ async function fileWriteRatio(stock: string, sizeMiB: number): Promise<void> {
   writeFileSync(data, randomBytes(sizeMiB * MiB));
   const ours = join(work, 'ours.img');
   const native = join(work, 'native.img');
-  sparseCopy(stock, ours);
-  sparseCopy(stock, native);
+  await sparseCopy(stock, ours);
+  await sparseCopy(stock, native);
   const layout = await openImage(ours);
-  const [, oursSeconds] = await secondsAsync(() =>
+  const [, oursSeconds] = await seconds(() =>
     withRootfs(
       layout,
       async (fs) => {
@@ -84,9 +72,7 @@ async function fileWriteRatio(stock: string, sizeMiB: number): Promise<void> {
       { writable: true },
     ),
   );
-  const [, nativeSeconds] = seconds(() =>
-    execFileSync('debugfs', ['-w', '-R', `write ${data} /payload.bin`, `${native}?offset=${layout.rootfs.offset}`], { stdio: 'ignore' }),
-  );
+  const [, nativeSeconds] = await seconds(() => $`debugfs -w -R ${`write ${data} /payload.bin`} ${native}?offset=${layout.rootfs.offset}`);
   rows.push(
     `| write a ${sizeMiB} MiB file into the ext4 rootfs | ${oursSeconds.toFixed(2)} s (${(sizeMiB / oursSeconds).toFixed(0)} MiB/s) | native \`debugfs -w write\`: ${nativeSeconds.toFixed(2)} s | ${(oursSeconds / nativeSeconds).toFixed(1)}x |`,
   );
@@ -114,17 +100,17 @@ async function bigBundle(): Promise<Bundle> {
 async function bundleInstall(stock: string, bundle: Bundle): Promise<void> {
   const total = Object.values(bundle.files).reduce((sum, f) => sum + f.length, 0);
   const ours = join(work, 'bundle-ours.img');
-  sparseCopy(stock, ours);
+  await sparseCopy(stock, ours);
   const layout = await openImage(ours);
   const config = resolveConfig({ docker: { bundle: bundle.path, sha256: bundle.sha256 } });
   const paths = { secrets: join(work, 'secrets'), cache: join(work, 'cache') };
-  const [, oursSeconds] = await secondsAsync(() => patchImage(layout, config, [docker], { paths }));
+  const [, oursSeconds] = await seconds(() => patchImage(layout, config, [docker], { paths }));
   // The native path: tar extracts the bundle, debugfs writes the files in one session.
   const extracted = join(work, 'extracted');
-  execFileSync('mkdir', ['-p', extracted]);
-  const [, tarSeconds] = seconds(() => execFileSync('tar', ['-xzf', bundle.path, '-C', extracted, '--strip-components=1']));
+  mkdirSync(extracted, { recursive: true });
+  const [, tarSeconds] = await seconds(() => $`tar -xzf ${bundle.path} -C ${extracted} --strip-components=1`);
   const native = join(work, 'bundle-native.img');
-  sparseCopy(stock, native);
+  await sparseCopy(stock, native);
   const commands = join(work, 'debugfs.cmds');
   writeFileSync(
     commands,
@@ -132,9 +118,7 @@ async function bundleInstall(stock: string, bundle: Bundle): Promise<void> {
       .map((name) => `write ${join(extracted, name)} /usr/local/bin/${name}\n`)
       .join(''),
   );
-  const [, nativeSeconds] = seconds(() =>
-    execFileSync('debugfs', ['-w', '-f', commands, `${native}?offset=${layout.rootfs.offset}`], { stdio: 'ignore' }),
-  );
+  const [, nativeSeconds] = await seconds(() => $`debugfs -w -f ${commands} ${native}?offset=${layout.rootfs.offset}`);
   const floor = tarSeconds + nativeSeconds;
   rows.push(
     `| install a ${Math.round(total / MiB)} MiB Docker bundle (.tgz streamed, gunzip + tar + ext4) | ${oursSeconds.toFixed(2)} s | native \`tar -xzf\` ${tarSeconds.toFixed(2)} s + \`debugfs -w write\` ${nativeSeconds.toFixed(2)} s | ${(oursSeconds / floor).toFixed(1)}x |`,
@@ -146,7 +130,7 @@ async function bundleInstall(stock: string, bundle: Bundle): Promise<void> {
  * unpack the bundle, copy the image keeping holes, edit boot.ini with mtools, write the binaries,
  * 10 configs and 2 symlinks in one `debugfs -w` session, check both file systems and sync.
  */
-function nativeFloor(stock: string, layout: ImageLayout, bundle: Bundle): number {
+async function nativeFloor(stock: string, layout: ImageLayout, bundle: Bundle): Promise<number> {
   const dir = join(work, 'floor');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'extracted'), { recursive: true });
@@ -166,30 +150,21 @@ function nativeFloor(stock: string, layout: ImageLayout, bundle: Bundle): number
   );
   const fat = `${img}@@${layout.boot.offset}`;
   const rootfs = `${img}?offset=${layout.rootfs.offset}`;
-  const bootIni = join(dir, 'boot.ini');
-  const run = (command: string, args: string[]) => execFileSync(command, args, { stdio: 'ignore' });
-  return seconds(() => {
-    run('tar', ['-xzf', bundle.path, '-C', join(dir, 'extracted'), '--strip-components=1']);
-    run('cp', ['--sparse=always', stock, img]);
-    run('mcopy', ['-n', '-i', fat, '::boot.ini', bootIni]);
+  const [bootIni, bootFat] = [join(dir, 'boot.ini'), join(dir, 'boot.fat')];
+  const [, floor] = await seconds(async () => {
+    await $`tar -xzf ${bundle.path} -C ${join(dir, 'extracted')} --strip-components=1`;
+    await $`cp --sparse=always ${stock} ${img}`;
+    await $`mcopy -n -i ${fat} ::boot.ini ${bootIni}`;
     appendFileSync(bootIni, 'setenv bench "1"\n');
-    run('mcopy', ['-o', '-i', fat, bootIni, '::boot.ini']);
-    run('debugfs', ['-w', '-f', commands, rootfs]);
-    run('e2fsck', ['-fn', rootfs]);
+    await $`mcopy -o -i ${fat} ${bootIni} ::boot.ini`;
+    await $`debugfs -w -f ${commands} ${rootfs}`;
+    await $`e2fsck -fn ${rootfs}`;
     // fsck.fat has no offset option: it checks a sparse copy of the partition, as the tests do.
-    run('dd', [
-      `if=${img}`,
-      `of=${join(dir, 'boot.fat')}`,
-      'bs=1M',
-      'iflag=skip_bytes,count_bytes',
-      `skip=${layout.boot.offset}`,
-      `count=${layout.boot.size}`,
-      'conv=sparse',
-      'status=none',
-    ]);
-    run('fsck.fat', ['-n', join(dir, 'boot.fat')]);
-    run('sync', []);
-  })[1];
+    await $`dd if=${img} of=${bootFat} bs=1M iflag=skip_bytes,count_bytes skip=${layout.boot.offset} count=${layout.boot.size} conv=sparse status=none`;
+    await $`fsck.fat -n ${bootFat}`;
+    await $`sync`;
+  });
+  return floor;
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -203,7 +178,7 @@ async function wholeBuilds(images: Record<string, string>, bundle: Bundle, confi
   const args = (input: string) => ['--input', input, '--out', out, '--name', 'bench', '--config', config];
   const kinds: Record<string, string[]> = { '': [], ' with --checksum': ['--checksum'] };
   // The first build makes the secrets (SSH host keys, CA); the measured ones reuse them, as rebuilds do.
-  timedBuild(args(images['1 GiB']));
+  await timedBuild(args(images['1 GiB']));
   const layout = await openImage(images['1 GiB']);
   const floors: number[] = [];
   const builds = Object.entries(kinds).flatMap(([kind, extra]) =>
@@ -211,12 +186,12 @@ async function wholeBuilds(images: Record<string, string>, bundle: Bundle, confi
       size,
       kind,
       args: [...args(image), ...extra],
-      runs: [] as ReturnType<typeof timedBuild>[],
+      runs: [] as Awaited<ReturnType<typeof timedBuild>>[],
     })),
   );
   for (let round = 0; round < rounds; round += 1) {
-    floors.push(nativeFloor(images['1 GiB'], layout, bundle));
-    for (const build of builds) build.runs.push(timedBuild(build.args));
+    floors.push(await nativeFloor(images['1 GiB'], layout, bundle));
+    for (const build of builds) build.runs.push(await timedBuild(build.args));
   }
   const floor = median(floors);
   rows.push(
@@ -248,14 +223,14 @@ async function wholeBuilds(images: Record<string, string>, bundle: Bundle, confi
  */
 async function releaseBuild(stock: string, config: string): Promise<void> {
   const build = () => timedBuild(['--input', stock, '--out', out, '--name', 'bench', '--config', config, '--release']);
-  const floor = () => {
-    const copy = sparseCopy(stock, join(work, 'floor.img'));
-    const [, xzSeconds] = seconds(() => execFileSync('sh', ['-c', `xz -T0 -6 -c '${join(out, 'bench.img')}' > /dev/null`]));
+  const floor = async () => {
+    const copy = await sparseCopy(stock, join(work, 'floor.img'));
+    const [, xzSeconds] = await seconds(() => $`xz -T0 -6 -c ${join(out, 'bench.img')} >/dev/null`);
     return copy + xzSeconds;
   };
-  const first = build();
-  const floors = [floor(), floor()];
-  const second = build();
+  const first = await build();
+  const floors = [await floor(), await floor()];
+  const second = await build();
   const [builds, floorMean] = [[first.wall, second.wall], (floors[0] + floors[1]) / 2];
   const buildMean = (builds[0] + builds[1]) / 2;
   const shown = (values: number[]) => values.map((v) => v.toFixed(1)).join(', ');
@@ -274,9 +249,9 @@ async function fleetBuild(stock: string, config: string): Promise<void> {
   const fleetOut = join(work, 'out-fleet');
   const args = ['--input', stock, '--out', fleetOut, '--name', 'bench', '--config', config];
   // The first build makes the secrets (SSH host keys, CA); the measured ones reuse them, as rebuilds do.
-  timedBuild(args);
-  const single = timedBuild(args);
-  const fleet = timedBuild([...args, '--fleet', '3']);
+  await timedBuild(args);
+  const single = await timedBuild(args);
+  const fleet = await timedBuild([...args, '--fleet', '3']);
   const patch = { single: stageSeconds(single.stderr, 'patch'), fleet: stageSeconds(fleet.stderr, 'patch') };
   rows.push(
     `| \`--fleet 3\`, 1 GiB stock-like image | ${fleet.wall.toFixed(2)} s (patch stage ${patch.fleet.toFixed(1)} s for 3 boards) | ` +
@@ -292,21 +267,21 @@ async function fleetBuild(stock: string, config: string): Promise<void> {
  * ext2fs binding's readdir once did in its fixed WASM heap) shows here.
  */
 async function fleetMemory(stock: string, config: string): Promise<void> {
-  const peak = (boards: number) => {
+  const peak = async (boards: number) => {
     const out = join(work, `out-fleet-memory-${boards}`);
-    const build = timedBuild(['--input', stock, '--out', out, '--name', 'bench', '--config', config, '--fleet', String(boards)]);
+    const build = await timedBuild(['--input', stock, '--out', out, '--name', 'bench', '--config', config, '--fleet', String(boards)]);
     rmSync(out, { recursive: true, force: true });
     return build.rssMB;
   };
-  const [two, twelve] = [peak(2), peak(12)];
+  const [two, twelve] = [await peak(2), await peak(12)];
   rows.push(
     `| peak RSS, \`--fleet 12\` against \`--fleet 2\` (target ≤ 1.3x) | ${twelve} MB | ${two} MB | ${(twelve / two).toFixed(2)}x |`,
   );
 }
 
 async function main(): Promise<void> {
-  const small = makeStockLike(1024);
-  const big = makeStockLike(4096);
+  const small = await makeStockLike(1024);
+  const big = await makeStockLike(4096);
   const bundle = await bigBundle();
   const config = join(work, 'config.json');
   writeFileSync(config, JSON.stringify({ docker: { bundle: bundle.path, sha256: bundle.sha256 } }));

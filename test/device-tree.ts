@@ -1,12 +1,9 @@
 /** Device tree blobs for tests, compiled by dtc (device-tree-compiler), the reference implementation. */
-import { execFile as execFileCallback } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { tempDir } from './support/images.js';
-
-const execFile = promisify(execFileCallback);
+import { $ } from './support/zx.js';
 
 export async function compileDeviceTree(source: string): Promise<Buffer> {
   const dir = await tempDir();
@@ -14,7 +11,7 @@ export async function compileDeviceTree(source: string): Promise<Buffer> {
   const dtb = join(dir, 'tree.dtb');
   await writeFile(dts, source);
   // -q: HardKernel's node names (`ethernet@0xc9410000`) draw style warnings, not errors.
-  await execFile('dtc', ['-q', '-I', 'dts', '-O', 'dtb', '-o', dtb, dts]);
+  await $`dtc -q -I dts -O dtb -o ${dtb} ${dts}`;
   return readFile(dtb);
 }
 
@@ -23,7 +20,7 @@ export async function fdtgetPaths(blob: Buffer): Promise<string[]> {
   const file = join(await tempDir(), 'tree.dtb');
   await writeFile(file, blob);
   const walk = async (path: string): Promise<string[]> => {
-    const { stdout } = await execFile('fdtget', ['-l', file, path]);
+    const { stdout } = await $`fdtget -l ${file} ${path}`;
     const children = stdout
       .split('\n')
       .filter(Boolean)
@@ -37,7 +34,7 @@ export async function fdtgetPaths(blob: Buffer): Promise<string[]> {
 export async function fdtRemove(blob: Buffer, path: string): Promise<Buffer> {
   const file = join(await tempDir(), 'tree.dtb');
   await writeFile(file, blob);
-  await execFile('fdtput', ['-r', file, path]);
+  await $`fdtput -r ${file} ${path}`;
   return readFile(file);
 }
 

@@ -3,9 +3,12 @@ import { writeFile as nodeWriteFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { refusedWrite } from '../src/errors.js';
 import { writeFile } from '../src/files.js';
+import { skipWithout } from './support/images.js';
 
 // /dev/full answers every write with ENOSPC, as a full disk does.
-describe.skipIf(!existsSync('/dev/full'))('writeFile on a full disk', () => {
+const noDevFull = skipWithout({ '/dev/full': existsSync('/dev/full') });
+
+describe.skipIf(noDevFull)('writeFile on a full disk', () => {
   it("names the file, which Node's own writeFile does not", async () => {
     const unnamed = await nodeWriteFile('/dev/full', 'data').catch((error: NodeJS.ErrnoException) => error);
     expect(unnamed).toMatchObject({ code: 'ENOSPC' });

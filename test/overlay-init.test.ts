@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderTemplate } from '../src/engine/templates.js';
+import { skipWithout } from './support/images.js';
 
 const TEMPLATE = 'readonly-root/sbin/overlay-init.mustache';
 const DEFAULTS = { tmpfsSize: '50%', realInit: '/sbin/init' };
@@ -79,12 +80,14 @@ describe('overlay-init template', () => {
 
 // The boot itself, as PID 1 of a private mount and PID namespace on this machine's kernel (mainline
 // overlay only). The "init" is a shell printing what it sees; it writes only when / is the overlay.
-const canBoot =
-  process.getuid?.() === 0 &&
-  spawnSync('unshare', ['-m', '--pid', '--fork', '--mount-proc', 'true']).status === 0 &&
-  spawnSync('findmnt', ['--version']).status === 0;
+const cannotBoot = skipWithout({
+  root: process.getuid?.() === 0,
+  'a private mount and PID namespace (unshare -m --pid --fork --mount-proc)':
+    spawnSync('unshare', ['-m', '--pid', '--fork', '--mount-proc', 'true']).status === 0,
+  findmnt: spawnSync('findmnt', ['--version']).status === 0,
+});
 
-describe.skipIf(!canBoot)('overlay-init as PID 1 in a namespace', () => {
+describe.skipIf(cannotBoot)('overlay-init as PID 1 in a namespace', () => {
   const fstype = (mountpoint: string) => `$(findmnt -no FSTYPE ${mountpoint} | head -n1)`;
   const probe = [
     'echo "args=$*"',

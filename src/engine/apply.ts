@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type { PartitionFs } from '../image/partition-fs.js';
 import { progressBar } from '../log.js';
-import type { Operation, Partition } from './operations.js';
+import { type Operation, type Partition, unknownOperation } from './operations.js';
 
 export type Partitions = Record<Partition, PartitionFs>;
 
@@ -92,6 +92,8 @@ export async function applyOperations(
         bar?.finish();
         break;
       }
+      default:
+        unknownOperation(op);
     }
     stats.operations += 1;
   }

@@ -49,7 +49,17 @@ export function describeOperation(op: Operation): string {
       return `remove  ${where}`;
     case 'stream':
       return `stream  ${where}: ${op.what}`;
+    default:
+      return unknownOperation(op);
   }
+}
+
+/**
+ * For the `default` of a switch over `op.op`: tsc fails where a kind has no case (op is not
+ * `never`), and an operation of a kind nobody knows stops the build instead of passing unseen.
+ */
+export function unknownOperation(op: never): never {
+  throw new Error(`unknown operation: ${(op as { op?: unknown }).op}`);
 }
 
 /** A root-owned file in the rootfs, its directory created 0755 root:root if missing. */

@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CachedFileDisk } from '../../src/image/cached-disk.js';
-import { tempDir } from '../support/images.js';
+import { skipWithout, tempDir } from '../support/images.js';
 
 /** A small deterministic generator, so a failure replays the same operations. */
 function random(seed: number) {
@@ -93,7 +93,8 @@ describe('CachedFileDisk (write-back cache under libext2fs)', () => {
   });
 
   // /dev/full answers every write with ENOSPC, as a full disk does.
-  it.skipIf(!existsSync('/dev/full'))('keeps the first failed write-back, which libext2fs only hears of as EIO', async () => {
+  const noDevFull = skipWithout({ '/dev/full': existsSync('/dev/full') });
+  it.skipIf(noDevFull)('keeps the first failed write-back, which libext2fs only hears of as EIO', async () => {
     const fd = openSync('/dev/full', 'r+');
     try {
       const disk = new CachedFileDisk(fd, false);

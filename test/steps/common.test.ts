@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { mountUnitName } from '../../src/facts/systemd.js';
+import { skipWithout } from '../support/images.js';
 
 // What systemd-escape --path --suffix=mount prints for each path (systemd 252).
 const NAMES: [string, string][] = [
@@ -17,8 +18,8 @@ describe('mountUnitName', () => {
     for (const [path, name] of NAMES) expect(mountUnitName(path), path).toBe(name);
   });
 
-  const systemdEscape = spawnSync('systemd-escape', ['--version']).status === 0;
-  it.skipIf(!systemdEscape)('agrees with systemd-escape on this machine', () => {
+  const noSystemdEscape = skipWithout({ 'systemd-escape': spawnSync('systemd-escape', ['--version']).status === 0 });
+  it.skipIf(noSystemdEscape)('agrees with systemd-escape on this machine', () => {
     for (const [path] of NAMES) {
       const escaped = spawnSync('systemd-escape', ['--path', '--suffix=mount', path], { encoding: 'utf8' });
       expect(mountUnitName(path), path).toBe(escaped.stdout.trim());
