@@ -193,12 +193,14 @@ describe('doctor.sh', () => {
   });
 });
 
+const noKitHost = skipWithout(KIT_HOST_NEEDS);
+
 /**
  * doctor.sh as the device meets this host, on a stand-in host (kitHost): a real link, address,
  * ping, listener, exportfs and the firewall zone's nftables rules; only the device's Docker is a
  * stand-in. Each case breaks the NFS link one way; install.sh then mends it.
  */
-describe.skipIf(skipWithout(KIT_HOST_NEEDS))('doctor.sh at the NFS link, on a stand-in host', () => {
+describe.skipIf(noKitHost)('doctor.sh at the NFS link, on a stand-in host', () => {
   let host: KitHost;
   let kit: string;
   let listener: ChildProcess | undefined;

@@ -204,13 +204,14 @@ describe.skipIf(noHost)('install.sh refuses', () => {
   });
 });
 
-describe.skipIf(
-  noHost ||
-    skipWithout({
-      'firewall-offline-cmd (firewalld)': spawnSync('firewall-offline-cmd', ['--version']).status === 0,
-      nft: spawnSync('nft', ['--version']).status === 0,
-    }),
-)("install.sh and firewalld's nm-shared zone", () => {
+const noFirewallHost = skipWithout({
+  ...KIT_HOST_NEEDS,
+  'mkfs.btrfs (btrfs-progs)': spawnSync('mkfs.btrfs', ['--version']).status === 0,
+  'firewall-offline-cmd (firewalld)': spawnSync('firewall-offline-cmd', ['--version']).status === 0,
+  nft: spawnSync('nft', ['--version']).status === 0,
+});
+
+describe.skipIf(noFirewallHost)("install.sh and firewalld's nm-shared zone", () => {
   let host: KitHost;
   let listener: ChildProcess;
   const LINK = `enx${HOST_MAC.replaceAll(':', '')}`;
