@@ -6,7 +6,8 @@
  * compared with the image's.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256File } from '../src/checksum.js';
@@ -212,6 +213,35 @@ describe.skipIf(noLoop)('npm run flash', () => {
     it('a non-removable device without --allow-non-removable', async () => {
       const target = await card(dir, 'fixed.card', IMAGE_MIB);
       await refusal([img, target.device, '--yes'], /is not a removable device.*pass --allow-non-removable/, target.file);
+    });
+
+    it('a write-protected card (its lock switch on), found before anything is written', async () => {
+      const file = join(dir, 'locked.card');
+      sh('truncate', ['-s', `${IMAGE_MIB}M`, file]);
+      const device = sh('losetup', ['-f', '--show', '-r', file]);
+      loops.push(device);
+      await refusal([img, device, '--yes', '--allow-non-removable'], /is write-protected: the card's lock switch is on/, file);
+    });
+
+    it('a user without the right to write the device: run it with sudo', async () => {
+      const target = await card(dir, 'denied.card', IMAGE_MIB);
+      // nobody must be able to read the image and reach it, as a user's own build would be.
+      const shared = await mkdtemp(join(tmpdir(), 'odroid-flash-'));
+      await chmod(shared, 0o755);
+      const readable = join(shared, 'image.img');
+      sh('cp', ['--sparse=always', img, readable]);
+      await chmod(readable, 0o644);
+      const before = await sha256File(target.file);
+      const result = await runScript('src/cli/flash-command.ts', [readable, target.device, '--yes', '--allow-non-removable'], {}, [
+        'setpriv',
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+      ]);
+      await rm(shared, { recursive: true, force: true });
+      expect(result.stderr).toBe(`error: permission denied on ${target.device}; run it with sudo\n`);
+      expect(result.code).toBe(1);
+      expect(await sha256File(target.file)).toBe(before);
     });
 
     it('no --yes when standard input is not a terminal', async () => {

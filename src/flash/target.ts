@@ -2,7 +2,7 @@
  * The card to flash, as the kernel describes it in /sys/class/block, and the reasons not to
  * write it: not a whole block device, a partition mounted or held, too small, not removable.
  */
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { access, constants, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
 
@@ -14,6 +14,8 @@ export interface Target {
   name: string;
   size: number;
   removable: boolean;
+  /** The kernel's `ro`: a card whose write-protect (lock) switch is on, or a read-only reader. */
+  readOnly: boolean;
   model: string;
   /** The kernel names of its partitions. */
   partitions: string[];
@@ -50,6 +52,7 @@ export async function describeTarget(path: string): Promise<Target> {
     name,
     size: Number(await sysText(name, 'size')) * 512,
     removable: (await sysText(name, 'removable')) === '1',
+    readOnly: (await sysText(name, 'ro')) === '1',
     model:
       [await sysText(name, 'device/vendor'), (await sysText(name, 'device/model')) ?? (await sysText(name, 'device/name'))]
         .filter(Boolean)
@@ -86,8 +89,34 @@ async function holdersOf(target: Target): Promise<string[]> {
 const GiB = 1024 ** 3;
 export const formatSize = (bytes: number) => (bytes >= GiB ? `${(bytes / GiB).toFixed(1)} GiB` : `${(bytes / 1024 ** 2).toFixed(0)} MiB`);
 
+/** What to do about a device that cannot be opened for writing; undefined for any other error. */
+export function openRefusal(error: unknown, path: string): UserError | undefined {
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'EACCES':
+      return new UserError(`permission denied on ${path}; run it with sudo`);
+    // The kernel answers EPERM (or EROFS) for a write-protected block device.
+    case 'EPERM':
+    case 'EROFS':
+      return writeProtected(path);
+    default:
+      return undefined;
+  }
+}
+
+const writeProtected = (path: string) =>
+  new UserError(
+    `${path} is write-protected: the card's lock switch is on (or the reader is read-only); slide the switch away from "lock", insert the card again and retry`,
+  );
+
 /** Throws the first reason not to write `target` with an image of `imageSize` bytes. */
 export async function refuseUnsafeTarget(target: Target, imageSize: number, options: { allowNonRemovable: boolean }): Promise<void> {
+  // Before anything else: a user without the right to write gets the one fix that applies.
+  const denied = await access(target.path, constants.W_OK).then(
+    () => undefined,
+    (error: unknown) => openRefusal(error, target.path),
+  );
+  if (denied) throw denied;
+  if (target.readOnly) throw writeProtected(target.path);
   const mounts = await mountsOf(target);
   if (mounts.length > 0)
     throw new UserError(

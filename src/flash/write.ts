@@ -9,6 +9,7 @@ import { type ByteRange, rangesBytes } from '../data-extents.js';
 import { UserError, withPath } from '../errors.js';
 import { progressBar } from '../log.js';
 import type { BmapRange } from './bmap.js';
+import { openRefusal } from './target.js';
 
 const CHUNK = 4 * 1024 * 1024;
 
@@ -75,7 +76,7 @@ export function writeAndVerify(image: string, device: string, ranges: ByteRange[
     closeSync(source);
     if ((error as NodeJS.ErrnoException).code === 'EBUSY')
       throw new UserError(`${device} is busy (in use by the kernel: a mount, swap, a device mapper); release it first`);
-    throw error;
+    throw openRefusal(error, device) ?? error;
   }
   try {
     const check = bmapChecker(checked, image);
