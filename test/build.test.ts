@@ -6,11 +6,17 @@ import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { buildImage } from './support/cli.js';
 import { debugfsCat } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
-import { copyOfStockImage, partitionOffsets, stockImage, tempDir, treeListing } from './support/images.js';
+import { copyOfStockImage, partitionOffsets, ROOT_UUID, stockImage, tempDir, treeListing } from './support/images.js';
 import { dumpPartitions } from './support/mtools.js';
 import { sha256File as sha256 } from './support/sha256.js';
 
 /** A copy of the stock fixture whose root file system, from `skip` bytes in, is random bytes. */
+/** `img?offset=N` of its rootfs, as e2fsprogs open a partition inside an image. */
+async function rootfsSpecOf(img: string): Promise<string> {
+  const rootfs = (await partitionOffsets(img)).partitions.find((p) => p.number === 2)!;
+  return `${img}?offset=${rootfs.offset}`;
+}
+
 async function randomRootfs(dir: string, skip: number): Promise<string> {
   const img = await copyOfStockImage('stock', dir);
   const rootfs = (await partitionOffsets(img)).partitions[1];
@@ -143,6 +149,47 @@ describe('bad input: one clear line, non-zero exit, input untouched, no image wr
       name: 'rootfs overwritten past its first MiB',
       make: async (dir) => ({ input: await randomRootfs(dir, 1024 * 1024) }),
       message: /^error: the root file system \(partition 2 of .*\) is damaged: .*; check it with e2fsck -fn '.*\?offset=\d+'/,
+    },
+    {
+      name: 'ext4 with the quota feature',
+      make: async (dir) => {
+        const img = await copyOfStockImage('stock', dir);
+        execFileSync('tune2fs', ['-O', 'quota', await rootfsSpecOf(img)], { stdio: 'ignore' });
+        return { input: img };
+      },
+      message:
+        /^error: the root file system \(partition 2 of .*\) uses the unsupported ext4 feature quota: .*tune2fs -O \^quota '.*\?offset=\d+'/,
+    },
+    ...(['bigalloc', 'inline_data', 'casefold'] as const).map((feature) => ({
+      name: `ext4 made with ${feature}`,
+      make: async (dir: string) => {
+        const img = await copyOfStockImage('stock', dir);
+        const rootfs = (await partitionOffsets(img)).partitions.find((p) => p.number === 2)!;
+        const options = ['-O', feature, ...(feature === 'bigalloc' ? ['-C', '16384'] : [])];
+        execFileSync('mkfs.ext4', [
+          '-q',
+          '-F',
+          '-U',
+          ROOT_UUID,
+          ...options,
+          '-E',
+          `offset=${rootfs.offset}`,
+          img,
+          `${rootfs.size / 1024}k`,
+        ]);
+        return { input: img };
+      },
+      message: new RegExp(`uses the unsupported ext4 feature ${feature}: .*use a stock image made without it`),
+    })),
+    {
+      name: 'ext4 larger than its partition',
+      make: async (dir) => {
+        const img = await copyOfStockImage('stock', dir);
+        const rootfs = (await partitionOffsets(img)).partitions.find((p) => p.number === 2)!;
+        execFileSync('sfdisk', ['-q', '--no-reread', '--no-tell-kernel', '-N', '2', img], { input: `,${rootfs.size / 512 - 16384}\n` });
+        return { input: img };
+      },
+      message: /is larger than its partition \(\d+ bytes in \d+\): .*resize2fs/,
     },
     {
       name: '--out not writable',

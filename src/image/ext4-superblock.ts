@@ -19,7 +19,24 @@ export interface Ext4Superblock {
   freeInodes: number;
   /** Why the superblock cannot be trusted (a failed checksum, impossible values), if it cannot. */
   damaged?: string;
+  /** Features this tool cannot patch safely: libext2fs here would leave the file system failing e2fsck. */
+  unsupported: string[];
 }
+
+/**
+ * Features refused by name (ro_compat and incompat bits): quota and project keep usage in hidden
+ * files the library does not update (e2fsck -fn then fails on an image that built with rc 0);
+ * bigalloc, inline_data and casefold change how blocks and names are laid out.
+ */
+const UNSUPPORTED_RO_COMPAT: [number, string][] = [
+  [0x100, 'quota'],
+  [0x200, 'bigalloc'],
+  [0x2000, 'project'],
+];
+const UNSUPPORTED_INCOMPAT: [number, string][] = [
+  [0x8000, 'inline_data'],
+  [0x20000, 'casefold'],
+];
 
 const SUPERBLOCK_OFFSET = 1024;
 const EXT4_MAGIC = 0xef53;
@@ -81,5 +98,9 @@ export async function readExt4Superblock(handle: FileHandle, partitionOffset: nu
     freeBlocks: counts.freeBlocks,
     freeInodes: counts.freeInodes,
     damaged: damage(sb, counts),
+    unsupported: [
+      ...UNSUPPORTED_RO_COMPAT.filter(([bit]) => sb.readUInt32LE(0x64) & bit),
+      ...UNSUPPORTED_INCOMPAT.filter(([bit]) => incompat & bit),
+    ].map(([, name]) => name),
   };
 }

@@ -33,6 +33,22 @@ export async function openImage(path: string): Promise<ImageLayout> {
   try {
     const sb = await readExt4Superblock(handle, layout.rootfs.offset);
     if (sb?.damaged) throw rootfsDamaged(layout, sb.damaged);
+    const where = `the root file system (partition ${layout.rootfs.number} of ${path})`;
+    if (sb && sb.unsupported.length > 0) {
+      const quotaOnly = sb.unsupported.every((feature) => feature === 'quota' || feature === 'project');
+      throw new UserError(
+        `${where} uses the unsupported ext4 feature${sb.unsupported.length > 1 ? 's' : ''} ${sb.unsupported.join(', ')}: this tool cannot patch it and keep it consistent; ` +
+          (quotaOnly
+            ? `turn it off first (tune2fs -O ^${sb.unsupported.join(',^')} '${path}?offset=${layout.rootfs.offset}'), then build again`
+            : 'use a stock image made without it'),
+      );
+    }
+    if (sb && sb.blocksCount * sb.blockSize > layout.rootfs.size) {
+      throw new UserError(
+        `${where} is larger than its partition (${sb.blocksCount * sb.blockSize} bytes in ${layout.rootfs.size}): the file system or the partition table is wrong; ` +
+          'shrink the file system (resize2fs) or grow the partition, or use a fresh stock image',
+      );
+    }
     if (sb?.needsRecovery || sb?.hasErrors) {
       const why = sb.needsRecovery ? 'its journal needs recovery (it was not cleanly unmounted)' : 'it is marked as having errors';
       throw new UserError(
