@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { UserError } from '../errors.js';
 import type { BuildConfig } from './schema.js';
+import { systemDirectoryOf } from './system-directories.js';
 
 /** Thrown by checks; the resolver adds the key and the value to make it a UserError. */
 export class Invalid extends Error {}
@@ -128,6 +129,14 @@ export function checkExport(value: string): string {
   }
   if (value.split('/').some((segment) => segment === '.' || segment === '..'))
     invalid('contains a . or .. segment; write the path without it');
+  if (value.split('/').some((segment) => Buffer.byteLength(segment) > 255))
+    invalid('has a name longer than 255 bytes, more than any file system takes; use shorter names');
+  const system = systemDirectoryOf(value);
+  if (system !== undefined) {
+    invalid(
+      `${system === value ? 'is' : `is inside`} the system directory ${system}, which the host would export read-write with no_root_squash to the device's root; use a directory of its own, like /srv/c2-builder`,
+    );
+  }
   return value;
 }
 

@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import type { PartitionFs } from '../image/partition-fs.js';
 import { progressBar } from '../log.js';
 import { type Operation, type Partition, unknownOperation } from './operations.js';
+import { resolveDir, resolveParent } from './real-paths.js';
 
 export type Partitions = Record<Partition, PartitionFs>;
 
@@ -25,6 +26,20 @@ function checkPath(path: string): string {
   return posix.normalize(path);
 }
 
+const readlinkOf = (fs: PartitionFs) => async (path: string) =>
+  (await fs.lstat(path))?.type === 'symlink' ? fs.readlink(path) : undefined;
+
+/**
+ * Where an operation's path is on the partition: its directories followed through symlinks inside
+ * the root file system (a stock /etc or /usr/local/bin may be a link), its own name kept, or
+ * followed too for an operation on a directory. FAT has no symlinks.
+ */
+async function placeOf(fs: PartitionFs, path: string, isDir = false): Promise<string> {
+  const checked = checkPath(path);
+  if (fs.kind !== 'ext4') return checked;
+  return isDir ? resolveDir(readlinkOf(fs), checked) : resolveParent(readlinkOf(fs), checked);
+}
+
 /**
  * Performs operations in order on the open partitions. It is the only code that writes
  * the image, and it knows nothing of what an operation is for.
@@ -38,17 +53,17 @@ export async function applyOperations(
     const fs = parts[op.on];
     switch (op.op) {
       case 'mkdir':
-        await fs.mkdirp(checkPath(op.path), op);
+        await fs.mkdirp(await placeOf(fs, op.path, true), op);
         break;
       case 'write': {
-        const path = checkPath(op.path);
+        const path = await placeOf(fs, op.path);
         await fs.mkdirp(posix.dirname(path));
         await fs.writeFile(path, op.content, op);
         stats.bytesWritten += Buffer.byteLength(op.content);
         break;
       }
       case 'edit': {
-        const path = checkPath(op.path);
+        const path = await placeOf(fs, op.path);
         const before = (await fs.readFile(path)).toString('utf8');
         const after = op.edit(before);
         // Unchanged files are not rewritten: a rebuild of a patched image touches nothing.
@@ -60,7 +75,7 @@ export async function applyOperations(
         break;
       }
       case 'symlink': {
-        const path = checkPath(op.path);
+        const path = await placeOf(fs, op.path);
         const existing = await fs.lstat(path);
         if (existing?.type === 'symlink' && (await fs.readlink(path)) === op.target) break;
         await fs.mkdirp(posix.dirname(path));
@@ -68,10 +83,10 @@ export async function applyOperations(
         break;
       }
       case 'remove':
-        await fs.remove(checkPath(op.path));
+        await fs.remove(await placeOf(fs, op.path));
         break;
       case 'stream': {
-        const dir = checkPath(op.dir);
+        const dir = await placeOf(fs, op.dir, true);
         // At the partition root the prefix is "/" itself, not "//".
         const inside = dir === '/' ? '/' : `${dir}/`;
         await fs.mkdirp(dir);

@@ -4,34 +4,13 @@
  * system path goes through here instead of listing both spellings.
  */
 import { posix } from 'node:path';
+import { MAX_LINKS, resolveDir } from '../engine/real-paths.js';
 import type { ImageView } from '../engine/step.js';
 import { UserError } from '../errors.js';
 
-/** More links than this on one path is a loop (the kernel's own limit is 40). */
-const MAX_LINKS = 40;
-
 /** `dir` with every symlink in it resolved, relative and absolute targets alike. */
-export async function realDir(image: ImageView, dir: string): Promise<string> {
-  const pending = dir.split('/').filter(Boolean);
-  let resolved = '/';
-  let links = 0;
-  while (pending.length > 0) {
-    const part = pending.shift()!;
-    if (part === '.') continue;
-    if (part === '..') {
-      resolved = posix.dirname(resolved);
-      continue;
-    }
-    const next = posix.join(resolved, part);
-    const target = await image.readlink('rootfs', next);
-    if (target === undefined || ++links > MAX_LINKS) {
-      resolved = next;
-      continue;
-    }
-    pending.unshift(...target.split('/').filter(Boolean));
-    if (target.startsWith('/')) resolved = '/';
-  }
-  return resolved;
+export function realDir(image: ImageView, dir: string): Promise<string> {
+  return resolveDir((path) => image.readlink('rootfs', path), dir);
 }
 
 /** Where a file at `path` really is, or would be written: its directory resolved, its own name kept. */

@@ -10,12 +10,12 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BuildConfig } from '../config/schema.js';
+import { SYSTEM_DIRECTORIES } from '../config/system-directories.js';
 import { renderTemplate } from '../engine/templates.js';
 import { writeFile } from '../files.js';
 import { type PendingDir, pendingDir } from '../output/pending-dir.js';
 import { hostKeys, hostKeysDir } from '../secrets/ssh-host-keys.js';
 import { DOCKER_TLS_PORT, tlsMaterial } from '../secrets/tls.js';
-import { SYSTEM_DIRECTORIES } from './system-directories.js';
 
 export const hostKitDirOf = (outDir: string) => join(outDir, 'host');
 
