@@ -265,12 +265,18 @@ describe('npm run build-image -- --fleet 3', () => {
       .split('\n')
       .filter((call) => /^docker (context create|buildx create)/.test(call));
     const tls = `ca=${kit}/tls/ca.pem,cert=${kit}/tls/cert.pem,key=${kit}/tls/key.pem`;
-    expect(calls).toEqual(
-      boards.flatMap((board, index) => [
-        `docker context create --description odroid-buildx-image device ${board.name} --docker host=tcp://${board.ip}:2376,${tls} ${board.name}`,
-        `docker buildx create --name fleet --node ${board.name} --driver docker-container --platform linux/arm64${index === 0 ? '' : ' --append'} ${board.name}`,
-      ]),
-    );
+    expect(calls).toEqual([
+      ...boards.map(
+        (board) =>
+          `docker context create --description odroid-buildx-image device ${board.name} --docker host=tcp://${board.ip}:2376,${tls} ${board.name}`,
+      ),
+      ...boards.map(
+        (board, index) =>
+          `docker buildx create --name fleet --node ${board.name} --driver docker-container --platform linux/arm64${index === 0 ? '' : ' --append'} ${board.name}`,
+      ),
+    ]);
+    // A fleet cannot have the docker driver: buildx joins only docker-container nodes.
+    expect(result.stdout).toContain('driver docker-container: one builder fleet over 3 devices');
   });
 
   it("nat.sh gives each attached board's link the host end of its subnet", async () => {

@@ -323,30 +323,33 @@ esac`;
 });
 
 describe('setup-buildx.sh', () => {
-  it("creates the context with the kit's client certificate and an arm64 node, then updates both in place", async () => {
+  it("one device: creates the context with the kit's client certificate and builds with the docker driver, the context itself", async () => {
     const state = await tempDir();
     const bin = await fakeBin({ docker: SETUP_BUILDX_DOCKER });
     for (let run = 0; run < 2; run += 1) {
       const result = runKitScript(join(kit, 'setup-buildx.sh'), bin, { STATE: state });
       expect(result.stderr).toBe('');
       expect(result.status).toBe(0);
-      expect(result.stdout).toContain('docker buildx build --builder c2-test --platform linux/arm64');
+      expect(result.stdout).toContain("driver docker: dockerd's own BuildKit on c2-test");
+      expect(result.stdout).toContain('docker --context c2-test buildx build --platform linux/arm64');
     }
-    const calls = (await readFile(join(state, 'log'), 'utf8'))
-      .trim()
-      .split('\n')
-      .filter((call) => !call.includes(' inspect ') && call !== 'docker buildx version');
+    const log = (await readFile(join(state, 'log'), 'utf8')).trim().split('\n');
+    const calls = log.filter((call) => !call.includes(' inspect ') && call !== 'docker buildx version');
     const endpoint = `host=tcp://10.0.0.2:2376,ca=${kit}/tls/ca.pem,cert=${kit}/tls/cert.pem,key=${kit}/tls/key.pem`;
     expect(calls).toEqual([
       `docker context create --description odroid-buildx-image device c2-test --docker ${endpoint} c2-test`,
-      'docker buildx create --name c2-test --node c2-test --driver docker-container --platform linux/arm64 c2-test',
       `docker context update --docker ${endpoint} c2-test`,
-      'docker buildx create --name c2-test --node c2-test --driver docker-container --platform linux/arm64 --append c2-test',
     ]);
-    const bootstraps = (await readFile(join(state, 'log'), 'utf8'))
-      .split('\n')
-      .filter((call) => call === 'docker buildx inspect --bootstrap c2-test');
-    expect(bootstraps).toHaveLength(2);
+    expect(log.filter((call) => call === 'docker --context c2-test buildx inspect --bootstrap')).toHaveLength(2);
+  });
+
+  it("one device: removes an earlier kit's docker-container builder of the device's name, which would shadow the context", async () => {
+    const state = await tempDir();
+    await writeFile(join(state, 'builder-c2-test'), '');
+    const result = runKitScript(join(kit, 'setup-buildx.sh'), await fakeBin({ docker: SETUP_BUILDX_DOCKER }, ['rm']), { STATE: state });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(await readFile(join(state, 'log'), 'utf8')).toContain('docker buildx rm c2-test\n');
   });
 
   it('stops with a clear message without docker buildx', async () => {

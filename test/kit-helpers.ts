@@ -52,15 +52,16 @@ export function runKitScript(script: string, bin: string, env: Record<string, st
   return spawnSync(BASH, [script, ...args], { encoding: 'utf8', env: { PATH: bin, ...env } });
 }
 
-/** A docker CLI for setup-buildx.sh that remembers contexts and builders in files under $STATE and logs every call. */
+/** A docker CLI for setup-buildx.sh that remembers contexts and builders (all docker-container) in files under $STATE and logs every call. */
 export const SETUP_BUILDX_DOCKER = `
 echo "docker $*" >>"$STATE/log"
+if [ "$1" = --context ]; then shift 2; fi
 case "$1 $2" in
   "buildx version") exit 0 ;;
   "context inspect") [ -e "$STATE/context-$3" ] ;;
   "context create") for name; do :; done; : >"$STATE/context-$name" ;;
   "context update") exit 0 ;;
-  "buildx inspect") if [ "$3" = --bootstrap ]; then echo "Name: $4"; else [ -e "$STATE/builder-$3" ]; fi ;;
+  "buildx inspect") if [ "$3" = --bootstrap ]; then echo "Name: \${4:-context}"; else [ -e "$STATE/builder-$3" ] && echo "Driver: docker-container"; fi ;;
   "buildx create") : >"$STATE/builder-$4" ;;
   "buildx rm") rm "$STATE/builder-$3" ;;
   "context rm") rm "$STATE/context-$3" ;;

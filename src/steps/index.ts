@@ -1,5 +1,6 @@
 import type { Step } from '../engine/step.js';
 import { buildStamp } from './build-stamp.js';
+import { clock } from './clock.js';
 import { docker } from './docker.js';
 import { hostname } from './hostname.js';
 import { nographics } from './nographics.js';
@@ -15,6 +16,7 @@ export const STEPS: Step[] = [
   power,
   usbGadget,
   readonlyRoot,
+  clock,
   docker,
   remoteAccess,
   hostname,

@@ -116,6 +116,40 @@ export async function dockerCli(netns: ClientNetns, certDir: string, configDir: 
   });
 }
 
+/** The busybox image boot-check `docker load`s on the device (tiny-image.ts): a local base image. */
+export const TINY_IMAGE = 'boot-check/tiny:1';
+
+/**
+ * Runs `command` in the client's namespace as the laptop's user would with the host kit: only
+ * PATH and a docker config of its own (the kit's contexts go there), no DOCKER_HOST.
+ */
+export async function kitCommand(netns: ClientNetns, configDir: string, command: string[]): Promise<Outcome> {
+  return new Promise((resolve) => {
+    execFileCallback(
+      'ip',
+      ['netns', 'exec', netns.name, ...command],
+      { env: { PATH: process.env.PATH, DOCKER_CONFIG: configDir }, timeout: 15 * 60_000, maxBuffer: 16 << 20 },
+      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` }),
+    );
+  });
+}
+
+/**
+ * A buildx context: two stages, the first FROM the device's local busybox image with a cache
+ * mount (no registry is reachable: the docker driver resolves FROM in dockerd's image store),
+ * the second FROM scratch with its results: a copy of the arm64 busybox and `uname -m`.
+ */
+export async function buildxContext(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(
+    join(dir, 'Dockerfile'),
+    `FROM ${TINY_IMAGE} AS build\n` +
+      "RUN --mount=type=cache,target=/cache sh -c 'uname -m >/cache/machine && cat /cache/machine >/machine && cat /bin/busybox >/busybox'\n" +
+      'FROM scratch\nCOPY --from=build /machine /busybox /\n',
+  );
+  return dir;
+}
+
 /** A build context: FROM scratch, the static arm64 busybox, and a RUN that prints the machine. */
 export async function buildContext(dir: string, busybox: string): Promise<string> {
   await mkdir(dir, { recursive: true });

@@ -26,11 +26,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage, REPO } from '../support/cli.js';
 import {
   buildContext,
+  buildxContext,
   type ClientNetns,
   caOnlyCertDir,
+  DOCKER_CLI,
   dockerCli,
   foreignCertDir,
   freePort,
+  kitCommand,
   type Outcome,
   signalGuest,
   startClientNetns,
@@ -45,6 +48,11 @@ const execFile = promisify(execFileCallback);
 
 const ROOT_UUID = 'e139ce78-9841-40fe-8823-96a304a09859';
 const BOOT_TIMEOUT_MS = 20 * 60_000;
+/** Boot 1's RTC: long before any build of the image, so the clock step's floor is seen to act. */
+const RTC_BASE = '2020-01-01T00:00:00';
+const RTC_BASE_SECONDS = Date.parse(`${RTC_BASE}Z`) / 1000;
+/** No image of this run is built before this. */
+const TEST_STARTED_SECONDS = Math.floor(Date.now() / 1000);
 const DEVICE_IP = CONFIG.network.address.split('/')[0];
 type Network = 'ifupdown' | 'networkmanager' | 'none';
 /**
@@ -59,6 +67,13 @@ interface Refusal {
 /** What the device's API said to the test machine's own docker client during the host phase. */
 interface HostPhase {
   build: Outcome;
+  /** The kit's setup-buildx.sh, then the same `docker buildx build` twice. */
+  setupBuildx: Outcome;
+  buildx: Outcome[];
+  /** The build's artifacts brought back by `--output type=local`: `uname -m`, the ELF's e_machine. */
+  machine?: string;
+  eMachine?: number;
+
   withoutCert: Refusal;
   otherCa: Refusal;
   /** A TLS handshake to the device address that QEMU delivers on eth0, as a neighbour would. */
@@ -157,17 +172,41 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
       version: await dockerCli(clientNetns, certDir, dockerConfig, ['version', '--format', '{{.Server.Version}}']),
     });
     const build = await cli(kitTls);
+    // buildx as the kit's README says: setup-buildx.sh, then a build with the builder it made.
+    const buildxConfig = join(work, 'docker-config-buildx');
+    await mkdir(buildxConfig, { recursive: true });
+    const setupBuildx = await kitCommand(clientNetns, buildxConfig, ['bash', join(out, 'host/setup-buildx.sh')]);
+    const buildxSource = await buildxContext(join(work, 'buildx-context'));
+    const artifacts = join(work, 'buildx-out');
+    const buildxBuild = () =>
+      kitCommand(clientNetns, buildxConfig, [
+        DOCKER_CLI,
+        '--context',
+        NAME,
+        'buildx',
+        'build',
+        '--platform',
+        'linux/arm64',
+        '--progress=plain',
+        '--output',
+        `type=local,dest=${artifacts}`,
+        buildxSource,
+      ]);
+    const buildx = [await buildxBuild(), await buildxBuild()];
+    const machine = await readFile(join(artifacts, 'machine'), 'utf8').catch(() => undefined);
+    const elf = await readFile(join(artifacts, 'busybox')).catch(() => undefined);
+    const eMachine = elf && elf.length > 20 ? elf.readUInt16LE(18) : undefined;
     const withoutCert = await refusal(await caOnlyCertDir(join(work, 'ca-only'), join(kitTls, 'ca.pem')));
     const otherCa = await refusal(await foreignCertDir(join(work, 'other-ca'), join(kitTls, 'ca.pem')));
     const viaEth0 = await tlsHandshake(forwards.direct.hostPort, kitTls, 20_000);
     // Shown while the test runs: its verdicts come only at the end.
     console.log(
-      `host phase: build exit ${build.code}, without a certificate exit ${withoutCert.build.code}, another CA's exit ${otherCa.build.code}, via eth0: ${viaEth0}`,
+      `host phase: build exit ${build.code}, setup-buildx exit ${setupBuildx.code}, buildx exits ${buildx.map((b) => b.code)}, without a certificate exit ${withoutCert.build.code}, another CA's exit ${otherCa.build.code}, via eth0: ${viaEth0}`,
     );
-    return { build, withoutCert, otherCa, viaEth0 };
+    return { build, setupBuildx, buildx, machine, eMachine, withoutCert, otherCa, viaEth0 };
   };
 
-  const boot = async (n: number, powerCut?: { marker: string; afterMs: number }) => {
+  const boot = async (n: number, powerCut?: { marker: string; afterMs: number }, rtcBase?: string) => {
     tapAttached = undefined;
     const onCheck = (name: string, value: string) => {
       // The first line: the guest runs, so QEMU made the tap long before.
@@ -194,6 +233,7 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
         onCheck,
         forwards: [forwards.signal, forwards.direct],
         tap: clientNetns.tap,
+        rtcBase,
       }),
     );
     boots[n] = result;
@@ -262,7 +302,7 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
 
     await mkdir(join(nfs.dir, 'boot-check'), { recursive: true });
     await writeFile(join(nfs.dir, 'boot-check/plan'), 'host-phase\n');
-    const result = await boot(1);
+    const result = await boot(1, undefined, RTC_BASE);
     await rm(join(nfs.dir, 'boot-check/plan'));
     expect(lastCheck(result, 'finished'), `no end marker; see ${result.log}`).toBe('ok');
     expect(notOk(result, ['root-overlay', 'root-upper-tmpfs', 'root-lower-ro', 'root-writable', 'fat-not-rw'])).toEqual([]);
@@ -305,6 +345,35 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
       expect(refused.version.code).not.toBe(0);
       expect(refused.version.output).toMatch(/remote error: tls: bad certificate/);
     }
+  });
+
+  it('starts the clock at the build time, though the RTC says 2020: clock-floor.service acts before the check service runs', () => {
+    const floorLine = lastCheck(boots[1], 'clock-floor') ?? '';
+    const match = /^clock-floor: clock was (\d+), set to the image's build time (\d+)$/.exec(floorLine);
+    expect(match, floorLine).not.toBeNull();
+    const [was, floor] = [Number(match![1]), Number(match![2])];
+    // Not the RTC's 2020 itself: systemd's PID 1 first moves a clock before its own epoch (its
+    // build, months before this test) to it (bookworm's systemd 252); the floor comes after.
+    expect(was).toBeGreaterThanOrEqual(RTC_BASE_SECONDS);
+    expect(was).toBeLessThan(TEST_STARTED_SECONDS - 3600);
+    expect(floor).toBeGreaterThanOrEqual(TEST_STARTED_SECONDS);
+    expect(floor).toBeLessThanOrEqual(Date.now() / 1000);
+    expect(Number(lastCheck(boots[1], 'clock-first'))).toBeGreaterThanOrEqual(floor);
+  });
+
+  it("the host kit's setup-buildx.sh makes the device a docker-driver builder; a multi-stage docker buildx build with a cache mount brings an aarch64 artifact back, and again from cache", async () => {
+    const phase = await hostPhase;
+    expect(phase, 'the host phase never started').toBeDefined();
+    const { setupBuildx, buildx, machine, eMachine } = phase!;
+    expect(setupBuildx.code, setupBuildx.output).toBe(0);
+    expect(setupBuildx.output).toContain(`driver docker: dockerd's own BuildKit on ${NAME}`);
+    expect(setupBuildx.output).toContain(`ready: docker --context ${NAME} buildx build --platform linux/arm64`);
+    expect(buildx[0].code, buildx[0].output).toBe(0);
+    expect(machine).toBe('aarch64\n');
+    // ELF e_machine 183: EM_AARCH64.
+    expect(eMachine).toBe(183);
+    expect(buildx[1].code, buildx[1].output).toBe(0);
+    expect(buildx[1].output).toMatch(/RUN --mount=type=cache[^\n]*\n#\d+ CACHED/);
   });
 
   it("the host kit's doctor.sh, run at the host end of the USB link, passes every link up to buildx, which this test's host has not", () => {

@@ -87,6 +87,8 @@ export interface BootOptions {
   tap?: Tap;
   /** Called for every CHECK line as it arrives (the guest keeps running meanwhile). */
   onCheck?: (name: string, value: string) => void;
+  /** The guest's RTC at power-on (QEMU's `-rtc base=`, UTC), instead of the test machine's clock. */
+  rtcBase?: string;
 }
 
 /** A TCP port on the test machine's 127.0.0.1 that QEMU forwards to guestAddress:guestPort. */
@@ -119,7 +121,7 @@ export interface BootResult {
 
 const CHECK_LINE = /CHECK ([a-z0-9-]+)=(.*)$/;
 
-export function qemuArgs(image: string, files: BootFiles, forwards: Forward[] = [], tap?: Tap): string[] {
+export function qemuArgs(image: string, files: BootFiles, forwards: Forward[] = [], tap?: Tap, rtcBase?: string): string[] {
   const hostfwd = forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-${f.guestAddress}:${f.guestPort}`).join('');
   // After the user network's NIC, so that one stays eth0 (the kernel names them in PCI order).
   const tapNic = tap
@@ -158,6 +160,7 @@ export function qemuArgs(image: string, files: BootFiles, forwards: Forward[] = 
     '-device',
     'virtio-net-pci,netdev=net,romfile=',
     ...tapNic,
+    ...(rtcBase ? ['-rtc', `base=${rtcBase}`] : []),
     '-device',
     'virtio-rng-pci',
   ];
@@ -169,7 +172,7 @@ export function bootImage(options: BootOptions): Promise<BootResult> {
   const elapsed = () => (performance.now() - start) / 1000;
   const checks = new Map<string, string[]>();
   const log = createWriteStream(options.log);
-  const child = spawn('qemu-system-aarch64', qemuArgs(options.image, options.files, options.forwards, options.tap), {
+  const child = spawn('qemu-system-aarch64', qemuArgs(options.image, options.files, options.forwards, options.tap, options.rtcBase), {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let end: BootResult['end'] = 'poweroff';
