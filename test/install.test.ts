@@ -118,7 +118,8 @@ describe.skipIf(noHost)('install.sh on a stand-in host', () => {
     expect(blocks * 512).toBeLessThan(size / 10);
     // The SSH host keys, where ssh finds them for every user.
     expect(host.shell('ssh-keygen -F 10.0.0.2 -f /etc/ssh/ssh_known_hosts').status).toBe(0);
-    expect(await readFile(join(state, 'log'), 'utf8')).toContain('docker buildx create --name c2-test --node c2-test');
+    // One device: the docker driver, whose builder is the device's context (setup-buildx.sh says why).
+    expect(await readFile(join(state, 'log'), 'utf8')).toContain('docker --context c2-test buildx inspect --bootstrap');
 
     const changed = await changes(host);
     const again = install();
@@ -337,18 +338,18 @@ describe.skipIf(noHost)('install.sh when a step fails', () => {
     host = await kitHost(HOST_MAC, '10.0.0.2/24');
     const { kit } = await kitFor({ export: join(await tempDir(), 'share') });
     const state = await tempDir();
-    // The device's Docker does not answer: buildx makes the builder, then cannot start it.
-    const bin = await fakeBin({
-      docker: SETUP_BUILDX_DOCKER.replace(
-        '"buildx inspect") if [ "$3" = --bootstrap ]; then echo "Name: $4";',
-        '"buildx inspect") if [ "$3" = --bootstrap ]; then exit 1;',
-      ),
-    });
+    // The device's Docker does not answer: setup-buildx.sh makes the context, then cannot start its builder.
+    const unanswered = SETUP_BUILDX_DOCKER.replace(
+      'if [ "$3" = --bootstrap ]; then echo "Name: ${4:-context}"',
+      'if [ "$3" = --bootstrap ]; then exit 1',
+    );
+    expect(unanswered).not.toBe(SETUP_BUILDX_DOCKER);
+    const bin = await fakeBin({ docker: unanswered });
     const install = (...args: string[]) => host.run(join(kit, 'install.sh'), args, { bin, env: { STATE: state } });
     const run = install();
     expect(run.status).toBe(1);
     expect(run.stderr).toContain(`install.sh: failed: as_user root ${kit}/setup-buildx.sh (above: why; the rest is not done`);
-    expect(spawnSync('test', ['-e', join(state, 'builder-c2-test')]).status).toBe(0);
+    expect(spawnSync('test', ['-e', join(state, 'context-c2-test')]).status).toBe(0);
 
     const undo = install('--uninstall');
     expect(undo.status).toBe(0);

@@ -52,7 +52,11 @@ export function runKitScript(script: string, bin: string, env: Record<string, st
   return spawnSync(BASH, [script, ...args], { encoding: 'utf8', env: { PATH: bin, ...env } });
 }
 
-/** A docker CLI for setup-buildx.sh that remembers contexts and builders (all docker-container) in files under $STATE and logs every call. */
+/**
+ * A docker CLI for setup-buildx.sh that remembers contexts and docker-container builders in files
+ * under $STATE and logs every call; as buildx does, a context is a docker-driver builder of its
+ * name, which buildx rm refuses.
+ */
 export const SETUP_BUILDX_DOCKER = `
 echo "docker $*" >>"$STATE/log"
 if [ "$1" = --context ]; then shift 2; fi
@@ -61,9 +65,13 @@ case "$1 $2" in
   "context inspect") [ -e "$STATE/context-$3" ] ;;
   "context create") for name; do :; done; : >"$STATE/context-$name" ;;
   "context update") exit 0 ;;
-  "buildx inspect") if [ "$3" = --bootstrap ]; then echo "Name: \${4:-context}"; else [ -e "$STATE/builder-$3" ] && echo "Driver: docker-container"; fi ;;
+  "buildx inspect")
+    if [ "$3" = --bootstrap ]; then echo "Name: \${4:-context}"
+    elif [ -e "$STATE/builder-$3" ]; then echo "Driver: docker-container"
+    elif [ -e "$STATE/context-$3" ]; then echo "Driver: docker"
+    else exit 1; fi ;;
   "buildx create") : >"$STATE/builder-$4" ;;
-  "buildx rm") rm "$STATE/builder-$3" ;;
+  "buildx rm") if [ -e "$STATE/builder-$3" ]; then rm "$STATE/builder-$3"; else echo "ERROR: $3 is not a builder this can remove" >&2; exit 1; fi ;;
   "context rm") rm "$STATE/context-$3" ;;
   *) echo "unexpected: docker $*" >&2; exit 2 ;;
 esac`;
