@@ -42,4 +42,21 @@ describe('a stock root with /etc and /usr/local/bin as symlinks', () => {
     expect(await debugfsStat(img, '/opt/local-bin/dockerd')).toMatchObject({ type: 'regular' });
     expect(await e2fsckClean(img)).toMatchObject({ ok: true });
   });
+
+  for (const [kind, target] of [
+    ['dangling', '/nowhere/interfaces'],
+    ['looping', 'interfaces'],
+  ] as const) {
+    it(`with a ${kind} /etc/network/interfaces builds, and usb0 comes up through the tool's own unit`, async () => {
+      const dir = await tempDir();
+      const input = await copyOfStockImage('stock', dir);
+      await debugfsBatch(input, ['rm /etc/network/interfaces', `symlink /etc/network/interfaces ${target}`], { write: true });
+      const out = `${dir}/out`;
+      const run = await buildImage(['--input', input, '--out', out, '--config', await configWithFakeBundle(dir), '--name', kind]);
+      expect(run.stderr).not.toMatch(/internal error/);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/usb0 +usb0-unit from \/usr\/local\/sbin\/usb0-address/);
+      expect(await e2fsckClean(`${out}/${kind}.img`)).toMatchObject({ ok: true });
+    });
+  }
 });
