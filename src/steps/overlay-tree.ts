@@ -32,6 +32,18 @@ async function statIfExists(path: string) {
   }
 }
 
+/** A directory entry's name, refused in one line when it is not UTF-8. */
+function utf8Name(dir: string, raw: Buffer): string {
+  const name = raw.toString('utf8');
+  // Node hands such a name over with U+FFFD in it: a path that does not exist, and no name in ext4 we could mean.
+  if (!Buffer.from(name, 'utf8').equals(raw)) {
+    throw new UserError(
+      `${dir} holds a file whose name is not UTF-8 (bytes ${raw.toString('hex')}); rename it (mv, or convmv) and build again`,
+    );
+  }
+  return name;
+}
+
 /**
  * Every entry under `root`, parents before children, names sorted so plans are stable. Symlinks
  * are entries of their own and never followed, so a link pointing anywhere is only data.
@@ -43,7 +55,7 @@ export async function walkOverlay(root: string): Promise<OverlayEntry[]> {
   if (!rootStat.isDirectory()) throw new UserError(`${root} must be a directory of files to copy into the image: remove it or make it one`);
   const entries: OverlayEntry[] = [];
   const visit = async (hostDir: string, imageDir: string): Promise<void> => {
-    for (const name of (await readdir(hostDir)).sort()) {
+    for (const name of (await readdir(hostDir, { encoding: 'buffer' })).map((raw) => utf8Name(hostDir, raw)).sort()) {
       if (name === PLACEHOLDER) continue;
       const source = join(hostDir, name);
       const path = posix.join(imageDir, name);

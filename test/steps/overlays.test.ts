@@ -235,3 +235,16 @@ describe('overlays step refuses, with one line and before writing anything,', ()
     expect(await debugfsStat(first.img, '/etc/foo')).toMatchObject({ type: 'symlink', target: '/tmp' });
   });
 });
+
+describe('an overlay file whose name is not UTF-8', () => {
+  it('is refused in one line naming its directory and bytes, before the image is opened', async () => {
+    const root = await tempDir();
+    const etc = join(root, 'rootfs', 'etc');
+    await mkdir(etc, { recursive: true });
+    // "caf\xe9": Latin-1, as an old archive or a FAT stick may name a file.
+    await writeFile(Buffer.concat([Buffer.from(`${etc}/caf`), Buffer.from([0xe9])]), 'x');
+    const fixture = patchFixture([overlaysStep(root)], {});
+    await expect(fixture).rejects.toThrow(UserError);
+    await expect(fixture).rejects.toThrow(/rootfs\/etc holds a file whose name is not UTF-8 \(bytes 636166e9\); rename it/);
+  });
+});
