@@ -131,6 +131,11 @@ describe('after two builds', () => {
     expect((await readdir(out)).sort()).toEqual(['c2-test.img', 'host', 'secrets']);
   });
 
+  it('made the image owner-only (0600), as it holds private keys, and the summary says why', async () => {
+    expect(((await stat(img)).mode & 0o777).toString(8)).toBe('600');
+    expect(second.run.stdout).toMatch(/^ {2}private {2}0600, owner only: the image holds the device's TLS server key and SSH host keys/m);
+  });
+
   it("gave the image a server certificate for its address under the kit's CA, its key 0600 root:root", async () => {
     const dir = await debugfsDumpDir(img, '/etc/docker/tls');
     const ca = join(out, 'host/tls/ca.pem');

@@ -88,6 +88,9 @@ describe('builds killed at ten points, then one ordinary build into the same --o
       // Pending secrets are private.
       for (const dir of leftovers.filter((path) => /(^|\/)\.(secrets\.)?new-\w+$/.test(path)))
         expect(await mode(join(out, dir)), dir).toBe('700');
+      // So are images being written: they hold the device's private keys.
+      for (const image of leftovers.filter((path) => /^\.k\.img(\.xz)?\.\d+\.tmp$/.test(path)))
+        expect(await mode(join(out, image)), image).toBe('600');
     });
   }
 

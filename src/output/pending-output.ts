@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { access, constants, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { access, constants, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UserError } from '../errors.js';
@@ -24,6 +24,17 @@ export interface PendingImage {
 /** The files `--release` adds for image `<name>.img`, by their names in --out. */
 export function releaseFiles(name: string): { xz: string; bmap: string } {
   return { xz: `${name}.img.xz`, bmap: `${name}.bmap` };
+}
+
+/**
+ * An image and its xz hold the device's private keys (TLS server key, SSH host keys), readable by
+ * anyone with debugfs: they are made owner-only from their first byte, as secrets/ is.
+ */
+export const PRIVATE_FILE_MODE = 0o600;
+
+/** Creates `path` empty and owner-only; it must not exist. cp and xz then write into it, keeping its mode. */
+export async function createPrivateFile(path: string): Promise<void> {
+  await (await open(path, 'wx', PRIVATE_FILE_MODE)).close();
 }
 
 export interface PendingOutput {
@@ -78,6 +89,7 @@ export function pendingOutput(outDir: string): PendingOutput {
       const image = `${name}.img`;
       const tempPath = tempFor(image);
       try {
+        await createPrivateFile(tempPath);
         // cp skips holes with SEEK_DATA/SEEK_HOLE (and reflinks where the file system can),
         // so a mostly-empty 4 GiB image costs what its data costs. Not through zx: its $ turns
         // on async hooks for the rest of the process, a cost on every await of the patch.
