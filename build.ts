@@ -123,6 +123,9 @@ async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config:
     await secrets.commit();
     await kit.commit();
     await stage('commit', () => output.commit());
+    // Only now the secrets and kit they replaced go: until the images are in place, a failure puts them back.
+    await secrets.settle();
+    await kit.settle();
     const warning = remoteLoginWarning(config);
     process.stdout.write(
       images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath) ?? [])).join('') +

@@ -2,7 +2,8 @@
  * What a build does with the user's --out: the modes of what it writes there, the paths it
  * deletes, replaces or refuses (docs/out-dir.md). Real builds, checked with stat and ls.
  */
-import { stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
@@ -11,12 +12,15 @@ import { SMALL_SIZE_MIB, stockImage, tempDir } from './support/images.js';
 
 const NAME = 'o';
 const smallInput = () => stockImage('stock', { sizeMiB: SMALL_SIZE_MIB });
+/** Every file under `dir` with its sha256, to tell whether a build changed anything there. */
+const contentsOf = (dir: string) =>
+  execFileSync('sh', ['-c', 'find . -type f -exec sha256sum {} + | sort -k 2'], { cwd: dir, encoding: 'utf8' });
 const modeOf = async (path: string) => ((await stat(path)).mode & 0o777).toString(8);
 
 /** A build of `NAME` into `out` from the small stock image, with `extra` flags. */
-async function build(out: string, extra: string[] = []) {
+async function build(out: string, extra: string[] = [], env?: NodeJS.ProcessEnv) {
   const config = await configWithFakeBundle(await tempDir());
-  return buildImage(['--input', await smallInput(), '--out', out, '--name', NAME, '--config', config, ...extra]);
+  return buildImage(['--input', await smallInput(), '--out', out, '--name', NAME, '--config', config, ...extra], env);
 }
 
 describe('files that hold the device private keys', () => {
@@ -29,5 +33,54 @@ describe('files that hold the device private keys', () => {
     expect(await modeOf(join(out, `${NAME}.bmap`))).toBe('644');
     expect(await modeOf(join(out, 'SHA256SUMS'))).toBe('644');
     expect(run.stdout).toMatch(/^ {2}private {2}0600, owner only: the image and its \.xz hold the device's TLS server key/m);
+  });
+});
+
+describe('paths in --out the build did not make', () => {
+  it('are never deleted or moved for looking like leftovers, also after a killed build', async () => {
+    const out = await tempDir();
+    const mine = {
+      '.thesis.2024.tmp/chapter1.tex': 'chapter 1',
+      '.new-photos/a.jpg': 'photo',
+      '.x.old-abc123/old/notes': 'old notes',
+      '.o.img.123.tmp': 'not a temp image of this tool',
+    };
+    for (const [path, text] of Object.entries(mine)) {
+      await mkdir(join(out, path, '..'), { recursive: true });
+      await writeFile(join(out, path), text);
+    }
+    const killed = await build(out, [], { ODROID_BUILD_KILL_AT: 'after copy' });
+    expect(killed.code).not.toBe(0);
+    expect((await readdir(out)).filter((name) => /^\.o\.img\.\d+\.tmp$/.test(name))).toHaveLength(2);
+    const run = await build(out);
+    expect(run.code, run.stderr).toBe(0);
+    // The killed build's own temp image went, and only it.
+    expect(run.stderr).toMatch(/^removed what an interrupted build left in .*: \.o\.img\.\d+\.tmp$/m);
+    for (const [path, text] of Object.entries(mine)) expect(await readFile(join(out, path), 'utf8'), path).toBe(text);
+    expect((await readdir(out)).sort()).toEqual(
+      [...Object.keys(mine).map((path) => path.split('/')[0]), 'host', 'o.img', 'secrets'].sort(),
+    );
+  });
+});
+
+describe('--rotate-secrets with a build that fails at its last step', () => {
+  it('keeps the old secrets and host kit, which the image in --out matches', async () => {
+    const out = await tempDir();
+    expect((await build(out)).code).toBe(0);
+    const before = { secrets: contentsOf(join(out, 'secrets')), host: contentsOf(join(out, 'host')) };
+    const image = join(out, `${NAME}.img`);
+    // An immutable image: its replacement's rename, the build's very last write, fails with EPERM.
+    execFileSync('chattr', ['+i', image]);
+    let run: Awaited<ReturnType<typeof build>>;
+    try {
+      run = await build(out, ['--rotate-secrets']);
+    } finally {
+      execFileSync('chattr', ['-i', image]);
+    }
+    expect(run.stderr).not.toMatch(/internal error/);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/^error: cannot replace .*o\.img \(EPERM\)/m);
+    expect({ secrets: contentsOf(join(out, 'secrets')), host: contentsOf(join(out, 'host')) }).toEqual(before);
+    expect((await readdir(out)).sort()).toEqual(['host', `${NAME}.img`, 'secrets']);
   });
 });

@@ -1,19 +1,18 @@
 /**
  * Taking --out for a build: it must be writable, no other build may be writing into it, and what
- * builds killed there earlier left behind (temp images, pending secrets) goes first.
+ * a build killed there earlier left behind (the temp paths its journal names) goes first.
  */
 import { relative } from 'node:path';
 import { info } from '../log.js';
 import { lockOutDir, type OutLock } from '../output/out-lock.js';
 import { prepareOutputDir } from '../output/pending-output.js';
 import { removeLeftovers } from '../output/temp-files.js';
-import { removeSecretsLeftovers } from '../secrets/secrets-dir.js';
 
 export async function claimOutDir(outDir: string): Promise<OutLock> {
   await prepareOutputDir(outDir);
   const lock = lockOutDir(outDir);
   try {
-    const removed = [...(await removeLeftovers(outDir)), ...(await removeSecretsLeftovers(outDir))];
+    const removed = await removeLeftovers(outDir, lock.killed);
     if (removed.length > 0)
       info(`removed what an interrupted build left in ${outDir}: ${removed.map((path) => relative(outDir, path)).join(', ')}`);
   } catch (error) {

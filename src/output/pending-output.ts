@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { UserError } from '../errors.js';
 import { writeFile } from '../files.js';
 import { killPoint } from '../timing.js';
+import { recordCommitted } from './build-journal.js';
 import { removeOnInterrupt, tempFileOf } from './temp-files.js';
 
 /**
@@ -126,10 +127,11 @@ export function pendingOutput(outDir: string): PendingOutput {
     },
     async commit() {
       // The images last: a <name>.img present means the whole set is.
-      for (const [file, temp] of files) if (!images.includes(file)) await rename(temp, join(outDir, file));
+      for (const [file, temp] of files) if (!images.includes(file)) await putInPlace(temp, join(outDir, file));
       for (const file of stale) await rm(join(outDir, file), { force: true });
       killPoint('rename images');
-      for (const image of images) await rename(files.get(image)!, join(outDir, image));
+      for (const image of images) await putInPlace(files.get(image)!, join(outDir, image));
+      recordCommitted();
       for (const temp of files.values()) forget.get(temp)?.();
     },
     async discard() {
@@ -139,6 +141,19 @@ export function pendingOutput(outDir: string): PendingOutput {
       }
     },
   };
+}
+
+/** Renames `temp` to `path`; a `path` that cannot be replaced (immutable, read-only) is the user's to mend, in one line. */
+async function putInPlace(temp: string, path: string): Promise<void> {
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    if (code !== 'EPERM' && code !== 'EACCES' && code !== 'EROFS' && code !== 'EISDIR' && code !== 'EBUSY') throw error;
+    throw new UserError(
+      `cannot replace ${path} (${code}): make it replaceable (chattr -i, a writable mount, not a directory), or pass another --out`,
+    );
+  }
 }
 
 /**
