@@ -99,6 +99,7 @@ describe('after two builds', () => {
     expect(await modes(join(out, 'host'))).toEqual(
       [
         '. 0755',
+        '.written-by-odroid-buildx-image 0644',
         `${NAME}.nmconnection 0600`,
         'README.md 0644',
         'exports 0644',

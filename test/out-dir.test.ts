@@ -84,3 +84,18 @@ describe('--rotate-secrets with a build that fails at its last step', () => {
     expect((await readdir(out)).sort()).toEqual(['host', `${NAME}.img`, 'secrets']);
   });
 });
+
+describe('a host/ in --out that this tool did not write', () => {
+  it('is refused in one line naming it, before any work, and left as it was', async () => {
+    const out = await tempDir();
+    await mkdir(join(out, 'host'));
+    await writeFile(join(out, 'host/notes.txt'), 'my notes');
+    const run = await build(out);
+    expect(run.code).toBe(1);
+    expect(run.stderr.split('\n').filter((line) => line.startsWith('error:'))).toEqual([
+      `error: ${join(out, 'host')} was not written by this tool (it has no .written-by-odroid-buildx-image), and a build replaces host/ whole: move it away (or, if it is an earlier build's kit, delete it), or pass another --out`,
+    ]);
+    expect(await readFile(join(out, 'host/notes.txt'), 'utf8')).toBe('my notes');
+    expect(await readdir(out)).toEqual(['host']);
+  });
+});

@@ -1,8 +1,10 @@
 /**
  * Taking --out for a build: it must be writable, no other build may be writing into it, and what
- * a build killed there earlier left behind (the temp paths its journal names) goes first.
+ * a build killed there earlier left behind (the temp paths its journal names) goes first; a host/
+ * it did not write is refused before any work.
  */
 import { relative } from 'node:path';
+import { checkHostKitDir } from '../host-kit/host-kit.js';
 import { info } from '../log.js';
 import { lockOutDir, type OutLock } from '../output/out-lock.js';
 import { prepareOutputDir } from '../output/pending-output.js';
@@ -15,6 +17,7 @@ export async function claimOutDir(outDir: string): Promise<OutLock> {
     const removed = await removeLeftovers(outDir, lock.killed);
     if (removed.length > 0)
       info(`removed what an interrupted build left in ${outDir}: ${removed.map((path) => relative(outDir, path)).join(', ')}`);
+    await checkHostKitDir(outDir);
   } catch (error) {
     lock.release();
     throw error;
