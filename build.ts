@@ -5,7 +5,7 @@
  * and without root. The build is the short sequence of stages below.
  */
 import { relative, resolve } from 'node:path';
-import { resolveSource } from './src/artifacts/stock-image.js';
+import { availableSource, resolveSource } from './src/artifacts/stock-image.js';
 import { type BoardImage, buildBoardImage, describeBoardImage } from './src/cli/board-image.js';
 import { BUILD_COMMAND, BUILD_FLAGS, IMAGE_CACHE_DIR } from './src/cli/build-flags.js';
 import { type FlagValues, parseFlags, runMain, usage, type WritePlace } from './src/cli/options.js';
@@ -62,7 +62,10 @@ async function main(argv: string[]): Promise<void> {
   const config = await stage('config', () => loadConfig(args.config, { name: args.name }));
   const boards = args.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(args.fleet));
   if (args['dry-run']) return dryRun(stage, args.input, boards, { out: args.out, fleet: args.fleet !== undefined });
-  const lock = await claimOutDir(args.out);
+  const lock = await claimOutDir(
+    args.out,
+    boards.map((board) => board.name),
+  );
   try {
     await build(stage, args, config, boards);
   } finally {
@@ -77,7 +80,13 @@ async function dryRun(
   boards: BuildConfig[],
   options: { out: string; fleet: boolean },
 ): Promise<void> {
-  const source = await stage('source', () => resolveSource({ input, cacheDir }));
+  const source = await stage('source', () => availableSource({ input, cacheDir }));
+  if ('wouldFirst' in source) {
+    process.stdout.write(
+      `dry run: a build would first ${source.wouldFirst}; --dry-run writes nothing, so it stops here (build once, or pass --input with a local .img)\n`,
+    );
+    return;
+  }
   const layout = await stage('inspect', () => openImage(source.path));
   await printPlans(stage, layout, boards, {
     paths: { secrets: secretsDirOf(options.out), cache: cacheDir },

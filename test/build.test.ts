@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { open, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { IMAGE_CACHE_DIR } from '../src/cli/build-flags.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { buildImage } from './support/cli.js';
 import { debugfsCat } from './support/debugfs.js';
@@ -104,6 +105,23 @@ describe('npm run build-image', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/build-stamp:\n {2}write {3}rootfs:\/etc\/odroid-buildx-image.json/);
     expect(await readdir(out)).toEqual([]);
+  });
+
+  it('--dry-run from a compressed input not yet decompressed says what a build would do and writes nothing into image/', async () => {
+    const dir = await tempDir();
+    const name = `dry-run-${process.pid}-${Date.now()}`;
+    const input = join(dir, `${name}.img.xz`);
+    execFileSync('sh', ['-c', `xz -c -0 '${await stockImage('stock')}' > '${input}'`]);
+    const config = await configWithFakeBundle(await tempDir());
+    const run = await buildImage(['--input', input, '--out', join(dir, 'out'), '--config', config, '--dry-run']);
+    expect(run.stderr).not.toMatch(/internal error/);
+    expect(run.code).toBe(0);
+    const cached = join(IMAGE_CACHE_DIR, `${name}.img`);
+    expect(run.stdout).toBe(
+      `dry run: a build would first decompress ${input} into ${cached}; --dry-run writes nothing, so it stops here (build once, or pass --input with a local .img)\n`,
+    );
+    expect((await readdir(IMAGE_CACHE_DIR)).filter((file) => file.startsWith(name))).toEqual([]);
+    expect(await readdir(dir)).toEqual([`${name}.img.xz`]);
   });
 });
 

@@ -99,3 +99,18 @@ describe('a host/ in --out that this tool did not write', () => {
     expect(await readdir(out)).toEqual(['host']);
   });
 });
+
+describe('a directory where the build writes an image', () => {
+  it('is refused in one line before any work', async () => {
+    const out = await tempDir();
+    await mkdir(join(out, `${NAME}.img`));
+    const run = await build(out);
+    expect(run.code).toBe(1);
+    expect(run.stderr.split('\n').filter((line) => line.startsWith('error:'))).toEqual([
+      `error: ${join(out, `${NAME}.img`)} is a directory, where the build writes a file: move it away, or pass another --out or --name`,
+    ]);
+    // Before the copy: no temp image was made, no secrets, no kit.
+    expect(run.stderr).not.toMatch(/^time: .*copy/m);
+    expect(await readdir(out)).toEqual([`${NAME}.img`]);
+  });
+});
