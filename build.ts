@@ -5,6 +5,7 @@
  * and without root. The build is the short sequence of stages below.
  */
 import { relative, resolve } from 'node:path';
+import { DownloadRefused, refuseDownloads } from './src/artifacts/download.js';
 import { availableSource, resolveSource } from './src/artifacts/stock-image.js';
 import { type BoardImage, buildBoardImage, describeBoardImage } from './src/cli/board-image.js';
 import { BUILD_COMMAND, BUILD_FLAGS, IMAGE_CACHE_DIR } from './src/cli/build-flags.js';
@@ -80,19 +81,25 @@ async function dryRun(
   boards: BuildConfig[],
   options: { out: string; fleet: boolean },
 ): Promise<void> {
-  const source = await stage('source', () => availableSource({ input, cacheDir }));
-  if ('wouldFirst' in source) {
+  const stop = (wouldFirst: string) =>
     process.stdout.write(
-      `dry run: a build would first ${source.wouldFirst}; --dry-run writes nothing, so it stops here (build once, or pass --input with a local .img)\n`,
+      `dry run: a build would first ${wouldFirst}; --dry-run writes nothing, so it stops here: build once (image/ keeps what it fetches), or give local files\n`,
     );
-    return;
-  }
+  const source = await stage('source', () => availableSource({ input, cacheDir }));
+  if ('wouldFirst' in source) return void stop(source.wouldFirst);
   const layout = await stage('inspect', () => openImage(source.path));
-  await printPlans(stage, layout, boards, {
-    paths: { secrets: secretsDirOf(options.out), cache: cacheDir },
-    once: runMemo(),
-    fleet: options.fleet,
-  });
+  // The steps' own downloads (the Docker bundle) are refused too.
+  refuseDownloads();
+  try {
+    await printPlans(stage, layout, boards, {
+      paths: { secrets: secretsDirOf(options.out), cache: cacheDir },
+      once: runMemo(),
+      fleet: options.fleet,
+    });
+  } catch (error) {
+    if (!(error instanceof DownloadRefused)) throw error;
+    stop(`download ${error.url} into ${error.dest}`);
+  }
 }
 
 async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config: BuildConfig, boards: BuildConfig[]): Promise<void> {

@@ -16,7 +16,7 @@ export interface PendingDir {
   path: string;
   /** Puts this directory at the final place, the one there (and everything in it) kept aside until settle(). */
   commit(): Promise<void>;
-  /** Removes this directory; after commit(), puts back the one it replaced. */
+  /** Removes this directory; after commit(), puts back the one it replaced, unless the images are in place. */
   discard(): Promise<void>;
   /** After commit(), once the images are in place: the replaced directory goes. */
   settle(): Promise<void>;
@@ -36,7 +36,9 @@ export async function pendingDir(finalPath: string, mode: number): Promise<Pendi
     },
     async discard() {
       if (settled) return;
-      if (swap) await swap.undo();
+      // Once the images are in place they match this directory: a later failure keeps it.
+      if (swap && buildCommitted()) await swap.settle();
+      else if (swap) await swap.undo();
       else await rm(path, { recursive: true, force: true });
       forget();
     },

@@ -89,8 +89,13 @@ export function pendingOutput(outDir: string): PendingOutput {
     async startImage(sourcePath, name) {
       const image = `${name}.img`;
       const tempPath = tempFor(image);
+      // Outside the try: a file already at that name is not this run's to remove.
+      await createPrivateFile(tempPath).catch((error: unknown) => {
+        files.delete(image);
+        forget.get(tempPath)?.();
+        throw error;
+      });
       try {
-        await createPrivateFile(tempPath);
         // cp skips holes with SEEK_DATA/SEEK_HOLE (and reflinks where the file system can),
         // so a mostly-empty 4 GiB image costs what its data costs. Not through zx: its $ turns
         // on async hooks for the rest of the process, a cost on every await of the patch.
