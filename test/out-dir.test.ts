@@ -85,6 +85,20 @@ describe('--rotate-secrets with a build that fails at its last step', () => {
   });
 });
 
+describe('--rotate-secrets stopped just before the images are renamed', () => {
+  it.each(['SIGTERM', 'SIGKILL'])('by %s: secrets/ and host/ are the old ones once the next build has started', async (signal) => {
+    const out = await tempDir();
+    expect((await build(out)).code).toBe(0);
+    const before = { secrets: contentsOf(join(out, 'secrets')), host: contentsOf(join(out, 'host')) };
+    const stopped = await build(out, ['--rotate-secrets'], { ODROID_BUILD_KILL_AT: 'rename images', ODROID_BUILD_KILL_WITH: signal });
+    expect(stopped.code).not.toBe(0);
+    // A SIGKILLed build cleans nothing: the next one puts the old directories back from its journal.
+    if (signal === 'SIGKILL') expect((await build(out)).stderr).toMatch(/^restored .*\/secrets, which a build killed/m);
+    expect({ secrets: contentsOf(join(out, 'secrets')), host: contentsOf(join(out, 'host')) }).toEqual(before);
+    expect((await readdir(out)).sort()).toEqual(['host', `${NAME}.img`, 'secrets']);
+  });
+});
+
 describe('a host/ in --out that this tool did not write', () => {
   it('is refused in one line naming it, before any work, and left as it was', async () => {
     const out = await tempDir();
