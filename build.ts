@@ -5,7 +5,8 @@
  * and without root. The build is the short sequence of stages below.
  */
 import { relative, resolve } from 'node:path';
-import { resolveSource } from './src/artifacts/stock-image.js';
+import { DownloadRefused, refuseDownloads } from './src/artifacts/download.js';
+import { availableSource, resolveSource } from './src/artifacts/stock-image.js';
 import { type BoardImage, buildBoardImage, describeBoardImage } from './src/cli/board-image.js';
 import { BUILD_COMMAND, BUILD_FLAGS, IMAGE_CACHE_DIR } from './src/cli/build-flags.js';
 import { type FlagValues, parseFlags, runMain, usage, type WritePlace } from './src/cli/options.js';
@@ -63,7 +64,10 @@ async function main(argv: string[]): Promise<void> {
   const config = await stage('config', () => loadConfig(args.config, { name: args.name }));
   const boards = args.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(args.fleet));
   if (args['dry-run']) return dryRun(stage, args.input, boards, { out: args.out, fleet: args.fleet !== undefined });
-  const lock = await claimOutDir(args.out);
+  const lock = await claimOutDir(
+    args.out,
+    boards.map((board) => board.name),
+  );
   try {
     await build(stage, args, config, boards);
   } finally {
@@ -78,13 +82,25 @@ async function dryRun(
   boards: BuildConfig[],
   options: { out: string; fleet: boolean },
 ): Promise<void> {
-  const source = await stage('source', () => resolveSource({ input, cacheDir }));
+  const stop = (wouldFirst: string) =>
+    process.stdout.write(
+      `dry run: a build would first ${wouldFirst}; --dry-run writes nothing, so it stops here: build once (image/ keeps what it fetches), or give local files\n`,
+    );
+  const source = await stage('source', () => availableSource({ input, cacheDir }));
+  if ('wouldFirst' in source) return void stop(source.wouldFirst);
   const layout = await stage('inspect', () => openImage(source.path));
-  await printPlans(stage, layout, boards, {
-    paths: { secrets: secretsDirOf(options.out), cache: cacheDir },
-    once: runMemo(),
-    fleet: options.fleet,
-  });
+  // The steps' own downloads (the Docker bundle) are refused too.
+  refuseDownloads();
+  try {
+    await printPlans(stage, layout, boards, {
+      paths: { secrets: secretsDirOf(options.out), cache: cacheDir },
+      once: runMemo(),
+      fleet: options.fleet,
+    });
+  } catch (error) {
+    if (!(error instanceof DownloadRefused)) throw error;
+    stop(`download ${error.url} into ${error.dest}`);
+  }
 }
 
 async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config: BuildConfig, boards: BuildConfig[]): Promise<void> {
@@ -124,6 +140,9 @@ async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config:
     await secrets.commit();
     await kit.commit();
     await stage('commit', () => output.commit());
+    // Only now the secrets and kit they replaced go: until the images are in place, a failure puts them back.
+    await secrets.settle();
+    await kit.settle();
     const warnings = [remoteLoginWarning(config), powerWarning(config)].filter((warning) => warning !== undefined);
     process.stdout.write(
       images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath) ?? [])).join('') +

@@ -99,6 +99,7 @@ describe('after two builds', () => {
     expect(await modes(join(out, 'host'))).toEqual(
       [
         '. 0755',
+        '.written-by-odroid-buildx-image 0644',
         `${NAME}.nmconnection 0600`,
         'README.md 0644',
         'exports 0644',
@@ -129,6 +130,11 @@ describe('after two builds', () => {
     expect(secrets).toContain(`tls/server-${NAME}/key.pem 0600`);
     expect(secrets).toContain('ssh/ssh_host_ed25519_key 0600');
     expect((await readdir(out)).sort()).toEqual(['c2-test.img', 'host', 'secrets']);
+  });
+
+  it('made the image owner-only (0600), as it holds private keys, and the summary says why', async () => {
+    expect(((await stat(img)).mode & 0o777).toString(8)).toBe('600');
+    expect(second.run.stdout).toMatch(/^ {2}private {2}0600, owner only: the image holds the device's TLS server key and SSH host keys/m);
   });
 
   it("gave the image a server certificate for its address under the kit's CA, its key 0600 root:root", async () => {

@@ -1,14 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { open, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { IMAGE_CACHE_DIR } from '../src/cli/build-flags.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
+import { startServer, type TestServer } from './http-server.js';
 import { buildImage } from './support/cli.js';
 import { debugfsCat } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
 import { copyOfStockImage, partitionOffsets, ROOT_UUID, stockImage, tempDir, treeListing } from './support/images.js';
 import { dumpPartitions } from './support/mtools.js';
-import { sha256File as sha256 } from './support/sha256.js';
+import { sha256 as bufferSha256, sha256File as sha256 } from './support/sha256.js';
 
 /** A copy of the stock fixture whose root file system, from `skip` bytes in, is random bytes. */
 /** `img?offset=N` of its rootfs, as e2fsprogs open a partition inside an image. */
@@ -110,6 +112,45 @@ describe('npm run build-image', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/build-stamp:\n {2}write {3}rootfs:\/etc\/odroid-buildx-image.json/);
     expect(await readdir(out)).toEqual([]);
+  });
+
+  it('--dry-run from a compressed input not yet decompressed says what a build would do and writes nothing into image/', async () => {
+    const dir = await tempDir();
+    const name = `dry-run-${process.pid}-${Date.now()}`;
+    const input = join(dir, `${name}.img.xz`);
+    execFileSync('sh', ['-c', `xz -c -0 '${await stockImage('stock')}' > '${input}'`]);
+    const config = await configWithFakeBundle(await tempDir());
+    const run = await buildImage(['--input', input, '--out', join(dir, 'out'), '--config', config, '--dry-run']);
+    expect(run.stderr).not.toMatch(/internal error/);
+    expect(run.code).toBe(0);
+    const cached = join(IMAGE_CACHE_DIR, `${name}.img`);
+    expect(run.stdout).toBe(
+      `dry run: a build would first decompress ${input} into ${cached}; --dry-run writes nothing, so it stops here: build once (image/ keeps what it fetches), or give local files\n`,
+    );
+    expect((await readdir(IMAGE_CACHE_DIR)).filter((file) => file.startsWith(name))).toEqual([]);
+    expect(await readdir(dir)).toEqual([`${name}.img.xz`]);
+  });
+});
+
+describe('--dry-run with a Docker bundle not yet downloaded', () => {
+  let server: TestServer;
+  afterEach(async () => {
+    await server?.close();
+  });
+
+  it('says what a build would download and requests nothing', async () => {
+    const dir = await tempDir();
+    const bundle = await readFile(JSON.parse(await readFile(await configWithFakeBundle(dir), 'utf8')).docker.bundle);
+    const file = `docker-dry-run-${process.pid}-${Date.now()}.tgz`;
+    server = await startServer({ [`/${file}`]: { body: bundle } });
+    const config = join(dir, 'remote.json');
+    await writeFile(config, JSON.stringify({ docker: { bundle: server.url(`/${file}`), sha256: bufferSha256(bundle) } }));
+    const run = await buildImage(['--input', await stockImage('stock'), '--out', join(dir, 'out'), '--config', config, '--dry-run']);
+    expect(run.stderr).not.toMatch(/internal error/);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`dry run: a build would first download ${server.url(`/${file}`)} into ${join(IMAGE_CACHE_DIR, file)};`);
+    expect(server.requests).toEqual([]);
+    expect((await readdir(IMAGE_CACHE_DIR)).filter((name) => name.startsWith(file))).toEqual([]);
   });
 });
 

@@ -32,6 +32,7 @@ const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 async function writeKit(out: string, secrets: string, boards: BuildConfig[] = [CONFIG]): Promise<string> {
   const kit = await writeHostKit(out, boards, secrets);
   await kit.commit();
+  await kit.settle();
   return hostKitDirOf(out);
 }
 
@@ -63,6 +64,7 @@ describe('host kit: files', () => {
       'bench/Makefile': 0o644,
       'bench/bench.c': 0o644,
       'README.md': 0o644,
+      '.written-by-odroid-buildx-image': 0o644,
       tls: 0o700,
       'tls/ca.pem': 0o644,
       'tls/cert.pem': 0o644,

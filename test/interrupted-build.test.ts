@@ -8,6 +8,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { KIT_MARKER } from '../src/host-kit/host-kit.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { keyMatchesCertificate } from './kit-helpers.js';
 import { LAUNCH, REPO } from './support/cli.js';
@@ -45,10 +46,10 @@ function build(out: string, extra: string[], point?: string, signal = 'SIGKILL')
 /** A build killed by SIGKILL (node runs the bundled build in its own process). */
 const killed = (run: Run) => run.signal === 'SIGKILL';
 
-/** Every path under `dir` whose name starts with a dot, relative to `dir`. */
+/** Every path under `dir` whose name starts with a dot, relative to `dir`, but the host kit's marker. */
 async function hidden(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true });
-  return entries.filter((path) => path.split('/').some((part) => part.startsWith('.'))).sort();
+  return entries.filter((path) => path !== join('host', KIT_MARKER) && path.split('/').some((part) => part.startsWith('.'))).sort();
 }
 
 async function mode(path: string): Promise<string> {
@@ -88,6 +89,9 @@ describe('builds killed at ten points, then one ordinary build into the same --o
       // Pending secrets are private.
       for (const dir of leftovers.filter((path) => /(^|\/)\.(secrets\.)?new-\w+$/.test(path)))
         expect(await mode(join(out, dir)), dir).toBe('700');
+      // So are images being written: they hold the device's private keys.
+      for (const image of leftovers.filter((path) => /^\.k\.img(\.xz)?\.\d+\.tmp$/.test(path)))
+        expect(await mode(join(out, image)), image).toBe('600');
     });
   }
 

@@ -127,7 +127,7 @@ describe.skipIf(noTmpfs)('out of space (a tmpfs in a user namespace)', () => {
     expectOneLine(
       run,
       new RegExp(
-        `^error: cannot write ${CACHE_DIR}/stock\\.img\\.tmp: no space left on device \\(ENOSPC\\); free space in the image cache ${CACHE_DIR}$`,
+        `^error: cannot write ${CACHE_DIR}/stock\\.img\\.\\d+\\.tmp: no space left on device \\(ENOSPC\\); free space in the image cache ${CACHE_DIR}$`,
       ),
     );
     expect(run.left).toEqual([]);

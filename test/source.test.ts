@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, utimes, writeFil
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { resolveSource, STOCK_LOCK, STOCK_MANIFEST } from '../src/artifacts/stock-image.js';
+import { availableSource, resolveSource, STOCK_LOCK, STOCK_MANIFEST } from '../src/artifacts/stock-image.js';
 import { sha256File } from '../src/checksum.js';
 import { UserError } from '../src/errors.js';
 import { startServer, type TestServer } from './http-server.js';
@@ -106,6 +106,16 @@ describe('local input', () => {
     await expectDecompressedImage(third.path);
   });
 
+  it("never writes or takes another build's temp decompression of the same archive", async () => {
+    const input = await localCopy('xz');
+    // What another build decompressing the same archive into another --out would be writing.
+    const others = [join(cacheDir, 'disk.img.tmp'), join(cacheDir, `disk.img.${process.pid + 1}.tmp`)];
+    for (const other of others) await writeFile(other, 'another build is writing this');
+    const source = await resolveSource({ input, cacheDir });
+    await expectDecompressedImage(source.path);
+    for (const other of others) expect(await readFile(other, 'utf8')).toBe('another build is writing this');
+  });
+
   it.each(['gz', 'zst'] as const)('decompresses an .img.%s', async (kind) => {
     const source = await resolveSource({ input: await localCopy(kind), cacheDir });
     await expectDecompressedImage(source.path);
@@ -154,6 +164,25 @@ describe('download', () => {
     );
   const readLock = async () => JSON.parse(await readFile(join(cacheDir, STOCK_LOCK), 'utf8'));
   const cached = async () => (await readdir(cacheDir)).filter((name) => name !== STOCK_MANIFEST && name !== STOCK_LOCK);
+
+  it('for --dry-run, says what a build would download or decompress first, and does neither', async () => {
+    await writeManifest();
+    expect(await availableSource({ cacheDir })).toEqual({
+      wouldFirst: `download ${server.url(`/${xzName}`)} into ${join(cacheDir, xzName)}`,
+    });
+    const url = server.url(`/${xzName}`);
+    expect(await availableSource({ input: url, cacheDir })).toEqual({ wouldFirst: `download ${url} into ${join(cacheDir, xzName)}` });
+    expect(server.requests).toEqual([]);
+    expect(await cached()).toEqual([]);
+    // Downloaded but not decompressed, then both: what is at hand is planned from.
+    await writeFile(join(cacheDir, xzName), compressed.xz);
+    expect(await availableSource({ cacheDir })).toEqual({
+      wouldFirst: `decompress ${join(cacheDir, xzName)} into ${join(cacheDir, 'disk.img')}`,
+    });
+    expect(await cached()).toEqual([xzName]);
+    const built = await resolveSource({ cacheDir });
+    expect(await availableSource({ cacheDir })).toEqual(built);
+  });
 
   it('downloads the stock image, verifies its md5, records the lock and decompresses it', async () => {
     await writeManifest();

@@ -34,13 +34,14 @@ export function decompressedName(path: string): string {
 }
 
 /**
- * Decompresses `source` into a sparse `dest`, streaming. The output is written to `dest.tmp` and
- * renamed only when complete, so `dest` is never a partial image.
+ * Decompresses `source` into a sparse `dest`, streaming. The output is written to
+ * `dest.<pid>.tmp` and renamed only when complete, so `dest` is never a partial image, and two
+ * builds decompressing the same archive (into different --out) never write one temp file.
  */
 export async function decompressFile(source: string, dest: string): Promise<void> {
   const kind = compressionOf(source);
   if (!kind) throw new Error(`not a compressed file: ${source}`);
-  const temp = `${dest}.tmp`;
+  const temp = `${dest}.${process.pid}.tmp`;
   const bar = progressBar(`decompressing ${basename(source)}`, (await stat(source)).size);
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {

@@ -15,11 +15,29 @@ export interface DownloadOptions {
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 const MiB = 1024 * 1024;
 
+/** Thrown instead of downloading once refuseDownloads() was called: `--dry-run` writes nothing. */
+export class DownloadRefused extends Error {
+  constructor(
+    readonly url: string,
+    readonly dest: string,
+  ) {
+    super(`download of ${url} refused`);
+  }
+}
+
+let downloadsRefused = false;
+
+/** From now on, every download throws DownloadRefused (naming what it would have fetched) instead of writing. */
+export function refuseDownloads(): void {
+  downloadsRefused = true;
+}
+
 /**
  * Downloads `url` to `dest` through `dest.part`, which survives a failure so the next call resumes
  * it with a Range request (or starts over if the server ignores Range).
  */
 export async function downloadFile(url: string, dest: string, options: DownloadOptions = {}): Promise<void> {
+  if (downloadsRefused) throw new DownloadRefused(url, dest);
   const part = `${dest}.part`;
   const idle = idleTimer(options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
   try {

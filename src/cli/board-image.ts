@@ -99,6 +99,7 @@ export function describeBoardImage(board: BoardImage, origin: string, checksumFi
     (board.release
       ? `  release  ${board.release.xz}, ${board.release.bmap} (bmaptool copy --bmap writes only the data blocks: onto an erased card)\n`
       : '') +
+    `  private  0600, owner only: the image${board.release ? ' and its .xz hold' : ' holds'} the device's TLS server key and SSH host keys, as secrets/ does\n` +
     `  flash    sudo npm run flash -- ${finalPath} /dev/sdX (or Etcher, or dd)\n`
   );
 }

@@ -8,13 +8,16 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
+import { endJournal, type KilledBuild, startJournal } from './build-journal.js';
 import { lastOnInterrupt } from './temp-files.js';
 
 export const LOCK_FILE = '.build.lock';
 const CONFLICT = 75;
 
 export interface OutLock {
-  /** Unlocks and removes the lock file. */
+  /** What a build killed in this --out left, from its journal: for removeLeftovers. */
+  killed: KilledBuild;
+  /** Ends the journal, unlocks and removes the lock file. */
   release(): void;
 }
 
@@ -54,12 +57,14 @@ export function lockOutDir(outDir: string): OutLock {
     }
     ftruncateSync(fd, 0);
     writeSync(fd, `${process.pid}\n`, 0);
+    const killed = startJournal(outDir);
     const release = () => {
       forget();
+      endJournal();
       unlinkSync(path);
       closeSync(fd);
     };
     const forget = lastOnInterrupt(release);
-    return { release };
+    return { killed, release };
   }
 }

@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
-import { access, constants, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { access, constants, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UserError } from '../errors.js';
 import { writeFile } from '../files.js';
 import { killPoint } from '../timing.js';
+import { recordCommitted } from './build-journal.js';
 import { removeOnInterrupt, tempFileOf } from './temp-files.js';
 
 /**
@@ -24,6 +25,17 @@ export interface PendingImage {
 /** The files `--release` adds for image `<name>.img`, by their names in --out. */
 export function releaseFiles(name: string): { xz: string; bmap: string } {
   return { xz: `${name}.img.xz`, bmap: `${name}.bmap` };
+}
+
+/**
+ * An image and its xz hold the device's private keys (TLS server key, SSH host keys), readable by
+ * anyone with debugfs: they are made owner-only from their first byte, as secrets/ is.
+ */
+export const PRIVATE_FILE_MODE = 0o600;
+
+/** Creates `path` empty and owner-only; it must not exist. cp and xz then write into it, keeping its mode. */
+export async function createPrivateFile(path: string): Promise<void> {
+  await (await open(path, 'wx', PRIVATE_FILE_MODE)).close();
 }
 
 export interface PendingOutput {
@@ -77,6 +89,12 @@ export function pendingOutput(outDir: string): PendingOutput {
     async startImage(sourcePath, name) {
       const image = `${name}.img`;
       const tempPath = tempFor(image);
+      // Outside the try: a file already at that name is not this run's to remove.
+      await createPrivateFile(tempPath).catch((error: unknown) => {
+        files.delete(image);
+        forget.get(tempPath)?.();
+        throw error;
+      });
       try {
         // cp skips holes with SEEK_DATA/SEEK_HOLE (and reflinks where the file system can),
         // so a mostly-empty 4 GiB image costs what its data costs. Not through zx: its $ turns
@@ -114,10 +132,11 @@ export function pendingOutput(outDir: string): PendingOutput {
     },
     async commit() {
       // The images last: a <name>.img present means the whole set is.
-      for (const [file, temp] of files) if (!images.includes(file)) await rename(temp, join(outDir, file));
+      for (const [file, temp] of files) if (!images.includes(file)) await putInPlace(temp, join(outDir, file));
       for (const file of stale) await rm(join(outDir, file), { force: true });
       killPoint('rename images');
-      for (const image of images) await rename(files.get(image)!, join(outDir, image));
+      for (const image of images) await putInPlace(files.get(image)!, join(outDir, image));
+      recordCommitted();
       for (const temp of files.values()) forget.get(temp)?.();
     },
     async discard() {
@@ -127,6 +146,19 @@ export function pendingOutput(outDir: string): PendingOutput {
       }
     },
   };
+}
+
+/** Renames `temp` to `path`; a `path` that cannot be replaced (immutable, read-only) is the user's to mend, in one line. */
+async function putInPlace(temp: string, path: string): Promise<void> {
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException;
+    if (code !== 'EPERM' && code !== 'EACCES' && code !== 'EROFS' && code !== 'EISDIR' && code !== 'EBUSY') throw error;
+    throw new UserError(
+      `cannot replace ${path} (${code}): make it replaceable (chattr -i, a writable mount, not a directory), or pass another --out`,
+    );
+  }
 }
 
 /**

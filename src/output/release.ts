@@ -9,6 +9,7 @@ import { type ByteRange, mergeRanges } from '../data-extents.js';
 import { UserError } from '../errors.js';
 import { progressBar } from '../log.js';
 import { killPoint } from '../timing.js';
+import { PRIVATE_FILE_MODE } from './pending-output.js';
 
 /*
  * The release pass reads the finished image exactly once and, from that one read,
@@ -106,7 +107,7 @@ function closeRange(range: Range) {
  * Resolves once xz runs.
  */
 async function startXz(to: string) {
-  const file = openSync(to, 'w');
+  const file = openSync(to, 'wx', PRIVATE_FILE_MODE);
   const child = spawn('xz', ['-T0', '-6', '-c', '-q'], { stdio: ['pipe', file, 'pipe'] });
   closeSync(file);
   // Both piped, as stdio says; with a file descriptor in stdio the typings no longer know that.

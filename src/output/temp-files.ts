@@ -2,26 +2,50 @@
  * Every temp name a build makes in --out, in one place, with the two ways they go away when a
  * build does not end normally: a build stopped by a signal removes its own (removeOnInterrupt),
  * and a build killed outright (SIGKILL, a power cut) leaves them to the next build into the same
- * --out, which removes them once it holds the --out lock (removeLeftovers).
+ * --out, which removes exactly the paths the killed build's journal names (removeLeftovers).
+ * Each name is recorded in the journal before the path is made.
  */
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { exists } from '../files.js';
 import { info } from '../log.js';
+import { type KilledBuild, recordTempPath } from './build-journal.js';
 
-/** `<dir>/.<file>.<pid>.tmp`: a file of this run, renamed to `<dir>/<file>` when complete. */
-export const tempFileOf = (dir: string, file: string) => join(dir, `.${file}.${process.pid}.tmp`);
+/** `<dir>/.<file>.<pid>.tmp`: a file of this run, renamed to `<dir>/<file>` when complete. Recorded as the caller makes it. */
+export function tempFileOf(dir: string, file: string): string {
+  const path = join(dir, `.${file}.${process.pid}.tmp`);
+  recordTempPath(path);
+  return path;
+}
+
+/** A fresh private (0700) directory `<dir>/<prefix>XXXXXX`, recorded before it is made. */
+async function newPrivateDir(dir: string, prefix: string): Promise<string> {
+  for (;;) {
+    const suffix = randomBytes(6).toString('base64url').replace(/[-_]/g, '0').slice(0, 6);
+    const path = join(dir, `${prefix}${suffix}`);
+    recordTempPath(path);
+    try {
+      await mkdir(path, { mode: 0o700 });
+      return path;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+}
 
 /** A fresh private (0700) directory beside `finalPath`, `.<name>.new-XXXXXX`, or `.new-XXXXXX` in a directory. */
-export const newDirBeside = (finalPath: string) => mkdtemp(join(dirname(finalPath), `.${basename(finalPath)}.new-`));
-export const newDirIn = (dir: string) => mkdtemp(join(dir, '.new-'));
-/** Where replaceDir moves the directory it replaces: `.<name>.old-XXXXXX/old`. */
-export const oldDirBeside = (finalPath: string) => mkdtemp(join(dirname(finalPath), `.${basename(finalPath)}.old-`));
+export const newDirBeside = (finalPath: string) => newPrivateDir(dirname(finalPath), `.${basename(finalPath)}.new-`);
+export const newDirIn = (dir: string) => newPrivateDir(dir, '.new-');
+/** Where a directory being replaced is moved: `.<name>.old-XXXXXX/old`. */
+export const oldDirBeside = (finalPath: string) => newPrivateDir(dirname(finalPath), `.${basename(finalPath)}.old-`);
+export const OLD_INSIDE = 'old';
 
 const OLD_DIR = /^\.(.+)\.old-[A-Za-z0-9]{6}$/;
-const LEFTOVER = /^\.(.+\.\d+\.tmp|(.+\.)?new-[A-Za-z0-9]{6})$/;
+const TEMP_NAME = /^\.(.+\.\d+\.tmp|(.+\.)?new-[A-Za-z0-9]{6})$/;
 
+const firstCleanups = new Set<() => void>();
 const interrupted = new Set<string>();
 const finalCleanups = new Set<() => void>();
 let handlersInstalled = false;
@@ -30,6 +54,7 @@ const SIGNAL_STATUS = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
 
 // Synchronous: the process exits right after, so nothing asynchronous would run.
 function cleanUpAndExit(signal: keyof typeof SIGNAL_STATUS): void {
+  for (const cleanup of firstCleanups) cleanup();
   for (const path of interrupted) rmSync(path, { recursive: true, force: true });
   for (const cleanup of finalCleanups) cleanup();
   process.stderr.write(`\ninterrupted (${signal}): no image written, temp files removed\n`);
@@ -49,6 +74,13 @@ export function removeOnInterrupt(path: string): () => void {
   return () => interrupted.delete(path);
 }
 
+/** Runs `cleanup` (synchronous) before the temp files are removed if the build is stopped by a signal (a replaced directory put back). */
+export function firstOnInterrupt(cleanup: () => void): () => void {
+  installHandlers();
+  firstCleanups.add(cleanup);
+  return () => firstCleanups.delete(cleanup);
+}
+
 /** Runs `cleanup` after the temp files if the build is stopped by a signal (the --out lock's release). */
 export function lastOnInterrupt(cleanup: () => void): () => void {
   installHandlers();
@@ -57,24 +89,28 @@ export function lastOnInterrupt(cleanup: () => void): () => void {
 }
 
 /**
- * Removes what killed builds left in `dir` (their temp files and temp directories). A directory
- * replaceDir had moved aside while its replacement was not yet in place is put back: it is the one
- * the images in --out match. Only with the --out lock held, so no other build's files are touched.
+ * Removes the temp paths a killed build's journal names in `outDir`, and nothing else. A directory
+ * it had moved aside (`.<name>.old-XXXXXX/old`) goes back to its place when the killed build's
+ * images were not yet in place: it is the one the images in --out match. A journal line that is
+ * not one of this tool's temp names, or not under --out, is ignored. Only with the --out lock held.
  */
-export async function removeLeftovers(dir: string): Promise<string[]> {
-  const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return [];
-    throw error;
-  });
+export async function removeLeftovers(outDir: string, killed: KilledBuild): Promise<string[]> {
   const removed: string[] = [];
-  for (const name of names) {
-    const path = join(dir, name);
+  for (const entry of killed.paths) {
+    const name = basename(entry);
+    if (isAbsolute(entry) || relative(outDir, join(outDir, entry)).startsWith('..')) continue;
     const old = OLD_DIR.exec(name);
-    if (old && !(await exists(join(dir, old[1]))) && (await exists(join(path, 'old')))) {
-      await rename(join(path, 'old'), join(dir, old[1]));
-      info(`restored ${join(dir, old[1])}, which a build killed while replacing it had moved aside`);
+    if (!old && !TEMP_NAME.test(name)) continue;
+    const path = join(outDir, entry);
+    if (!(await exists(path))) continue;
+    const kept = join(path, OLD_INSIDE);
+    if (old && !killed.committed && (await exists(kept))) {
+      const place = join(dirname(path), old[1]);
+      // What is at its place now is what the killed build put there: it goes with the build.
+      await rm(place, { recursive: true, force: true });
+      await rename(kept, place);
+      info(`restored ${place}, which a build killed before its images were in place had replaced`);
     }
-    if (!old && !LEFTOVER.test(name)) continue;
     await rm(path, { recursive: true, force: true });
     removed.push(path);
   }

@@ -7,7 +7,6 @@
  */
 import { join } from 'node:path';
 import { type PendingDir, pendingDir } from '../output/pending-dir.js';
-import { removeLeftovers } from '../output/temp-files.js';
 
 export const secretsDirOf = (outDir: string) => join(outDir, 'secrets');
 
@@ -15,13 +14,5 @@ export async function openSecrets(outDir: string, options: { rotate: boolean }):
   const path = secretsDirOf(outDir);
   if (options.rotate) return pendingDir(path, 0o700);
   // Created on first use, by whichever module needs it first (privateDir).
-  return { path, commit: async () => {}, discard: async () => {} };
-}
-
-/** Removes what killed builds left inside the secrets (keys made aside, pairs moved aside). */
-export async function removeSecretsLeftovers(outDir: string): Promise<string[]> {
-  const secrets = secretsDirOf(outDir);
-  const removed: string[] = [];
-  for (const dir of [secrets, join(secrets, 'ssh'), join(secrets, 'tls')]) removed.push(...(await removeLeftovers(dir)));
-  return removed;
+  return { path, commit: async () => {}, discard: async () => {}, settle: async () => {} };
 }
