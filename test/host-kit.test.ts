@@ -159,6 +159,18 @@ describe('host kit: README', () => {
     expect(firstBlock.split('\n')[0]).toMatch(/^sudo \.\/install\.sh /);
     expect(readme.indexOf('sudo ./install.sh')).toBeLessThan(readme.indexOf('## 1.'));
   });
+
+  it("says loudly, where the cable is plugged in, that power.profile full resets on a laptop's port", async () => {
+    const readmeOf = async (profile: string) =>
+      (await renderKitTemplates([boardView({ ...CONFIG, power: { ...CONFIG.power, profile } } as typeof CONFIG, [])], 'c2-test')).find(
+        (file) => file.path === 'README.md',
+      )?.content ?? '';
+    const full = await readmeOf('full');
+    expect(full).toMatch(/\*\*Power: c2-test was built with `power.profile` `full`\*\*/);
+    expect(full).toContain('it can reset in\nthe middle of a build');
+    expect(full.indexOf('**Power:')).toBeLessThan(full.indexOf('## 2. Network'));
+    expect(await readmeOf('usb2-0.5A')).not.toContain('**Power:');
+  });
 });
 
 describe('host kit: the data image', () => {

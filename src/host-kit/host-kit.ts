@@ -93,6 +93,8 @@ export function boardView(config: BuildConfig, hostKeys: string[], mainlineOverl
     tlsPort: DOCKER_TLS_PORT,
     uuid: profileUuid(config),
     nmconnection: `${config.name}.nmconnection`,
+    // power.profile full is for a 2 A adapter: the kit says so where the cable is plugged in.
+    fullPower: config.power.profile === 'full',
     hostKeys,
   };
 }
