@@ -158,12 +158,12 @@ describe('resolveConfig rejects', () => {
     [{ nfs: { export: "/srv/a'$(touch${IFS}/tmp/x)'b" } }, /^config key nfs.export .* is not a plain path; use \/-separated names/],
     [{ nfs: { export: '/srv/`id`' } }, /^config key nfs.export .* is not a plain path/],
     [{ nfs: { export: '/srv/c2/' } }, /^config key nfs.export .* is not a plain path/],
-    ...['/etc', '/home', '/root', '/usr', '/boot', '/var/lib', '/var', '/srv'].map(
-      (dir): [object, RegExp] => [
-        { nfs: { export: dir } },
-        new RegExp(`^config key nfs.export "${dir}" is the system directory ${dir}, which the host would export read-write with no_root_squash`),
-      ],
-    ),
+    ...['/etc', '/home', '/root', '/usr', '/boot', '/var/lib', '/var', '/srv'].map((dir): [object, RegExp] => [
+      { nfs: { export: dir } },
+      new RegExp(
+        `^config key nfs.export "${dir}" is the system directory ${dir}, which the host would export read-write with no_root_squash`,
+      ),
+    ]),
     [{ nfs: { export: '/etc/c2' } }, /^config key nfs.export "\/etc\/c2" is inside the system directory \/etc, /],
     [{ nfs: { export: '/proc/self' } }, /^config key nfs.export .* is inside the system directory \/proc/],
     [{ nfs: { export: `/srv/${'a'.repeat(256)}` } }, /^config key nfs.export .* has a name longer than 255 bytes/],
