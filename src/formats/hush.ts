@@ -4,7 +4,7 @@
  * against the stock file shows exactly what the build did.
  */
 import { UserError } from '../errors.js';
-import { checkName, escapeRegExp, fileEol } from './text.js';
+import { checkSettingName, escapeRegExp, fileEol } from './text.js';
 
 export const C2_BOOT_INI_HEADER = 'ODROIDC2-UBOOT-CONFIG';
 /** The C2's U-Boot loads at most this much of boot.ini; anything after it is silently dropped. */
@@ -181,7 +181,7 @@ function setenvInsertionOffset(text: string, statements: Statement[], name: stri
  * left alone. Without an active line, one is inserted (see setenvInsertionOffset).
  */
 export function setEnv(text: string, name: string, value: string): string {
-  checkName(name);
+  checkSettingName(name);
   checkSetenvValue(name, value);
   const quoted = `"${value}"`;
   const statements = parseScript(text);

@@ -4,7 +4,7 @@
  * Edits keep every byte they do not need to change.
  */
 import { UserError } from '../errors.js';
-import { checkName, escapeRegExp, fileEol } from './text.js';
+import { checkSettingName, escapeRegExp, fileEol } from './text.js';
 
 export interface IniSetting {
   section: string;
@@ -65,7 +65,7 @@ function scanSection(lines: Line[], section: string, key: string, exampleMarker:
  */
 function setIniValue(text: string, setting: IniSetting, exampleMarker?: string): string {
   const { section, key, value } = setting;
-  checkName(key);
+  checkSettingName(key);
   if (/[\r\n]/.test(value)) throw new UserError(`value for ${key} must be one line: ${JSON.stringify(value)}`);
   const lines = splitLines(text);
   const eol = fileEol(text);

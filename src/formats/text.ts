@@ -2,7 +2,7 @@
 import { UserError } from '../errors.js';
 
 /** A setting name every format here accepts: letters, digits, `_`, `.` and `-`. */
-export function checkName(name: string): void {
+export function checkSettingName(name: string): void {
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new UserError(`${JSON.stringify(name)} is not a valid setting name`);
 }
 
