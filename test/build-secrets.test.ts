@@ -103,6 +103,7 @@ describe('after two builds', () => {
         `${NAME}.nmconnection 0600`,
         'README.md 0644',
         'exports 0644',
+        'install.sh 0755',
         'known_hosts 0644',
         'nat.sh 0755',
         'setup-buildx.sh 0755',
