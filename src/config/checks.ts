@@ -149,17 +149,6 @@ export function checkBundle(value: string): string {
   return value;
 }
 
-const PUBLIC_KEY =
-  /^(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}(?: [^\x00-\x08\x0a-\x1f\x7f\u2028\u2029]*)?$/;
-
-export function checkPublicKey(value: string): string {
-  // Pasted `cat key.pub` output carries a trailing newline; anything else multi-line is refused.
-  const line = value.trim();
-  if (!PUBLIC_KEY.test(line))
-    invalid('does not look like an OpenSSH public key; paste one line of a .pub file, e.g. ~/.ssh/id_ed25519.pub');
-  return line;
-}
-
 export function describeValue(value: unknown): string {
   const shown = JSON.stringify(value) ?? String(value);
   return shown.length > 60 ? `${shown.slice(0, 57)}...` : shown;
