@@ -8,6 +8,7 @@ import {
   checkItem,
   checkMac,
   checkName,
+  checkNfsServer,
   defaultGateway,
   derivedMacs,
   invalid,
@@ -189,7 +190,7 @@ const SETTINGS: { [K in ConfigKey]: Rules<K> } = {
   },
   'nfs.server': {
     default: { doc: 'same as `network.gateway`', derive: (config) => config.network.gateway },
-    check: checkIpv4,
+    check: checkNfsServer,
     doc: 'IPv4 address of the NFS server holding the persistent storage; an address, so the mount does not wait for DNS.',
   },
   'nfs.export': {
