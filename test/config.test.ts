@@ -258,8 +258,8 @@ describe('loadConfig', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function loadError(file: string): Promise<string> {
-    const error = await loadConfig(file).then(
+  async function loadError(file: string, overrides?: { name?: string }): Promise<string> {
+    const error = await loadConfig(file, overrides).then(
       () => undefined,
       (caught: unknown) => caught,
     );
@@ -279,6 +279,14 @@ describe('loadConfig', () => {
     await writeFile(file, '\uFEFF{ "name": "c2-builder", "usb": { "protocol": "ncm" } }\n');
     const config = await loadConfig(file, { name: 'override' });
     expect(config).toMatchObject({ name: 'override', usb: { protocol: 'ncm' } });
+  });
+
+  it('a bad --name names the flag, not the config file it did not come from', async () => {
+    const file = join(dir, 'named.json');
+    await writeFile(file, '{ "name": "c2-builder" }\n');
+    expect(await loadError(file, { name: 'Bad Name' })).toMatch(/^--name "Bad Name" is not a valid name; /);
+    await writeFile(file, '{ "name": "Bad Name" }\n');
+    expect(await loadError(file)).toMatch(new RegExp(`^${file}: config key name "Bad Name" is not a valid name; `));
   });
 
   it('names a missing file', async () => {
