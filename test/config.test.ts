@@ -113,11 +113,16 @@ describe('resolveConfig normalizes', () => {
     expect(config.ssh.authorizedKeys).toEqual([`ssh-ed25519 ${KEY} me@laptop`]);
   });
 
-  it('accepts every protocol and key type the schema names', () => {
+  it('prefixes /8 to /30, and an NFS server beyond the gateway', () => {
+    expect(resolveConfig({ network: { address: '10.0.0.2/8' } }).network.prefix).toBe(8);
+    expect(resolveConfig({ network: { address: '10.0.0.2/30' } }).network.gateway).toBe('10.0.0.1');
+    expect(resolveConfig({ nfs: { server: '192.168.1.10' } }).nfs.server).toBe('192.168.1.10');
+  });
+
+  // Every key type: test/config-public-keys.test.ts.
+  it('accepts every protocol and power profile the schema names', () => {
     for (const protocol of ['ecm', 'eem', 'ncm']) expect(resolveConfig({ usb: { protocol } }).usb.protocol).toBe(protocol);
     for (const profile of ['usb2-0.5A', 'usb3-0.9A', 'full']) expect(resolveConfig({ power: { profile } }).power.profile).toBe(profile);
-    const keys = ['ssh-rsa', 'ecdsa-sha2-nistp256', 'sk-ssh-ed25519@openssh.com'].map((type) => `${type} ${KEY}`);
-    expect(resolveConfig({ ssh: { authorizedKeys: keys } }).ssh.authorizedKeys).toEqual(keys);
     expect(resolveConfig({ docker: { bundle: './docker-27.3.1.tgz' } }).docker.bundle).toBe('./docker-27.3.1.tgz');
   });
 });
@@ -141,7 +146,32 @@ describe('resolveConfig rejects', () => {
     [{ network: { address: '10.0.0.2' } }, /^config key network.address "10.0.0.2" is not IPv4 CIDR/],
     [{ network: { address: '10.0.0.256/24' } }, /^config key network.address .* is not IPv4 CIDR/],
     [{ network: { address: '10.0.0.02/24' } }, /^config key network.address .* is not IPv4 CIDR/],
-    [{ network: { address: '10.0.0.2/31' } }, /^config key network.address .* prefix length outside 1-30/],
+    [{ network: { address: '10.0.0.2/31' } }, /^config key network.address .* prefix length outside 8-30/],
+    [{ network: { address: '10.0.0.2/1' } }, /^config key network.address "10.0.0.2\/1" has a prefix length outside 8-30; use e.g. \/24$/],
+    [{ network: { address: '10.0.0.2/7' } }, /^config key network.address .* prefix length outside 8-30/],
+    [
+      { network: { address: '127.0.0.2/24' } },
+      /^config key network.address "127.0.0.2\/24" is a loopback address \(127.0.0.0\/8\), .*; pick a private address like 10.0.0.2\/24$/,
+    ],
+    [{ network: { address: '0.0.0.2/24' } }, /^config key network.address .* is in 0.0.0.0\/8, /],
+    [{ network: { address: '224.0.0.2/24' } }, /^config key network.address .* is a multicast address \(224.0.0.0\/4\); pick /],
+    [{ network: { address: '239.1.1.2/24' } }, /^config key network.address .* is a multicast address/],
+    [{ network: { address: '240.0.0.2/24' } }, /^config key network.address .* is in the reserved 240.0.0.0\/4/],
+    [{ network: { address: '255.255.255.254/24' } }, /^config key network.address .* is in the reserved 240.0.0.0\/4/],
+    [
+      { nfs: { server: '0.0.0.0' } },
+      /^config key nfs.server "0.0.0.0" is in 0.0.0.0\/8, .*; use the NFS server's address, usually the host's on the USB link \(network.gateway\)$/,
+    ],
+    [
+      { nfs: { server: '255.255.255.255' } },
+      /^config key nfs.server "255.255.255.255" is in the reserved 240.0.0.0\/4 or the broadcast 255.255.255.255; use /,
+    ],
+    [{ nfs: { server: '127.0.0.1' } }, /^config key nfs.server "127.0.0.1" is a loopback address/],
+    [{ nfs: { server: '224.0.0.1' } }, /^config key nfs.server "224.0.0.1" is a multicast address/],
+    [{ nfs: { server: '10.0.0.2' } }, /^config key nfs.server "10.0.0.2" equals the device's own network.address; use /],
+    [{ nfs: { server: '10.0.0.255' } }, /^config key nfs.server "10.0.0.255" is the broadcast address of 10.0.0.2\/24; use /],
+    [{ nfs: { server: '10.0.0.0' } }, /^config key nfs.server "10.0.0.0" is the network address of 10.0.0.2\/24; use /],
+    [{ network: { address: '127.0.0.2/8', gateway: '127.0.0.1' } }, /^config key network.address .* loopback/],
     [{ network: { address: '10.0.0.0/24' } }, /^config key network.address .* is the network address/],
     [{ network: { address: '10.0.0.255/24' } }, /^config key network.address .* is the broadcast address/],
     [{ network: { gateway: '10.0.1.1' } }, /^config key network.gateway "10.0.1.1" is outside the subnet of network.address 10.0.0.2\/24/],
@@ -228,8 +258,8 @@ describe('loadConfig', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function loadError(file: string): Promise<string> {
-    const error = await loadConfig(file).then(
+  async function loadError(file: string, overrides?: { name?: string }): Promise<string> {
+    const error = await loadConfig(file, overrides).then(
       () => undefined,
       (caught: unknown) => caught,
     );
@@ -249,6 +279,14 @@ describe('loadConfig', () => {
     await writeFile(file, '\uFEFF{ "name": "c2-builder", "usb": { "protocol": "ncm" } }\n');
     const config = await loadConfig(file, { name: 'override' });
     expect(config).toMatchObject({ name: 'override', usb: { protocol: 'ncm' } });
+  });
+
+  it('a bad --name names the flag, not the config file it did not come from', async () => {
+    const file = join(dir, 'named.json');
+    await writeFile(file, '{ "name": "c2-builder" }\n');
+    expect(await loadError(file, { name: 'Bad Name' })).toMatch(/^--name "Bad Name" is not a valid name; /);
+    await writeFile(file, '{ "name": "Bad Name" }\n');
+    expect(await loadError(file)).toMatch(new RegExp(`^${file}: config key name "Bad Name" is not a valid name; `));
   });
 
   it('names a missing file', async () => {

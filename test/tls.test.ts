@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { cp, stat, writeFile } from 'node:fs/promises';
+import { cp, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { UserError } from '../src/errors.js';
 import { type TlsMaterial, tlsMaterial } from '../src/secrets/tls.js';
 import { keyMatchesCertificate } from './kit-helpers.js';
 import { tempDir } from './support/images.js';
@@ -144,5 +145,26 @@ describe('tlsMaterial', () => {
     await tlsMaterial(dir, DEVICE);
     await writeFile(join(dir, 'tls', 'client', 'key.pem'), 'not a key\n');
     await expect(tlsMaterial(dir, DEVICE)).rejects.toThrow(/client\/key\.pem is not an ECDSA P-256 private key.*--rotate-secrets/);
+  });
+});
+
+describe('tlsMaterial refuses a key that does not belong to its certificate', () => {
+  it.each(['ca', 'client', `server-${DEVICE.name}`])('in %s, naming both files and the way out', async (pair) => {
+    const dir = join(await tempDir(), 'secrets');
+    await tlsMaterial(dir, DEVICE);
+    const otherDir = join(await tempDir(), 'secrets');
+    await tlsMaterial(otherDir, DEVICE);
+    const keyFile = join(dir, 'tls', pair, 'key.pem');
+    await cp(join(otherDir, 'tls', pair, 'key.pem'), keyFile);
+    const before = await readFile(keyFile, 'utf8');
+    const error = await tlsMaterial(dir, DEVICE).then(
+      () => undefined,
+      (caught: Error) => caught,
+    );
+    expect(error).toBeInstanceOf(UserError);
+    expect(error?.message).toBe(
+      `${keyFile} is not the key of ${join(dir, 'tls', pair, 'cert.pem')}, so certificates made or presented with it would not verify; restore the key that belongs to the certificate, or build with --rotate-secrets to make new ones (then reinstall the host kit)`,
+    );
+    expect(await readFile(keyFile, 'utf8')).toBe(before);
   });
 });

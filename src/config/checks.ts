@@ -80,12 +80,31 @@ export function parseCidr(address: string): Subnet {
   return { ip, prefix, network, broadcast: network + size - 1 };
 }
 
+/** Ranges no host on the link can have: [first octet, prefix length, what the range is]. */
+const UNUSABLE_RANGES: [number, number, string][] = [
+  [0, 8, 'in 0.0.0.0/8, which means "this network" and is never a host address'],
+  [127, 8, 'a loopback address (127.0.0.0/8), which never leaves the machine that uses it'],
+  [224, 4, 'a multicast address (224.0.0.0/4)'],
+  [240, 4, 'in the reserved 240.0.0.0/4 or the broadcast 255.255.255.255'],
+];
+
+/** Refuses an address no host can have; `advice` says what to use instead. */
+function checkHostAddress(ip: string, advice: string): void {
+  const first = Number(ip.split('.')[0]);
+  for (const [start, prefix, what] of UNUSABLE_RANGES) {
+    if (first >> (8 - prefix) === start >> (8 - prefix)) invalid(`is ${what}; ${advice}`);
+  }
+}
+
 export function checkAddress(value: string): string {
   const match = /^([^/]+)\/(\d{1,2})$/.exec(value);
   if (!match || !IPV4.test(match[1])) invalid('is not IPv4 CIDR notation; write address/prefix like 10.0.0.2/24');
   const prefix = Number(match[2]);
-  // The link needs at least the device and the gateway besides network and broadcast address.
-  if (prefix < 1 || prefix > 30) invalid('has a prefix length outside 1-30; use e.g. /24');
+  // The link needs at least the device and the gateway besides network and broadcast address (/30 at
+  // most); the host kit routes the whole subnet onto the USB link, so anything wider than /8 (a /1
+  // is half of IPv4) would take the laptop's other routes away.
+  if (prefix < 8 || prefix > 30) invalid('has a prefix length outside 8-30; use e.g. /24');
+  checkHostAddress(match[1], 'pick a private address like 10.0.0.2/24');
   const subnet = parseCidr(value);
   const ip = ipv4ToNumber(subnet.ip);
   if (ip === subnet.network || ip === subnet.broadcast) {
@@ -113,6 +132,20 @@ export function checkGateway(value: string, config: BuildConfig): string {
     );
   }
   if (value === subnet.ip) invalid("equals the device's own network.address; use the host's address on the USB link");
+  return value;
+}
+
+/** The NFS server may be beyond the gateway, but never the device itself or its subnet's special addresses. */
+export function checkNfsServer(value: string, config: BuildConfig): string {
+  checkIpv4(value);
+  const advice = "use the NFS server's address, usually the host's on the USB link (network.gateway)";
+  checkHostAddress(value, advice);
+  const subnet = parseCidr(config.network.address);
+  if (value === subnet.ip) invalid(`equals the device's own network.address; ${advice}`);
+  const server = ipv4ToNumber(value);
+  if (server === subnet.network || server === subnet.broadcast) {
+    invalid(`is the ${server === subnet.network ? 'network' : 'broadcast'} address of ${config.network.address}; ${advice}`);
+  }
   return value;
 }
 
@@ -147,17 +180,6 @@ export function checkBundle(value: string): string {
     if (!/^https?:\/\//i.test(value) || !URL.canParse(value)) invalid('is not an http(s) URL; give an https:// URL or a local path');
   }
   return value;
-}
-
-const PUBLIC_KEY =
-  /^(?:ssh-(?:ed25519|rsa|dss)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}(?: [^\x00-\x08\x0a-\x1f\x7f\u2028\u2029]*)?$/;
-
-export function checkPublicKey(value: string): string {
-  // Pasted `cat key.pub` output carries a trailing newline; anything else multi-line is refused.
-  const line = value.trim();
-  if (!PUBLIC_KEY.test(line))
-    invalid('does not look like an OpenSSH public key; paste one line of a .pub file, e.g. ~/.ssh/id_ed25519.pub');
-  return line;
 }
 
 export function describeValue(value: unknown): string {

@@ -48,6 +48,9 @@ function setPath(object: Record<string, unknown>, key: string, value: unknown): 
   if (value !== undefined) node[leaf] = value;
 }
 
+/** A bad value given on the command line: its message names the flag, so no file name goes before it. */
+class FlagError extends UserError {}
+
 /** Turns the parsed JSON of a config file into a complete, checked BuildConfig. */
 export function resolveConfig(raw: unknown, overrides: { name?: string } = {}): BuildConfig {
   if (!isObject(raw)) throw new UserError(`the config must be a JSON object like {"name": "c2-builder"}, got ${describeValue(raw)}`);
@@ -78,7 +81,12 @@ export function resolveConfig(raw: unknown, overrides: { name?: string } = {}): 
       throw new UserError(`${label} must be ${entry.type.expected}, got ${describeValue(value)}`);
     }
     const check = entry.check;
-    if (value !== undefined && check) value = explained<unknown>(label, value, (checked) => check(checked, config, entry.key));
+    try {
+      if (value !== undefined && check) value = explained<unknown>(label, value, (checked) => check(checked, config, entry.key));
+    } catch (error) {
+      if (error instanceof UserError && fromCommandLine.has(entry.key)) throw new FlagError(error.message);
+      throw error;
+    }
     setPath(resolved, entry.key, value);
   }
   const { ip, prefix } = parseCidr(config.network.address);
@@ -132,7 +140,7 @@ export async function loadConfig(file: string | undefined, overrides: { name?: s
   try {
     return relativeToFile(file, resolveConfig(raw, overrides));
   } catch (error) {
-    if (error instanceof UserError) throw new UserError(`${file}: ${error.message}`);
+    if (error instanceof UserError && !(error instanceof FlagError)) throw new UserError(`${file}: ${error.message}`);
     throw error;
   }
 }

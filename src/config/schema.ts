@@ -8,11 +8,12 @@ import {
   checkItem,
   checkMac,
   checkName,
-  checkPublicKey,
+  checkNfsServer,
   defaultGateway,
   derivedMacs,
   invalid,
 } from './checks.js';
+import { checkPublicKey } from './public-key.js';
 
 export type UsbProtocol = 'ecm' | 'eem' | 'ncm';
 
@@ -189,7 +190,7 @@ const SETTINGS: { [K in ConfigKey]: Rules<K> } = {
   },
   'nfs.server': {
     default: { doc: 'same as `network.gateway`', derive: (config) => config.network.gateway },
-    check: checkIpv4,
+    check: checkNfsServer,
     doc: 'IPv4 address of the NFS server holding the persistent storage; an address, so the mount does not wait for DNS.',
   },
   'nfs.export': {
@@ -217,7 +218,7 @@ const SETTINGS: { [K in ConfigKey]: Rules<K> } = {
   'ssh.authorizedKeys': {
     default: { value: [] },
     check: (value, _config, key) => value.map((line, index) => checkItem(`${key}[${index}]`, line, checkPublicKey)),
-    doc: 'OpenSSH public keys (one .pub line each) allowed to log in over SSH.',
+    doc: 'OpenSSH public keys (one .pub line each) allowed to log in over SSH: ed25519, RSA of 2048 bits or more, ECDSA, and the sk- security-key forms; each key is decoded and checked, so a truncated or mislabelled line is refused.',
   },
 };
 

@@ -54,6 +54,9 @@ export class Ext4Error extends PartitionFsError {
   }
 }
 
+/** The largest uid or gid the binding's chown stores (it drops i_uid_high and i_gid_high). */
+export const MAX_ID = 65535;
+
 /** libext2fs' error codes (lib/ext2fs/ext2_err.et) are this base plus their index in its table. */
 const EXT2_ET_BASE = 2133571328;
 const EXT2_ET_DIR_EXISTS = 79;
@@ -201,9 +204,7 @@ class Ext4Fs extends PartitionFsBase {
     await this.replaceable(path, 'symlink');
     await this.remove(path);
     await call('symlink', path, () => this.fs.symlink(target, path));
-    if (meta.uid !== undefined || meta.gid !== undefined) {
-      await call('lchown', path, () => this.fs.lchown(path, meta.uid ?? 0, meta.gid ?? 0));
-    }
+    if (meta.uid !== undefined || meta.gid !== undefined) await this.chown(path, meta.uid ?? 0, meta.gid ?? 0);
   }
 
   protected async removeEntry(path: string, type: EntryStat['type']): Promise<void> {
@@ -225,7 +226,13 @@ class Ext4Fs extends PartitionFsBase {
 
   private async setMeta(path: string, meta: FileMeta, fallback: { mode: number; uid: number; gid: number }): Promise<void> {
     await call('chmod', path, () => this.fs.chmod(path, meta.mode ?? fallback.mode));
-    await call('chown', path, () => this.fs.lchown(path, meta.uid ?? fallback.uid, meta.gid ?? fallback.gid));
+    await this.chown(path, meta.uid ?? fallback.uid, meta.gid ?? fallback.gid);
+  }
+
+  /** The binding stores only the low 16 bits of each id (65536:70000 became 0:4464): refuse, never truncate. */
+  private async chown(path: string, uid: number, gid: number): Promise<void> {
+    if (uid > MAX_ID || gid > MAX_ID) throw new Ext4Error('chown', path, `ids above ${MAX_ID} (${uid}:${gid}) are not supported`);
+    await call('chown', path, () => this.fs.lchown(path, uid, gid));
   }
 }
 

@@ -88,6 +88,25 @@ async function importKey(pem: string, file: string): Promise<CryptoKey> {
   }
 }
 
+/** The public point of a P-256 key as JWK x/y, to compare a private key with a certificate. */
+async function publicPoint(key: CryptoKey): Promise<string> {
+  const { x, y } = await webcrypto.subtle.exportKey('jwk', key);
+  return `${x}.${y}`;
+}
+
+/**
+ * A key copied in from another pair signs (the CA) or presents (a leaf) what the certificate
+ * beside it cannot vouch for: every certificate made or shown would fail verification.
+ */
+async function checkPairMatches(dir: string, cert: x509.X509Certificate, key: CryptoKey): Promise<void> {
+  const certKey = await cert.publicKey.export(KEY_ALGORITHM, ['verify']).then(publicPoint, () => undefined);
+  if (certKey !== (await publicPoint(key))) {
+    throw new UserError(
+      `${join(dir, KEY_FILE)} is not the key of ${join(dir, CERT_FILE)}, so certificates made or presented with it would not verify; restore the key that belongs to the certificate, or build with --rotate-secrets to make new ones (then reinstall the host kit)`,
+    );
+  }
+}
+
 async function pemOf(cert: x509.X509Certificate, key: CryptoKey): Promise<TlsIdentity> {
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', key);
   return { cert: `${cert.toString('pem')}\n`, key: `${x509.PemConverter.encode(pkcs8, 'PRIVATE KEY')}\n` };
@@ -107,7 +126,9 @@ async function load(dir: string): Promise<Loaded | undefined> {
   } catch {
     throw new UserError(`${certFile} is not a PEM certificate; delete ${dir} to have a new pair made`);
   }
-  return { cert, key: await importKey(pem.key, keyFile), pem };
+  const key = await importKey(pem.key, keyFile);
+  await checkPairMatches(dir, cert, key);
+  return { cert, key, pem };
 }
 
 /**

@@ -117,6 +117,16 @@ describe('ext4 rootfs access (ext2fs pitfalls wrapped once)', async () => {
     expect(await sha256File(img)).toBe(before);
   });
 
+  it('refuses owners above 65535 instead of storing their low 16 bits (65536:70000 became 0:4464)', async () => {
+    const img = await copyOfStockImage('stock', await tempDir());
+    const write = withRootfs(await openImage(img), (fs) => fs.writeFile('/etc/owned', 'x', { uid: 65536, gid: 70000 }), {
+      writable: true,
+    });
+    await expect(write).rejects.toThrow('ext4 chown /etc/owned: ids above 65535 (65536:70000) are not supported');
+    expect(await debugfsStat(img, '/etc/owned')).not.toMatchObject({ uid: 0, gid: 4464 });
+    expect((await e2fsckClean(img)).ok).toBe(true);
+  });
+
   it('unmounts even when the callback throws, leaving a clean file system', async () => {
     const img = await copyOfStockImage('stock', await tempDir());
     const layout = await openImage(img);

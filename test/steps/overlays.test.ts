@@ -188,6 +188,13 @@ describe('overlays step refuses, with one line and before writing anything,', ()
       message: /line 1: "rw-r--r--" is not an octal mode/,
     },
     {
+      // The ext2fs binding drops the high 16 bits: 65536:70000 was stored as 0:4464.
+      name: 'a modes line with an owner above 65535',
+      spec: { 'rootfs/etc/motd': 'hi', 'rootfs.modes': '/etc/motd 0600 65536:70000\n' },
+      message:
+        /rootfs\.modes line 1: "65536:70000" has an id above 65535, which the ext4 writer cannot store \(ids 0-65535\); write PATH MODE/,
+    },
+    {
       name: 'a modes line for a symlink',
       spec: { 'rootfs/etc/l': { link: 'motd' }, 'rootfs.modes': '/etc/l 0600\n' },
       message: /symlinks have no mode of their own/,

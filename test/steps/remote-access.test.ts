@@ -11,7 +11,8 @@ import { AUTHORIZED_KEY, copyOfStockImage, stockImage, tempDir } from '../suppor
 import { type PatchedFixture, patchFixture } from './patch-fixture.js';
 import { appliedOn } from './probe.js';
 
-const OTHER_KEY = 'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY= other@laptop';
+const OTHER_KEY =
+  'ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBItPPQ/MPe/X8MhczXouB+YGBQPAEAG42BQFnzWJn67RJWTr2FMhfWeR8RFPlzPkiZWMk1rWrSX5rnCT9UhJQMI= other@laptop';
 const BLOCK = '# BEGIN odroid-buildx-image (x)\nPasswordAuthentication no\nPermitRootLogin prohibit-password\n# END odroid-buildx-image\n';
 
 /**
