@@ -90,8 +90,9 @@ const keywordOf = (line: string) => /^\s*([A-Za-z]+)(?:\s|=)/.exec(line)?.[1].to
 
 /**
  * Puts `block` (BEGIN..END) first in sshd_config, replacing an earlier copy, and comments out the
- * file's own settings of the block's keywords up to the first Match (sshd keywords are
- * case-insensitive; lines inside Match blocks are conditional and left alone).
+ * file's own settings of the block's keywords, inside Match blocks too (sshd keywords are
+ * case-insensitive): a Match line's settings win for the users it matches, so a stock
+ * `Match User odroid` with its own key file or passwords would open a way around the block.
  */
 export function setSshdBlock(config: string, block: string): string {
   const lines = config.split('\n');
@@ -105,11 +106,9 @@ export function setSshdBlock(config: string, block: string): string {
       .map(keywordOf)
       .filter(Boolean),
   );
-  let inMatch = false;
   const edited = lines.map((line) => {
     const keyword = keywordOf(line);
-    if (keyword === 'match') inMatch = true;
-    return !inMatch && keyword !== undefined && keywords.has(keyword) ? `#${line}` : line;
+    return keyword !== undefined && keywords.has(keyword) ? `#${line}` : line;
   });
   return `${block.replace(/\n*$/, '\n')}${edited.join('\n')}`;
 }

@@ -3,6 +3,7 @@ import { chmod, chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
+import { renderTemplate } from '../../src/engine/templates.js';
 import { UserError } from '../../src/errors.js';
 import { accountsWithPassword, lockPasswords, remoteAccess, remoteLoginWarning, setSshdBlock } from '../../src/steps/remote-access.js';
 import { debugfsBatch, debugfsCat, debugfsStat } from '../support/debugfs.js';
@@ -20,7 +21,7 @@ const BLOCK = '# BEGIN odroid-buildx-image (x)\nPasswordAuthentication no\nPermi
  * As root, sshd insists on its privilege-separation directory even in test mode, so it runs as
  * nobody on files nobody can read.
  */
-async function sshdEffective(config: string): Promise<Record<string, string>> {
+async function sshdEffective(config: string, connection?: string): Promise<Record<string, string>> {
   const dir = await tempDir();
   const configFile = join(dir, 'sshd_config');
   const hostKey = join(dir, 'host_key');
@@ -31,7 +32,7 @@ async function sshdEffective(config: string): Promise<Record<string, string>> {
     await chmod(dir, 0o755);
     for (const file of [configFile, hostKey]) await chown(file, 65534, 65534);
   }
-  const sshd = ['/usr/sbin/sshd', '-T', '-f', configFile, '-h', hostKey];
+  const sshd = ['/usr/sbin/sshd', '-T', '-f', configFile, '-h', hostKey, ...(connection ? ['-C', connection] : [])];
   const run = root
     ? spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...sshd], { encoding: 'utf8' })
     : spawnSync(sshd[0], sshd.slice(1), { encoding: 'utf8' });
@@ -195,11 +196,40 @@ describe('lockPasswords', () => {
 });
 
 describe('setSshdBlock', () => {
-  it('leads with the block and comments out the same keywords in any case or = form before the first Match', () => {
-    const config = 'Port 22\npasswordauthentication yes\nPermitRootLogin=yes\nMatch User git\n  PasswordAuthentication yes\n';
+  it('leads with the block and comments out the same keywords in any case or = form, inside Match blocks too', () => {
+    const config =
+      'Port 22\npasswordauthentication yes\nPermitRootLogin=yes\nMatch User git\n  PasswordAuthentication yes\n  X11Forwarding no\n';
     expect(setSshdBlock(config, BLOCK)).toBe(
-      `${BLOCK}Port 22\n#passwordauthentication yes\n#PermitRootLogin=yes\nMatch User git\n  PasswordAuthentication yes\n`,
+      `${BLOCK}Port 22\n#passwordauthentication yes\n#PermitRootLogin=yes\nMatch User git\n#  PasswordAuthentication yes\n  X11Forwarding no\n`,
     );
+  });
+
+  it('leaves no way around the keys for any user: a stock CA, key command, host-based login or Match block (sshd -T)', async () => {
+    const stock = [
+      'TrustedUserCAKeys /etc/ssh/ca.pub',
+      'AuthorizedKeysCommand /usr/bin/fetch-keys %u',
+      'AuthorizedKeysCommandUser nobody',
+      'HostbasedAuthentication yes',
+      'Match User odroid',
+      '  AuthorizedKeysFile /etc/ssh/keys/%u',
+      '  PasswordAuthentication yes',
+      '',
+    ].join('\n');
+    const block = await renderTemplate('remote-access/etc/ssh/sshd_config.mustache', {
+      begin: '# BEGIN odroid-buildx-image',
+      end: '# END odroid-buildx-image',
+    });
+    const patched = setSshdBlock(stock, block);
+    for (const user of ['odroid', 'root']) {
+      const effective = await sshdEffective(patched, `user=${user},host=laptop,addr=10.0.0.1`);
+      expect(effective, user).toMatchObject({
+        passwordauthentication: 'no',
+        authorizedkeysfile: '.ssh/authorized_keys',
+        authorizedkeyscommand: 'none',
+        trustedusercakeys: 'none',
+        hostbasedauthentication: 'no',
+      });
+    }
   });
 
   it('replaces its own earlier block instead of adding another', () => {
