@@ -4,18 +4,20 @@
  * system path goes through here instead of listing both spellings.
  */
 import { posix } from 'node:path';
-import { MAX_LINKS, resolveDir } from '../engine/real-paths.js';
+import { MAX_LINKS, resolveDir, resolveParent } from '../engine/real-paths.js';
 import type { ImageView } from '../engine/step.js';
 import { UserError } from '../errors.js';
 
+const rootfsLinks = (image: ImageView) => (path: string) => image.readlink('rootfs', path);
+
 /** `dir` with every symlink in it resolved, relative and absolute targets alike. */
 export function realDir(image: ImageView, dir: string): Promise<string> {
-  return resolveDir((path) => image.readlink('rootfs', path), dir);
+  return resolveDir(rootfsLinks(image), dir);
 }
 
 /** Where a file at `path` really is, or would be written: its directory resolved, its own name kept. */
 export async function realPath(image: ImageView, path: string): Promise<string> {
-  return posix.join(await realDir(image, posix.dirname(path)), posix.basename(path));
+  return resolveParent(rootfsLinks(image), path);
 }
 
 /** The directories a root shell's PATH searches for system programs. */

@@ -4,7 +4,7 @@ import type { Operation } from '../engine/operations.js';
 import type { ImageView, Step } from '../engine/step.js';
 import { renderTemplate } from '../engine/templates.js';
 import { UserError } from '../errors.js';
-import { realDir, realFile } from '../facts/root-paths.js';
+import { realFile, realPath } from '../facts/root-paths.js';
 
 const SHADOW = '/etc/shadow';
 const PASSWD = '/etc/passwd';
@@ -61,7 +61,7 @@ export function lockPasswords(shadow: string): string {
 }
 
 /** The home directories of /etc/passwd's accounts, root's among them. */
-export function homesOf(passwd: string): string[] {
+function homesOf(passwd: string): string[] {
   const homes = passwd
     .split('\n')
     .map((line) => line.split(':')[5])
@@ -78,7 +78,7 @@ async function stockKeyFiles(image: ImageView): Promise<string[]> {
   const found: string[] = [];
   for (const home of homesOf(passwd ?? '')) {
     for (const file of KEY_FILES) {
-      const path = posix.join(await realDir(image, posix.join(home, posix.dirname(file))), posix.basename(file));
+      const path = await realPath(image, posix.join(home, file));
       // Root's own file is rewritten with ssh.authorizedKeys below.
       if (path !== AUTHORIZED_KEYS && (await image.lstat('rootfs', path)) !== undefined) found.push(path);
     }
