@@ -33,6 +33,7 @@ describe('BuildConfig', () => {
     expectTypeOf<BuildConfig>().toEqualTypeOf<{
       name: string;
       hostname: string;
+      board?: 'odroid-c2' | 'odroid-c4';
       power: { profile: PowerProfile };
       usb: { protocol: UsbProtocol; deviceMac: string; hostMac: string };
       network: { address: string; gateway: string; dns: string[]; ip: string; prefix: number };
@@ -185,7 +186,7 @@ describe('resolveConfig rejects', () => {
 
   it('unknown keys at the top level, listing the known ones', () => {
     expect(errorOf({ nmae: 'x' })).toBe(
-      'unknown config key nmae; known top-level keys: name, hostname, power, usb, network, nfs, docker, ssh',
+      'unknown config key nmae; known top-level keys: name, hostname, board, power, usb, network, nfs, docker, ssh',
     );
   });
 
@@ -290,6 +291,7 @@ describe('renderConfigDoc', () => {
     expect(rows.map((row) => row.split('`')[1])).toEqual([
       'name',
       'hostname',
+      'board',
       'power.profile',
       'usb.protocol',
       'usb.deviceMac',

@@ -39,3 +39,8 @@ export async function mdirBoot(img: string, dir: string): Promise<string[]> {
   const { stdout } = await execFile('mdir', ['-b', '-i', `${img}@@${await bootOffset(img)}`, `::${dir}`], { env: MTOOLS_ENV });
   return stdout.split('\n').filter(Boolean);
 }
+
+/** Deletes files from the boot partition with mdel, in place. */
+export async function mdelBoot(img: string, paths: string[]): Promise<void> {
+  await execFile('mdel', ['-i', `${img}@@${await bootOffset(img)}`, ...paths.map((path) => `::${path}`)], { env: MTOOLS_ENV });
+}
