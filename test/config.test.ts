@@ -33,7 +33,7 @@ describe('BuildConfig', () => {
     expectTypeOf<BuildConfig>().toEqualTypeOf<{
       name: string;
       hostname: string;
-      board?: 'odroid-c2' | 'odroid-c4';
+      board?: 'odroid-c2' | 'odroid-c4' | 'raspberrypi';
       power: { profile: PowerProfile };
       usb: { protocol: UsbProtocol; deviceMac: string; hostMac: string };
       network: { address: string; gateway: string; dns: string[]; ip: string; prefix: number };

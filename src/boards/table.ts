@@ -18,6 +18,19 @@ const c2Profile = (maxcpus: string, ethernet: boolean): PowerSettings => ({
   ethernet,
 });
 
+/**
+ * A Pi's profiles: `maxcpus=` on the kernel command line (the kernel starts that many cores, the
+ * others stay off) and `arm_freq` in config.txt, the firmware's top ARM clock in MHz. 1000 is the
+ * Zero 2 W's default and below the Pi 4's (1500, 1800 with arm_boost) and the Pi 5's (2400):
+ * raspberrypi/documentation, config_txt/overclocking.adoc, the table of default values. `full`
+ * takes both back to the firmware's defaults. docs/boards.md has what each is for.
+ */
+const piProfile = (maxcpus: string | undefined): PowerSettings => ({
+  settings: maxcpus === undefined ? [{ kind: 'unset', name: 'arm_freq' }] : [{ kind: 'set', name: 'arm_freq', value: '1000' }],
+  kernelArgs: maxcpus === undefined ? { remove: ['maxcpus'], set: [] } : { remove: [], set: [`maxcpus=${maxcpus}`] },
+  ethernet: true,
+});
+
 const NO_FIRST_BOOT = { kernelArgs: [], units: [], does: 'nothing: the stock image has no first-boot setup' };
 
 export const BOARDS: readonly Board[] = [
@@ -69,6 +82,42 @@ export const BOARDS: readonly Board[] = [
       note: 'no USB power profile: these boards need their DC supply, not a USB port',
     },
     firstBoot: NO_FIRST_BOOT,
+    kernel: { overlay: 'overlay', storageDriver: 'overlay2 on the ext4 data image' },
+    provenAtBoot: 'not booted yet: the image is checked offline (e2fsck, fsck.fat, mtools, debugfs)',
+  },
+  {
+    id: 'raspberrypi',
+    name: 'Raspberry Pi 4, Pi 5, Zero 2 W',
+    image: 'Raspberry Pi OS Lite arm64, bookworm and trixie (kernel 6.x)',
+    recognize: { bootConfig: 'config.txt', deviceTrees: /^bcm27(10|11|12)-rpi-.*\.dtb$/i, osRelease: ['debian', 'raspbian'] },
+    port: 'USB-C power port (Pi 4, Pi 5); the micro-USB port marked USB (Zero 2 W)',
+    video: {
+      edits: [
+        {
+          kind: 'comment-out',
+          line: 'dtoverlay=vc4-kms-v3d',
+          why: 'odroid-buildx-image (nographics): no KMS display or V3D driver on a headless builder',
+        },
+        { kind: 'set', name: 'gpu_mem', value: '16' },
+      ],
+      does: 'no vc4-kms-v3d overlay (the KMS display and V3D 3D drivers do not load) and gpu_mem=16 in config.txt (the least GPU memory; a Pi 4 or Zero 2 W then starts the cut-down firmware, a Pi 5 has no split and ignores it): docs/boards.md',
+    },
+    gadget: {
+      mechanism:
+        'dtoverlay=dwc2,dr_mode=peripheral in config.txt; g_ether from modules-load=dwc2,g_ether on cmdline.txt, its options in modprobe.d',
+      settings: [{ kind: 'add-line', line: 'dtoverlay=dwc2,dr_mode=peripheral' }],
+      kernelArgs: (module) => [`modules-load=dwc2,${module}`],
+      conflictingPackages: ['rpi-usb-gadget'],
+    },
+    power: {
+      profiles: { 'usb2-0.5A': piProfile('1'), 'usb3-0.9A': piProfile('2'), full: piProfile(undefined) },
+      note: 'USB profiles: fewer cores (maxcpus=) and arm_freq=1000; usb2-0.5A is for the Zero 2 W (docs/boards.md)',
+    },
+    firstBoot: {
+      kernelArgs: ['resize'],
+      units: ['userconfig.service', 'regenerate_ssh_host_keys.service', 'rpi-resize.service'],
+      does: 'no first-boot resize (the root is read-only, the data is on the share), SSH host keys from the build, no user wizard and no cloud-init (logins: the configured SSH keys)',
+    },
     kernel: { overlay: 'overlay', storageDriver: 'overlay2 on the ext4 data image' },
     provenAtBoot: 'not booted yet: the image is checked offline (e2fsck, fsck.fat, mtools, debugfs)',
   },

@@ -69,7 +69,7 @@ function unsetByDefault<T>(type: ValueType<T>): ValueType<T> & { unsetByDefault:
 const KEYS = {
   name: text,
   hostname: text,
-  board: unsetByDefault(oneOf(['odroid-c2', 'odroid-c4'] as const)),
+  board: unsetByDefault(oneOf(['odroid-c2', 'odroid-c4', 'raspberrypi'] as const)),
   'power.profile': oneOf(POWER_PROFILES),
   'usb.protocol': oneOf(Object.keys(USB_PROTOCOLS) as UsbProtocol[]),
   'usb.deviceMac': text,
