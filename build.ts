@@ -6,6 +6,7 @@
  */
 import { relative, resolve } from 'node:path';
 import { resolveSource } from './src/artifacts/stock-image.js';
+import { listBoards } from './src/boards/doc.js';
 import { type BoardImage, buildBoardImage, describeBoardImage } from './src/cli/board-image.js';
 import { BUILD_COMMAND, BUILD_FLAGS, IMAGE_CACHE_DIR } from './src/cli/build-flags.js';
 import { type FlagValues, parseFlags, runMain, usage, type WritePlace } from './src/cli/options.js';
@@ -49,7 +50,9 @@ async function printPlans(
 async function main(argv: string[]): Promise<void> {
   const args = parseFlags(argv, BUILD_FLAGS);
   if (args.help) {
-    process.stdout.write(`${usage(BUILD_COMMAND, BUILD_FLAGS)}\n`);
+    process.stdout.write(
+      `${usage(BUILD_COMMAND, BUILD_FLAGS)}\n\nboards (--board, or recognised from the image; docs/boards.md):\n${listBoards()}`,
+    );
     return;
   }
   if (args['list-steps']) {
@@ -59,7 +62,7 @@ async function main(argv: string[]): Promise<void> {
   const epoch = sourceDateEpoch();
   if (epoch !== undefined) pinClock(epoch);
   const stage = stageTimer();
-  const config = await stage('config', () => loadConfig(args.config, { name: args.name }));
+  const config = await stage('config', () => loadConfig(args.config, { name: args.name, board: args.board }));
   const boards = args.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(args.fleet));
   if (args['dry-run']) return dryRun(stage, args.input, boards, { out: args.out, fleet: args.fleet !== undefined });
   const lock = await claimOutDir(args.out);

@@ -7,14 +7,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BoardId } from '../src/boards/board.js';
-import { renderBoardTable } from '../src/boards/doc.js';
+import { listBoards, renderBoardTable } from '../src/boards/doc.js';
 import { recognizeBoard } from '../src/boards/recognize.js';
 import { BOARDS } from '../src/boards/table.js';
 import { SCHEMA } from '../src/config/schema.js';
 import { viewOf, withPartitions } from '../src/engine/patch.js';
 import { UserError } from '../src/errors.js';
 import { openImage } from '../src/image/open.js';
-import { REPO } from './support/cli.js';
+import { buildImage, REPO } from './support/cli.js';
 import { copyOfStockImage, type FixtureVariant, stockImage, tempDir } from './support/images.js';
 import { mdelBoot } from './support/mtools.js';
 
@@ -65,5 +65,33 @@ describe('the board table', () => {
 describe('the board table in the docs', () => {
   it.each(['README.md', 'docs/boards.md'])('%s holds the table made from src/boards/table.ts', async (file) => {
     expect(await readFile(join(REPO, file), 'utf8')).toContain(renderBoardTable());
+  });
+});
+
+describe('--board and --help', () => {
+  it('--help lists every board of the table', async () => {
+    const run = await buildImage(['--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(listBoards());
+    for (const board of BOARDS) expect(run.stdout).toMatch(new RegExp(`^ {2}${board.id} +`, 'm'));
+  });
+
+  it('--board overrides the config and is checked against the image: one error line', async () => {
+    const run = await buildImage(['--input', await stockImage('stock'), '--out', await tempDir(), '--board', 'odroid-c4', '--dry-run']);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr.split('\n').filter((line) => line.startsWith('error:'))).toEqual([
+      'error: board "odroid-c4" boots from config.ini but this image has boot.ini: set board to the one the image is for ("odroid-c2") or leave it out',
+    ]);
+    const unknown = await buildImage([
+      '--input',
+      await stockImage('stock'),
+      '--out',
+      await tempDir(),
+      '--board',
+      'odroid-xu4',
+      '--dry-run',
+    ]);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/^error: --board .*"odroid-c2" \| "odroid-c4" \| "raspberrypi"/m);
   });
 });

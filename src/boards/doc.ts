@@ -26,3 +26,9 @@ export function renderBoardTable(boards: readonly Board[] = BOARDS): string {
     '',
   ].join('\n');
 }
+
+/** The boards as `--help` lists them: one line each, `id  name: image`. */
+export function listBoards(boards: readonly Board[] = BOARDS): string {
+  const width = Math.max(...boards.map((board) => board.id.length)) + 2;
+  return boards.map((board) => `  ${board.id.padEnd(width)}${board.name}: ${board.image}; ${board.port}\n`).join('');
+}

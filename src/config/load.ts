@@ -48,7 +48,7 @@ function setPath(object: Record<string, unknown>, key: string, value: unknown): 
 }
 
 /** Turns the parsed JSON of a config file into a complete, checked BuildConfig. */
-export function resolveConfig(raw: unknown, overrides: { name?: string } = {}): BuildConfig {
+export function resolveConfig(raw: unknown, overrides: { name?: string; board?: string } = {}): BuildConfig {
   if (!isObject(raw)) throw new UserError(`the config must be a JSON object like {"name": "c2-builder"}, got ${describeValue(raw)}`);
   checkShape(raw, '');
   const given: Record<string, unknown> = { ...raw };
@@ -94,7 +94,7 @@ function jsonErrorLocation(source: string, message: string): string {
 }
 
 /** Reads and resolves a config file; without a file, every key takes its default. */
-export async function loadConfig(file: string | undefined, overrides: { name?: string } = {}): Promise<BuildConfig> {
+export async function loadConfig(file: string | undefined, overrides: { name?: string; board?: string } = {}): Promise<BuildConfig> {
   if (file === undefined) return resolveConfig({}, overrides);
   let source: string;
   try {
