@@ -62,7 +62,8 @@ export async function buildBoardImage(
       once: options.once,
       afterSteps: async (image) => {
         const entry = await recognizeBoard(image, board.board);
-        hardware = `${entry.name} (${entry.image})`;
+        const usbPowered = entry.power.profiles['usb3-0.9A'] !== undefined;
+        hardware = `${entry.name} (${entry.image})${usbPowered ? '' : `; ${entry.power.note}`}`;
         const network = await detectNetwork(image);
         usb0 = `${network.mechanism} from ${USB0_FILES[network.mechanism].path}${network.fallback ? ` (fallback: ${network.fallback})` : ''}`;
       },
