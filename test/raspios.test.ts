@@ -12,9 +12,10 @@ import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { buildImage, runScript } from './support/cli.js';
 import { debugfsCat, debugfsStat, dumpe2fsHeader } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
-import { type FixtureVariant, partitionOffsets, stockImage, tempDir } from './support/images.js';
-import { mtypeBoot } from './support/mtools.js';
+import { copyOfStockImage, type FixtureVariant, partitionOffsets, stockImage, tempDir } from './support/images.js';
+import { mtypeBoot, mwriteBoot } from './support/mtools.js';
 import { referenceText } from './support/reference.js';
+import { sha256File } from './support/sha256.js';
 
 const SECTOR = 512;
 const DISK_ID = '5e3da6a1';
@@ -190,6 +191,22 @@ describe('Raspberry Pi OS through --fleet and --release', () => {
     for (const name of ['pi-builder-1', 'pi-builder-2']) {
       expect(await mtypeBoot(join(out, `${name}.img`), 'cmdline.txt')).toContain('init=/sbin/overlay-init');
     }
+  });
+
+  it('refuses an image whose cmdline.txt boots a PARTUUID of another disk, input untouched', async () => {
+    const dir = await tempDir();
+    const input = await copyOfStockImage('raspios-bookworm', dir);
+    const cmdline = (await mtypeBoot(input, 'cmdline.txt')).replace(`PARTUUID=${DISK_ID}-02`, 'PARTUUID=0badc0de-02');
+    await mwriteBoot(input, 'cmdline.txt', cmdline);
+    const before = await sha256File(input);
+    const out = await tempDir();
+    const run = await build(input, out);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr.split('\n').filter((line) => line.startsWith('error:'))).toEqual([
+      `error: cmdline.txt boots root=PARTUUID=0badc0de-02 but the disk identifier of ${input} is 0x${DISK_ID}: the image would not boot; fix cmdline.txt or pass another image`,
+    ]);
+    expect(await sha256File(input)).toBe(before);
+    expect(await readdir(out)).not.toContain('pi-builder.img');
   });
 
   it('refuses a config board the image is not for, in one line, leaving nothing at the output', async () => {

@@ -58,3 +58,13 @@ export function rootUuidOf(bootIni: string): string | undefined {
   const uuid = args.split(' ').find((arg) => /^root=UUID=[0-9a-fA-F-]{36}$/.test(arg));
   return uuid?.slice('root=UUID='.length).toLowerCase();
 }
+
+/**
+ * The root cmdline.txt names as `root=PARTUUID=<disk id>-<NN>` (how Pi OS boots): the MBR's disk
+ * identifier (as `0x` and 8 hex digits) and the partition number.
+ */
+export function rootPartuuidOf(cmdline: string): { diskId: string; partition: number } | undefined {
+  const arg = (cmdline.split(/\r?\n/, 1)[0] ?? '').split(/\s+/).find((a) => a.startsWith('root=PARTUUID='));
+  const match = arg && /^root=PARTUUID=([0-9a-fA-F]{8})-([0-9a-fA-F]{2})$/.exec(arg);
+  return match ? { diskId: `0x${match[1].toLowerCase()}`, partition: Number.parseInt(match[2], 16) } : undefined;
+}
