@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { buildImage, runScript } from './support/cli.js';
+import { buildImage, REPO, runScript } from './support/cli.js';
 import { debugfsCat, debugfsStat, dumpe2fsHeader } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
 import { copyOfStockImage, type FixtureVariant, partitionOffsets, stockImage, tempDir } from './support/images.js';
 import { mtypeBoot, mwriteBoot } from './support/mtools.js';
-import { referenceText } from './support/reference.js';
+import { referenceDir, referenceText } from './support/reference.js';
 import { sha256File } from './support/sha256.js';
 
 const SECTOR = 512;
@@ -66,6 +66,18 @@ describe.each(RELEASES)('%s fixture', (variant, suite, bootStart) => {
     expect((await dumpe2fsHeader(img))['Filesystem volume name']).toBe('rootfs');
     expect(await fsckFatClean(img)).toMatchObject({ ok: true });
     expect(await e2fsckClean(img)).toMatchObject({ ok: true });
+  });
+});
+
+describe('the fixture maker', () => {
+  it('trixie is byte-identical when made again (each release takes seconds to make)', async () => {
+    const dir = await tempDir();
+    const again = join(dir, 'again.img');
+    execFileSync('bash', [join(REPO, 'test/fixtures/make-raspios-image.sh'), again, 'trixie'], {
+      env: { ...process.env, REFERENCE_DIR: referenceDir() },
+      stdio: 'pipe',
+    });
+    expect(await sha256File(again)).toBe(await sha256File(await stockImage('raspios-trixie')));
   });
 });
 
