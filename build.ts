@@ -7,6 +7,7 @@
 import { relative, resolve } from 'node:path';
 import { DownloadRefused, refuseDownloads } from './src/artifacts/download.js';
 import { availableSource, resolveSource } from './src/artifacts/stock-image.js';
+import { listBoards } from './src/boards/doc.js';
 import { type BoardImage, buildBoardImage, describeBoardImage } from './src/cli/board-image.js';
 import { BUILD_COMMAND, BUILD_FLAGS, IMAGE_CACHE_DIR } from './src/cli/build-flags.js';
 import { type FlagValues, parseFlags, runMain, usage, type WritePlace } from './src/cli/options.js';
@@ -26,7 +27,6 @@ import { pendingOutput } from './src/output/pending-output.js';
 import { pinClock, sourceDateEpoch } from './src/output/reproducible.js';
 import { openSecrets, secretsDirOf } from './src/secrets/secrets-dir.js';
 import { listSteps, STEPS } from './src/steps/index.js';
-import { powerWarning } from './src/steps/power.js';
 import { remoteLoginWarning } from './src/steps/remote-access.js';
 import { type Stage, stageTimer } from './src/timing.js';
 
@@ -51,7 +51,9 @@ async function printPlans(
 async function main(argv: string[]): Promise<void> {
   const args = parseFlags(argv, BUILD_FLAGS);
   if (args.help) {
-    process.stdout.write(`${usage(BUILD_COMMAND, BUILD_FLAGS)}\n`);
+    process.stdout.write(
+      `${usage(BUILD_COMMAND, BUILD_FLAGS)}\n\nboards (--board, or recognised from the image; docs/boards.md):\n${listBoards()}`,
+    );
     return;
   }
   if (args['list-steps']) {
@@ -61,7 +63,7 @@ async function main(argv: string[]): Promise<void> {
   const epoch = sourceDateEpoch();
   if (epoch !== undefined) pinClock(epoch);
   const stage = stageTimer();
-  const config = await stage('config', () => loadConfig(args.config, { name: args.name }));
+  const config = await stage('config', () => loadConfig(args.config, { name: args.name, board: args.board }));
   const boards = args.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(args.fleet));
   if (args['dry-run']) return dryRun(stage, args.input, boards, { out: args.out, fleet: args.fleet !== undefined });
   const lock = await claimOutDir(
@@ -143,7 +145,9 @@ async function build(stage: Stage, args: FlagValues<typeof BUILD_FLAGS>, config:
     // Only now the secrets and kit they replaced go: until the images are in place, a failure puts them back.
     await secrets.settle();
     await kit.settle();
-    const warnings = [remoteLoginWarning(config), powerWarning(config)].filter((warning) => warning !== undefined);
+    const warnings = [...new Set([remoteLoginWarning(config), ...images.map((image) => image.powerWarning)])].filter(
+      (warning) => warning !== undefined,
+    );
     process.stdout.write(
       images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath) ?? [])).join('') +
         (fleet

@@ -33,6 +33,7 @@ describe('BuildConfig', () => {
     expectTypeOf<BuildConfig>().toEqualTypeOf<{
       name: string;
       hostname: string;
+      board?: 'odroid-c2' | 'odroid-c4' | 'raspberrypi';
       power: { profile: PowerProfile };
       usb: { protocol: UsbProtocol; deviceMac: string; hostMac: string };
       network: { address: string; gateway: string; dns: string[]; ip: string; prefix: number };
@@ -224,7 +225,7 @@ describe('resolveConfig rejects', () => {
 
   it('unknown keys at the top level, listing the known ones', () => {
     expect(errorOf({ nmae: 'x' })).toBe(
-      'unknown config key nmae; known top-level keys: name, hostname, power, usb, network, nfs, docker, ssh',
+      'unknown config key nmae; known top-level keys: name, hostname, board, power, usb, network, nfs, docker, ssh',
     );
   });
 
@@ -337,6 +338,7 @@ describe('renderConfigDoc', () => {
     expect(rows.map((row) => row.split('`')[1])).toEqual([
       'name',
       'hostname',
+      'board',
       'power.profile',
       'usb.protocol',
       'usb.deviceMac',

@@ -169,7 +169,13 @@ describe('stock fixture: HardKernel layout', () => {
 
 describe('image scripts', () => {
   it('pass shellcheck, following assemble-image.sh where they source it', () => {
-    const scripts = ['fixtures/assemble-image.sh', 'fixtures/make-stock-image.sh', 'boot/make-debian-image.sh'];
+    const scripts = [
+      'fixtures/assemble-image.sh',
+      'fixtures/rootfs-tree.sh',
+      'fixtures/make-stock-image.sh',
+      'fixtures/make-raspios-image.sh',
+      'boot/make-debian-image.sh',
+    ];
     const paths = scripts.map((script) => fileURLToPath(new URL(script, import.meta.url)));
     const check = spawnSync('shellcheck', ['-x', ...paths], { encoding: 'utf8' });
     expect(check.error).toBeUndefined();

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
+import { recognizeBoard } from '../boards/recognize.js';
 import { sha256File } from '../checksum.js';
 import type { BuildConfig } from '../config/schema.js';
 import type { ApplyStats } from '../engine/apply.js';
@@ -17,6 +18,7 @@ import { usedRanges } from '../image/used-blocks.js';
 import { type PendingImage, type PendingOutput, releaseFiles } from '../output/pending-output.js';
 import { scanImage } from '../output/release.js';
 import { STEPS } from '../steps/index.js';
+import { powerWarning } from '../steps/power.js';
 import type { Stage } from '../timing.js';
 
 export interface BoardImage {
@@ -30,6 +32,10 @@ export interface BoardImage {
   release?: { xz: string; bmap: string };
   /** What brings usb0 up on the board, and from which file: the link a user cannot check without a screen. */
   usb0: string;
+  /** The hardware the image is for (src/boards/table.ts). */
+  hardware: string;
+  /** The summary's warning when the power profile may be too much for the board's likely supply. */
+  powerWarning?: string;
 }
 
 interface BoardOptions {
@@ -52,11 +58,17 @@ export async function buildBoardImage(
 ): Promise<BoardImage> {
   const pending = await stage('copy', () => output.startImage(from, board.name));
   let usb0 = '';
+  let hardware = '';
+  let warning: string | undefined;
   const { operations, bytesWritten } = await stage('patch', () =>
     patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, {
       paths: options.paths,
       once: options.once,
       afterSteps: async (image) => {
+        const entry = await recognizeBoard(image, board.board);
+        const usbPowered = entry.power.profiles['usb3-0.9A'] !== undefined;
+        hardware = `${entry.name} (${entry.image})${usbPowered ? '' : `; ${entry.power.note}`}`;
+        warning = powerWarning(board, entry);
         const network = await detectNetwork(image);
         usb0 = `${network.mechanism} from ${USB0_FILES[network.mechanism].path}${network.fallback ? ` (fallback: ${network.fallback})` : ''}`;
       },
@@ -64,7 +76,7 @@ export async function buildBoardImage(
   );
   const patched = { operations, bytesWritten };
   // sha256 must hash every byte, holes too (~0.7 s per GiB of zeros): only an image that travels pays it.
-  if (!options.checksum && !options.release) return { pending, patched, sha256s: {}, usb0 };
+  if (!options.checksum && !options.release) return { pending, patched, sha256s: {}, usb0, hardware, powerWarning: warning };
   const image = basename(pending.finalPath);
   const release = options.release ? releaseFiles(board.name) : undefined;
   const xzTemp = release && pending.artifact(release.xz);
@@ -81,7 +93,7 @@ export async function buildBoardImage(
     sha256s[release.xz] = await sha256File(xzTemp);
     sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
   }
-  return { pending, patched, sha256: scan.sha256, sha256s, release, usb0 };
+  return { pending, patched, sha256: scan.sha256, sha256s, release, usb0, hardware, powerWarning: warning };
 }
 
 /** The summary's lines for a committed board image. */
@@ -90,6 +102,7 @@ export function describeBoardImage(board: BoardImage, origin: string, checksumFi
   return (
     `built ${finalPath}\n` +
     `  from     ${origin}\n` +
+    `  board    ${board.hardware}\n` +
     `  steps    ${STEPS.map((s) => s.name).join(', ')} (${board.patched.operations} operations, ${board.patched.bytesWritten} bytes written)\n` +
     `  usb0     ${board.usb0}\n` +
     (board.sha256

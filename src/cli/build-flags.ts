@@ -20,6 +20,12 @@ export const BUILD_FLAGS = [
   { name: 'config', type: 'string', arg: 'FILE', doc: 'JSON build config (keys: docs/config.md)' },
   { name: 'name', type: 'string', arg: 'NAME', doc: "image name, <name>.img (default: the config's name, else odroid-c2-builder)" },
   {
+    name: 'board',
+    type: 'string',
+    arg: 'BOARD',
+    doc: "the board the image is for when its boot files do not tell: odroid-c2, odroid-c4 or raspberrypi (default: the config's board, else recognised; docs/boards.md)",
+  },
+  {
     name: 'fleet',
     type: 'string',
     arg: 'N',

@@ -3,8 +3,10 @@
  * ships, network stack, init system, and which of this tool's steps it already carries.
  */
 import { open } from 'node:fs/promises';
+import { recognizeBoard } from '../boards/recognize.js';
 import { viewOf, withPartitions } from '../engine/patch.js';
 import type { ImageView, Step } from '../engine/step.js';
+import { UserError } from '../errors.js';
 import { bootChain, type ChainLink } from '../facts/boot-chain.js';
 import { type BootConfigKind, bootSetting, kernelArgs, readBootConfig } from '../facts/boot-config.js';
 import { BUILD_STAMP_PATH } from '../facts/build-stamp.js';
@@ -42,6 +44,8 @@ export interface BootReport {
 
 export interface ImageReport {
   image: string;
+  /** The board the image is for (src/boards/table.ts), or why no board matches. */
+  board: { id?: string; name: string };
   size: number;
   diskId: string;
   partitions: PartitionReport[];
@@ -80,19 +84,33 @@ async function partitionsOf(layout: ImageLayout): Promise<PartitionReport[]> {
 
 // The settings that matter for a headless builder: video on or off, CPU cores and clock.
 const C2_VARIABLES = ['nographics', 'maxcpus', 'max_freq'];
-const CONFIG_INI_KEYS = ['display_autodetect', 'monitor_onoff', 'maxcpus', 'max_freq_a55', 'max_freq_a73', 'max_freq_a53'];
+const VARIABLES: Record<BootConfigKind, string[]> = {
+  'c2-boot.ini': C2_VARIABLES,
+  'config.ini': ['display_autodetect', 'monitor_onoff', 'maxcpus', 'max_freq_a55', 'max_freq_a73', 'max_freq_a53'],
+  'config.txt': ['arm_freq', 'gpu_mem', 'max_framebuffers'],
+};
 
 async function bootOf(image: ImageView): Promise<BootReport> {
   const boot = await readBootConfig(image);
   if (!boot) return { variables: {} };
   const variables: Record<string, string> = {};
-  for (const name of boot.kind === 'c2-boot.ini' ? C2_VARIABLES : CONFIG_INI_KEYS) {
+  for (const name of VARIABLES[boot.kind]) {
     const value = bootSetting(boot, name);
     if (value !== undefined) variables[name] = value;
   }
   const args = kernelArgs(boot);
   const init = args.find((arg) => arg.startsWith('init='))?.slice('init='.length);
   return { kind: boot.kind, file: boot.settings, variables, bootargs: args.join(' ') || undefined, init };
+}
+
+async function boardOf(image: ImageView): Promise<ImageReport['board']> {
+  try {
+    const board = await recognizeBoard(image);
+    return { id: board.id, name: `${board.name} (${board.image})` };
+  } catch (error) {
+    if (error instanceof UserError) return { name: `none: ${error.message}` };
+    throw error;
+  }
 }
 
 async function initOf(image: ImageView): Promise<ImageReport['init']> {
@@ -124,6 +142,7 @@ export function inspectImage(layout: ImageLayout, steps: Step[]): Promise<ImageR
     for (const step of steps) applied.push({ name: step.name, applied: await step.applied(image) });
     return {
       image: layout.path,
+      board: await boardOf(image),
       size: layout.size,
       diskId: layout.diskId,
       partitions: await partitionsOf(layout),
@@ -145,6 +164,7 @@ export function formatReport(report: ImageReport): string {
   const lines: string[] = [];
   const row = (label: string, value = '') => lines.push(`${label.padEnd(12)} ${value}`.trimEnd());
   row('image', `${report.image} (${mib(report.size)}, disk id ${report.diskId})`);
+  row('board', report.board.name);
   row('partitions');
   for (const p of report.partitions) {
     const fs = p.filesystem === 'ext4' ? `ext4 UUID=${p.uuid}${p.label ? ` LABEL=${p.label}` : ''}` : p.filesystem;
@@ -153,7 +173,7 @@ export function formatReport(report: ImageReport): string {
     );
   }
   const { boot } = report;
-  row('boot config', boot.file ? `${boot.file} (${boot.kind})` : 'none (no boot.ini or config.ini on the FAT partition)');
+  row('boot config', boot.file ? `${boot.file} (${boot.kind})` : 'none (no boot.ini, config.ini or config.txt on the FAT partition)');
   for (const [name, value] of Object.entries(boot.variables)) lines.push(`  ${name.padEnd(18)} ${value}`);
   if (boot.bootargs !== undefined) lines.push(`  ${'bootargs'.padEnd(18)} ${boot.bootargs}`);
   lines.push(`  ${'init='.padEnd(18)} ${boot.init ?? '(not set: the kernel starts /sbin/init)'}`);

@@ -52,7 +52,7 @@ function setPath(object: Record<string, unknown>, key: string, value: unknown): 
 class FlagError extends UserError {}
 
 /** Turns the parsed JSON of a config file into a complete, checked BuildConfig. */
-export function resolveConfig(raw: unknown, overrides: { name?: string } = {}): BuildConfig {
+export function resolveConfig(raw: unknown, overrides: { name?: string; board?: string } = {}): BuildConfig {
   if (!isObject(raw)) throw new UserError(`the config must be a JSON object like {"name": "c2-builder"}, got ${describeValue(raw)}`);
   checkShape(raw, '');
   const given: Record<string, unknown> = { ...raw };
@@ -113,7 +113,7 @@ function relativeToFile(file: string, config: BuildConfig): BuildConfig {
 }
 
 /** Reads and resolves a config file; without a file, every key takes its default. */
-export async function loadConfig(file: string | undefined, overrides: { name?: string } = {}): Promise<BuildConfig> {
+export async function loadConfig(file: string | undefined, overrides: { name?: string; board?: string } = {}): Promise<BuildConfig> {
   if (file === undefined) return resolveConfig({}, overrides);
   let source: string;
   try {

@@ -70,6 +70,7 @@ function unsetByDefault<T>(type: ValueType<T>): ValueType<T> & { unsetByDefault:
 const KEYS = {
   name: text,
   hostname: text,
+  board: unsetByDefault(oneOf(['odroid-c2', 'odroid-c4', 'raspberrypi'] as const)),
   'power.profile': oneOf(POWER_PROFILES),
   'usb.protocol': oneOf(Object.keys(USB_PROTOCOLS) as UsbProtocol[]),
   'usb.deviceMac': text,
@@ -147,6 +148,9 @@ const SETTINGS: { [K in ConfigKey]: Rules<K> } = {
     default: { doc: 'same as `name`', derive: (config) => config.name },
     check: checkHostname,
     doc: 'Host name of the device (/etc/hostname): one RFC 1123 label.',
+  },
+  board: {
+    doc: 'The board the image is for, when its boot files do not tell (src/boards/table.ts, [docs/boards.md](boards.md)). Unset: recognised from the image. `--board` overrides it.',
   },
   'power.profile': {
     default: { value: 'full' },

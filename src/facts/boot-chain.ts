@@ -1,9 +1,9 @@
 /**
- * "Will it come up?": the chain a boot follows from U-Boot to dockerd's API, each link with the
+ * "Will it come up?": the chain a boot follows from the boot loader to dockerd's API, each link with the
  * file that sets it, read from the image without running it. `npm run inspect` prints it.
  */
 import type { ImageView } from '../engine/step.js';
-import { kernelArgs, readBootConfig } from './boot-config.js';
+import { kernelArgs, kernelArgsSource, readBootConfig } from './boot-config.js';
 import { kernelModules } from './kernel-modules.js';
 import { detectNetwork, USB0_FILES, type Usb0Mechanism } from './network.js';
 import { realPath } from './root-paths.js';
@@ -57,7 +57,7 @@ async function dockerdListens(image: ImageView): Promise<string | undefined> {
 /** The chain: kernel command line, init, overlay type, gadget options, usb0's mechanism, its address, dockerd's API. */
 export async function bootChain(image: ImageView): Promise<ChainLink[]> {
   const boot = await readBootConfig(image);
-  const bootIni = boot?.bootIni;
+  const source = kernelArgsSource(boot);
   const bootargs = boot && kernelArgs(boot).join(' ');
   const initArg = bootargs
     ?.split(' ')
@@ -74,8 +74,8 @@ export async function bootChain(image: ImageView): Promise<ChainLink[]> {
   const usb0File = USB0_FILES[network.mechanism].path;
   const address = ADDRESS_PATTERNS[network.mechanism].exec((await image.readText('rootfs', usb0File)) ?? '')?.[1];
   return [
-    { link: 'kernel command line', value: bootargs || undefined, file: `boot:${bootIni ?? '/boot.ini'}` },
-    { link: 'init', value: initArg ?? '/sbin/init (the kernel default)', file: initArg ? `boot:${bootIni}` : `rootfs:${init}` },
+    { link: 'kernel command line', value: bootargs || undefined, file: source },
+    { link: 'init', value: initArg ?? '/sbin/init (the kernel default)', file: initArg ? source : `rootfs:${init}` },
     { link: 'overlay', value: overlayType && `${overlayType} over the read-only root`, file: `rootfs:${init}` },
     { link: 'USB gadget', ...gadget },
     {

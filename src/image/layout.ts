@@ -34,11 +34,12 @@ const SECTOR = 512;
 
 /**
  * Reads the partition table and finds the FAT boot partition and the ext4 rootfs.
- * The rootfs is the Linux partition whose ext4 UUID boot.ini names in `root=UUID=`
- * (passed in as `rootUuidHint` once the boot partition has been read), else the only
- * Linux partition with an ext4 superblock.
+ * The rootfs is the Linux partition whose ext4 UUID boot.ini names in `root=UUID=`, or the
+ * partition cmdline.txt names by number in `root=PARTUUID=` (passed in as `rootHint` once the
+ * boot partition has been read), else the only Linux partition with an ext4 superblock.
  */
-export async function readLayout(path: string, rootUuidHint?: string): Promise<ImageLayout> {
+export async function readLayout(path: string, rootHint?: string | { partition: number }): Promise<ImageLayout> {
+  const rootUuidHint = typeof rootHint === 'string' ? rootHint : undefined;
   const handle = await open(path, 'r');
   try {
     const { size } = await handle.stat();
@@ -111,7 +112,13 @@ export async function readLayout(path: string, rootUuidHint?: string): Promise<I
         `the boot config of ${name} boots root=UUID=${rootUuidHint} but no ext4 partition has that UUID: the image would not boot, fix boot.ini or pass another image`,
       );
     }
-    const rootfs = named ?? linux[0];
+    const numbered = typeof rootHint === 'object' ? linux.find((p) => p.number === rootHint.partition) : undefined;
+    if (typeof rootHint === 'object' && !numbered) {
+      throw new UserError(
+        `the boot config of ${name} boots partition ${rootHint.partition} (root=PARTUUID=) but it is not an ext4 Linux partition: the image would not boot, fix cmdline.txt or pass another image`,
+      );
+    }
+    const rootfs = named ?? numbered ?? linux[0];
     return {
       path,
       size,

@@ -1,30 +1,40 @@
 import { open } from 'node:fs/promises';
 import { UserError } from '../errors.js';
-import { locateBootFiles, rootUuidOf } from '../formats/boot-files.js';
+import { locateBootFiles, rootPartuuidOf, rootUuidOf } from '../formats/boot-files.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 import { withBootPartition } from './fat.js';
 import { type ImageLayout, readLayout } from './layout.js';
 import { rootfsDamaged } from './rootfs-limits.js';
 
-/** The `root=UUID=` that the boot partition's boot.ini passes to the kernel, if any. */
-async function bootRootUuid(layout: ImageLayout): Promise<string | undefined> {
+/** The root the boot partition names: boot.ini's `root=UUID=`, or cmdline.txt's `root=PARTUUID=`. */
+async function bootRoot(layout: ImageLayout): Promise<{ uuid?: string; partuuid?: { diskId: string; partition: number } }> {
   return withBootPartition(layout, async (fs) => {
-    const bootIni = locateBootFiles(await fs.readdir('/'))?.bootIni;
-    if (bootIni === undefined) return undefined;
-    return rootUuidOf((await fs.readFile(bootIni)).toString('latin1'));
+    const files = locateBootFiles(await fs.readdir('/'));
+    if (files?.cmdline !== undefined) return { partuuid: rootPartuuidOf((await fs.readFile(files.cmdline)).toString('latin1')) };
+    if (files?.bootIni === undefined) return {};
+    return { uuid: rootUuidOf((await fs.readFile(files.bootIni)).toString('latin1')) };
   });
 }
 
 /**
  * Opens a disk image for patching: finds the boot and root partitions (the root being the
- * one boot.ini boots) and refuses, before anything is copied or written, an image whose
+ * one boot.ini or cmdline.txt boots) and refuses, before anything is copied or written, an image whose
  * root file system must be repaired first.
  */
 export async function openImage(path: string): Promise<ImageLayout> {
   let layout = await readLayout(path);
-  const uuid = await bootRootUuid(layout);
+  const { uuid, partuuid } = await bootRoot(layout);
   if (uuid && uuid !== layout.rootfs.uuid) layout = await readLayout(path, uuid);
-  if (!uuid && layout.ext4Count > 1) {
+  if (partuuid) {
+    const name = `${partuuid.diskId.slice(2)}-${partuuid.partition.toString(16).padStart(2, '0')}`;
+    if (partuuid.diskId !== layout.diskId) {
+      throw new UserError(
+        `cmdline.txt boots root=PARTUUID=${name} but the disk identifier of ${path} is ${layout.diskId}: the image would not boot; fix cmdline.txt or pass another image`,
+      );
+    }
+    if (partuuid.partition !== layout.rootfs.number) layout = await readLayout(path, { partition: partuuid.partition });
+  }
+  if (!uuid && !partuuid && layout.ext4Count > 1) {
     throw new UserError(
       `${path} has ${layout.ext4Count} ext4 partitions and boot.ini names no root=UUID=: cannot tell which is the root file system`,
     );

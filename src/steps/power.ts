@@ -1,44 +1,34 @@
+import type { Board, PowerSettings } from '../boards/board.js';
+import { boardOf, recognizeBoard } from '../boards/recognize.js';
 import type { BuildConfig, PowerProfile } from '../config/schema.js';
 import type { Operation } from '../engine/operations.js';
 import type { ImageView, Step } from '../engine/step.js';
 import { UserError } from '../errors.js';
-import { persistentValue, readBootConfig, requireBootConfig, settingsOperations } from '../facts/boot-config.js';
+import {
+  type BootConfig,
+  kernelArgs,
+  kernelArgsOperations,
+  persistentValue,
+  readBootConfig,
+  requireBootConfig,
+  settingEditsOperations,
+  settingsHold,
+} from '../facts/boot-config.js';
 import { ifupdownFiles } from '../facts/ifupdown.js';
 import { deviceTree, findNode } from '../formats/fdt.js';
 import { expandBootArgs, getEnv, insertBeforeBoot, setEnv, validateBootIni } from '../formats/hush.js';
 import { getIniKey, setIniKey } from '../formats/ini.js';
 import { escapeRegExp } from '../formats/text.js';
 
-interface ProfileSettings {
-  /** `setenv maxcpus`: the cores the kernel starts; the others are never powered up. */
-  maxcpus: string;
-  /** `setenv max_freq` in MHz. */
-  maxFreq: string;
-  /** false: the Ethernet MAC leaves the device tree and eth0 is no longer waited for at boot. */
-  ethernet: boolean;
-}
-
-/**
- * What each profile sets. Only values HardKernel's boot.ini lists are used; a test checks them
- * against the stock file (the step cannot: an edited boot.ini no longer lists its old value). That
- * max_freq list starts at its default, 1536, and the higher entries are overclocks, so every
- * profile keeps 1536 and the cores are what the USB profiles cut. The core counts are judgement,
- * not measurement: docs/power.md has the figures they rest on.
- */
-const PROFILES: Record<PowerProfile, ProfileSettings> = {
-  'usb2-0.5A': { maxcpus: '2', maxFreq: '1536', ethernet: false },
-  'usb3-0.9A': { maxcpus: '3', maxFreq: '1536', ethernet: false },
-  full: { maxcpus: '4', maxFreq: '1536', ethernet: true },
-};
-
 /**
  * The summary's warning for `full`, the default: it is HardKernel's adapter's profile, and the
  * board the README starts with runs from a laptop's USB port, where four busy cores can reset it
  * (docs/power.md says why `full` stays the default).
  */
-export function powerWarning(config: BuildConfig): string | undefined {
-  if (config.power.profile !== 'full') return undefined;
-  return 'power.profile "full" (the default: 4 cores and the Ethernet) is for a 5 V / 2 A adapter; a C2 powered from a laptop\'s USB port (0.5 A) can reset under a build: set power.profile "usb2-0.5A" (or "usb3-0.9A") in the config (docs/power.md)';
+export function powerWarning(config: BuildConfig, board: Board): string | undefined {
+  // A board without USB profiles runs from its DC supply only: the summary's board line says so.
+  if (config.power.profile !== 'full' || board.power.profiles['usb2-0.5A'] === undefined) return undefined;
+  return `power.profile "full" (the default: every core at full speed) is for the board's own adapter; ${board.name} powered from a laptop's USB port (0.5 A) can reset under a build: set power.profile "usb2-0.5A" (or "usb3-0.9A") in the config (docs/power.md)`;
 }
 
 /**
@@ -66,12 +56,13 @@ const ETHERNET_INTERFACE = 'eth0';
 
 const hasLine = (text: string, line: string) => text.split('\n').some((l) => l.trim() === line);
 
-/** The settings work through `maxcpus=${maxcpus} max_freq=${max_freq}` in bootargs; refuses a boot.ini without them. */
-function checkReachesKernel(bootIni: string, profile: PowerProfile, settings: ProfileSettings): void {
-  const wanted: [string, string][] = [
-    ['maxcpus', settings.maxcpus],
-    ['max_freq', settings.maxFreq],
-  ];
+/** Name and value of each `set` edit of a profile. */
+const setValues = (settings: PowerSettings): [string, string][] =>
+  settings.settings.flatMap((edit) => (edit.kind === 'set' ? [[edit.name, edit.value] as [string, string]] : []));
+
+/** boot.ini's settings work through `maxcpus=${maxcpus} max_freq=${max_freq}` in bootargs; refuses a boot.ini without them. */
+function checkReachesKernel(bootIni: string, profile: PowerProfile, settings: PowerSettings): void {
+  const wanted = setValues(settings);
   const edited = wanted.reduce((text, [name, value]) => setEnv(text, name, value), bootIni);
   const args = expandBootArgs(edited).split(' ');
   for (const [name, value] of wanted) {
@@ -138,7 +129,7 @@ async function ethernetNode(image: ImageView, bootIni: string): Promise<string> 
   return node;
 }
 
-async function ethernetOperations(image: ImageView, bootIni: string, settings: ProfileSettings): Promise<Operation[]> {
+async function ethernetOperations(image: ImageView, bootIni: string, settings: PowerSettings): Promise<Operation[]> {
   const text = (await image.readText('boot', bootIni)) ?? '';
   if (settings.ethernet) {
     // Only an image an earlier build switched off has the switch; a stock one needs nothing.
@@ -238,52 +229,58 @@ export function nmAutoconnect(keyfile: string, on: boolean): string {
   return setIniKey(withNote, 'connection', 'autoconnect', 'false');
 }
 
-/** Which profile boot.ini's CPU settings and Ethernet switch match, if any. */
-function profileOf(bootIni: string): PowerProfile | undefined {
-  const ethernetOn = !(getEnv(bootIni, ETHERNET_SWITCH) === '1' && GUARD_LINE.test(bootIni));
-  return (Object.keys(PROFILES) as PowerProfile[]).find((name) => {
-    const settings = PROFILES[name];
-    return (
-      getEnv(bootIni, 'maxcpus') === settings.maxcpus &&
-      getEnv(bootIni, 'max_freq') === settings.maxFreq &&
-      settings.ethernet === ethernetOn
-    );
-  });
+/** Whether boot.ini's Ethernet switch, where the format has one, is as the profile wants it. */
+function ethernetMatches(boot: BootConfig, settings: PowerSettings): boolean {
+  if (boot.kind !== 'c2-boot.ini') return settings.ethernet;
+  const ethernetOn = !(getEnv(boot.text, ETHERNET_SWITCH) === '1' && GUARD_LINE.test(boot.text));
+  return settings.ethernet === ethernetOn;
+}
+
+/** Whether the image shows the profile: its settings, kernel arguments and Ethernet switch. */
+function showsProfile(boot: BootConfig, settings: PowerSettings): boolean {
+  const args = kernelArgs(boot);
+  const argsHold =
+    settings.kernelArgs === undefined ||
+    (settings.kernelArgs.set.every((arg) => args.includes(arg)) &&
+      !args.some((arg) => settings.kernelArgs!.remove.includes(arg.split('=', 1)[0])));
+  return settingsHold(boot, settings.settings) && argsHold && ethernetMatches(boot, settings);
 }
 
 /**
- * Keeps the board within what its supply can deliver: CPU cores and top frequency from
- * HardKernel's own list in boot.ini, and for the USB profiles no Ethernet (docs/power.md).
+ * Keeps the board within what its supply can deliver, as its entry in the board table says: on
+ * the C2 CPU cores and top frequency from HardKernel's own list in boot.ini, and for the USB
+ * profiles no Ethernet (docs/power.md); on a Pi cores and clock (docs/boards.md); a board whose
+ * entry has no USB profile refuses one.
  */
 export const power: Step = {
   name: 'power',
-  summary: 'power profile: CPU cores and frequency in boot.ini; Ethernet off for USB power',
+  summary: 'power profile: CPU cores and frequency in the boot configuration; Ethernet off for USB power on the C2',
   async plan({ config, image }) {
     const { profile } = config.power;
-    const settings = PROFILES[profile];
+    const board = await boardOf(image, config);
     const boot = await requireBootConfig(image);
-    if (boot.kind !== 'c2-boot.ini') {
-      // config.ini boards (C4/N2) name their CPU settings differently and have another device tree.
-      if (profile === 'full') return [];
+    const settings = board.power.profiles[profile];
+    if (!settings) {
       throw new UserError(
-        `power.profile "${profile}" sets the ODROID-C2's boot.ini but this image has config.ini (a C4/N2 image); use power.profile "full"`,
+        `power.profile "${profile}" sets the ODROID-C2's boot.ini but this image has ${boot.settings.slice(1)} (${board.name}: ${board.power.note}); use power.profile "full"`,
       );
     }
-    checkReachesKernel(boot.text, profile, settings);
+    // boot.ini's settings reach the kernel only through its bootargs.
+    if (boot.kind === 'c2-boot.ini') checkReachesKernel(boot.text, profile, settings);
     return [
-      ...settingsOperations(boot, { maxcpus: settings.maxcpus, max_freq: settings.maxFreq }),
-      ...(await ethernetOperations(image, boot.settings, settings)),
+      ...settingEditsOperations(boot, settings.settings),
+      ...(settings.kernelArgs ? kernelArgsOperations(boot, settings.kernelArgs) : []),
+      ...(boot.kind === 'c2-boot.ini' ? await ethernetOperations(image, boot.settings, settings) : []),
     ];
   },
   async applied(image) {
     const boot = await readBootConfig(image);
-    if (boot?.kind !== 'c2-boot.ini') return false;
-    const profile = profileOf(boot.text);
+    if (!boot) return false;
+    const board = await recognizeBoard(image);
+    const profile = Object.values(board.power.profiles).find((settings) => showsProfile(boot, settings));
     if (!profile) return false;
-    // A stock image matches `full` by its CPU lines alone; the step also makes them persistent.
-    if (boot.persistentText === undefined) return true;
-    return (
-      persistentValue(boot, 'maxcpus') === PROFILES[profile].maxcpus && persistentValue(boot, 'max_freq') === PROFILES[profile].maxFreq
-    );
+    // A stock C2 matches `full` by its CPU lines alone; the step also makes them persistent.
+    if (boot.kind !== 'c2-boot.ini' || boot.persistentText === undefined) return true;
+    return setValues(profile).every(([name, value]) => persistentValue(boot, name) === value);
   },
 };

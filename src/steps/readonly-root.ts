@@ -1,12 +1,13 @@
+import type { Board } from '../boards/board.js';
+import { boardOf } from '../boards/recognize.js';
 import type { Operation, StreamEntry } from '../engine/operations.js';
 import type { ImageView, Step } from '../engine/step.js';
 import { renderTemplate } from '../engine/templates.js';
 import { UserError } from '../errors.js';
 import { kernelArgs, kernelArgsOperations, readBootConfig, requireBootConfig } from '../facts/boot-config.js';
 import { realPath } from '../facts/root-paths.js';
-import { maskUnitsOperations } from '../facts/systemd.js';
+import { maskUnitsOperations, unitPath } from '../facts/systemd.js';
 import { editFstab, readOnlyOptions } from '../formats/fstab.js';
-import { addBootArg, removeBootArg } from '../formats/hush.js';
 import { HOST_KEY_TYPES, hostKeys, hostKeysDir, privateDir } from '../secrets/ssh-host-keys.js';
 
 export const OVERLAY_INIT = '/sbin/overlay-init';
@@ -24,6 +25,7 @@ const TMPFS_SIZE = '50%';
 const MASKED_UNITS = ['apt-daily.timer', 'apt-daily-upgrade.timer', 'unattended-upgrades.service'];
 
 const ROOT_FILE = { uid: 0, gid: 0, mode: 0o644 };
+const CLOUD_INIT_DISABLED = '/etc/cloud/cloud-init.disabled';
 
 /**
  * The overlay's lower layer must already be read-only when overlay-init runs: `ro`, never `rw`.
@@ -33,10 +35,6 @@ const ROOT_FILE = { uid: 0, gid: 0, mode: 0o644 };
  * the QEMU boot test). The root is never written, so there is nothing to check.
  */
 const OVERLAY_BOOT_ARGS = ['ro', 'fsck.mode=skip', 'fastboot', INIT_ARG];
-
-function bootIntoOverlay(bootIni: string): string {
-  return OVERLAY_BOOT_ARGS.reduce(addBootArg, removeBootArg(bootIni, 'rw'));
-}
 
 /**
  * The FAT is mounted read-only and never checked at boot (an automatic fsck.vfat repair is a write
@@ -59,7 +57,7 @@ function overlayInitFile(image: ImageView): Promise<string> {
   return realPath(image, OVERLAY_INIT);
 }
 
-async function overlayInitOperations(image: ImageView): Promise<Operation[]> {
+async function overlayInitOperations(image: ImageView, board: Board): Promise<Operation[]> {
   if (!(await image.lstat('rootfs', REAL_INIT))) {
     throw new UserError(`the root file system has no ${REAL_INIT} for overlay-init to start; use HardKernel's Ubuntu image`);
   }
@@ -67,7 +65,23 @@ async function overlayInitOperations(image: ImageView): Promise<Operation[]> {
   return [
     // Written before boot.ini names it, so no partial build boots into a missing init.
     { op: 'write', on: 'rootfs', path: await overlayInitFile(image), content: script, ...ROOT_FILE, mode: 0o755 },
-    ...kernelArgsOperations(await requireBootConfig(image), `bootargs: ${OVERLAY_BOOT_ARGS.join(' ')}`, bootIntoOverlay),
+    ...kernelArgsOperations(await requireBootConfig(image), { remove: ['rw', ...board.firstBoot.kernelArgs], set: OVERLAY_BOOT_ARGS }),
+  ];
+}
+
+/**
+ * The stock image's first-boot units, masked where the image has them: under the overlay they
+ * would run at every boot (resizing, new SSH host keys, a user wizard waiting on a console).
+ * cloud-init is switched off with the file its generator checks (cloud-init docs, "How to
+ * disable cloud-init"), so neither its user-data nor its network-config on the FAT apply.
+ */
+async function firstBootOperations(image: ImageView, board: Board): Promise<Operation[]> {
+  const present = [];
+  for (const unit of board.firstBoot.units) if (await unitPath(image, unit)) present.push(unit);
+  const cloudInit = (await image.lstat('rootfs', '/etc/cloud'))?.type === 'dir';
+  return [
+    ...(await maskUnitsOperations(image, present)),
+    ...(cloudInit ? [{ op: 'write', on: 'rootfs', path: CLOUD_INIT_DISABLED, content: '', ...ROOT_FILE } as const] : []),
   ];
 }
 
@@ -126,8 +140,10 @@ export const readonlyRoot: Step = {
   name: 'readonly-root',
   summary: 'read-only root under a tmpfs overlay, read-only FAT, no swap or apt timers, volatile journal, fixed SSH host keys',
   async plan({ config, image, paths }) {
+    const board = await boardOf(image, config);
     return [
-      ...(await overlayInitOperations(image)),
+      ...(await overlayInitOperations(image, board)),
+      ...(await firstBootOperations(image, board)),
       ...(await fstabOperations(image)),
       ...(await maskUnitsOperations(image, MASKED_UNITS)),
       await templateWrite('/etc/apt/apt.conf.d/99readonly-root'),

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
+import type { Board } from '../boards/board.js';
+import { boardOf } from '../boards/recognize.js';
 import type { BuildConfig, UsbProtocol } from '../config/schema.js';
 import { type Operation, rootfsFile } from '../engine/operations.js';
 import type { ImageView, Step } from '../engine/step.js';
 import { renderTemplate } from '../engine/templates.js';
 import { UserError } from '../errors.js';
+import { kernelArgsOperations, requireBootConfig, settingEditsOperations } from '../facts/boot-config.js';
 import { INTERFACES, includes } from '../facts/ifupdown.js';
 import { kernelModules } from '../facts/kernel-modules.js';
 import {
@@ -16,7 +19,7 @@ import {
   USB0_UNIT,
   USB0_UNIT_FILE,
 } from '../facts/network.js';
-import { enableUnitOperation, unitPath } from '../facts/systemd.js';
+import { enableUnitOperation, maskUnitsOperations, unitPath } from '../facts/systemd.js';
 
 const MARKER = 'Written by odroid-buildx-image (usb-gadget step); a rebuild replaces it.';
 const MODPROBE_CONF = '/etc/modprobe.d/usb-gadget.conf';
@@ -100,6 +103,33 @@ async function mechanismOperations(
   }
 }
 
+/** The systemd units a Debian package installed, from dpkg's list of its files. */
+async function packageUnits(image: ImageView, name: string): Promise<string[]> {
+  const files = (await image.readText('rootfs', `/var/lib/dpkg/info/${name}.list`)) ?? '';
+  return files
+    .split('\n')
+    .filter((path) => /^\/(usr\/)?lib\/systemd\/system\/[^/]+\.(service|socket|path|timer)$/.test(path.trim()))
+    .map((path) => posix.basename(path.trim()));
+}
+
+/**
+ * What the board's boot needs for the gadget (a Pi: the USB controller in device mode in
+ * config.txt, the modules on the command line), and the units of stock packages that would set
+ * up a gadget of their own on the same port (trixie's rpi-usb-gadget), masked.
+ */
+async function boardGadgetOperations(image: ImageView, board: Board, module: string): Promise<Operation[]> {
+  const { settings, kernelArgs, conflictingPackages } = board.gadget;
+  const args = kernelArgs(module);
+  const boot = settings.length > 0 || args.length > 0 ? await requireBootConfig(image) : undefined;
+  const units = [];
+  for (const name of conflictingPackages) units.push(...(await packageUnits(image, name)));
+  return [
+    ...(boot ? settingEditsOperations(boot, settings) : []),
+    ...(boot && args.length > 0 ? kernelArgsOperations(boot, { remove: [], set: args }) : []),
+    ...(await maskUnitsOperations(image, units)),
+  ];
+}
+
 function templateView(config: BuildConfig, dnsFile: string) {
   const { usb, network } = config;
   return {
@@ -130,6 +160,7 @@ export const usbGadget: Step = {
   name: 'usb-gadget',
   summary: 'USB Ethernet gadget (usb0) with fixed MACs, static address and DNS; fixed machine-id',
   async plan({ config, image }) {
+    const board = await boardOf(image, config);
     await checkGadgetModule(image, config.usb.protocol);
     const network = await detectNetwork(image);
     const dnsFile = (await usesResolved(image)) ? RESOLVED_DROP_IN : RESOLV_CONF;
@@ -145,6 +176,7 @@ export const usbGadget: Step = {
       ...rootfsFile(dnsFile, await render(dnsFile)),
       // 0444 as systemd creates it: nothing on the device should rewrite it.
       ...rootfsFile('/etc/machine-id', `${machineIdFor(config.name)}\n`, 0o444),
+      ...(await boardGadgetOperations(image, board, GADGETS[config.usb.protocol].module)),
     ];
     // D-Bus reads its own copy first; a link keeps the two from disagreeing.
     if ((await image.lstat('rootfs', '/var/lib/dbus'))?.type === 'dir') {

@@ -1,6 +1,7 @@
 /*
  * Test fixtures: disk images laid out like HardKernel's stock ODROID-C2 image, built by
- * test/fixtures/make-stock-image.sh and cached under .cache/fixtures/, and where their
+ * test/fixtures/make-stock-image.sh, and like Raspberry Pi OS Lite (the raspios-* variants), built
+ * by test/fixtures/make-raspios-image.sh, cached under .cache/fixtures/, and where their
  * partitions are as sfdisk reads them.
  */
 import { execFile as execFileCallback } from 'node:child_process';
@@ -17,16 +18,44 @@ const execFile = promisify(execFileCallback);
 export const ROOT_UUID = 'e139ce78-9841-40fe-8823-96a304a09859';
 /** An SSH public key line, for configs' ssh.authorizedKeys. */
 export const AUTHORIZED_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHxYx3PbR1b0wE4y8R2e6u3W5iK0Jw8rC3yY4z1Qk2aB me@laptop';
-export const FIXTURE_VARIANTS = ['stock', 'fat16', 'legacy-ext4', 'dirty-journal', 'gpt', 'no-ext4', 'zero', 'c4'] as const;
+export const FIXTURE_VARIANTS = [
+  'stock',
+  'fat16',
+  'legacy-ext4',
+  'dirty-journal',
+  'gpt',
+  'no-ext4',
+  'zero',
+  'c4',
+  'raspios-bookworm',
+  'raspios-bookworm-4m',
+  'raspios-trixie',
+] as const;
 export type FixtureVariant = (typeof FIXTURE_VARIANTS)[number];
 
 const SCRIPTS_DIR = join(REPO, 'test/fixtures');
 const SCRIPT = join(SCRIPTS_DIR, 'make-stock-image.sh');
-// The script and the layout code it sources: a change to either is a new fixture.
-const SCRIPT_FILES = ['make-stock-image.sh', 'assemble-image.sh', 'dts/c2-hardkernel.dts', 'dts/c2-mainline.dts'];
+const RASPIOS_SCRIPT = join(SCRIPTS_DIR, 'make-raspios-image.sh');
+/** The Raspberry Pi OS variants: `raspios-<release>`, made by make-raspios-image.sh. */
+const RASPIOS = 'raspios-';
+// The scripts and the layout code they source: a change to any is a new fixture.
+const SCRIPT_FILES = [
+  'make-stock-image.sh',
+  'make-raspios-image.sh',
+  'assemble-image.sh',
+  'rootfs-tree.sh',
+  'dts/c2-hardkernel.dts',
+  'dts/c2-mainline.dts',
+];
 const CACHE_DIR = join(REPO, '.cache/fixtures');
 // The reference files the script copies into the images: a change to any of them is a new fixture.
-const REFERENCE_FILES = ['odroid-c2/boot.ini', 'odroid-c2/boot.ini.default', 'odroid-c4/boot.ini', 'odroid-c4/config.ini'];
+const REFERENCE_FILES = [
+  'odroid-c2/boot.ini',
+  'odroid-c2/boot.ini.default',
+  'odroid-c4/boot.ini',
+  'odroid-c4/config.ini',
+  ...['bookworm', 'trixie'].flatMap((suite) => ['config.txt', 'cmdline.txt.in', 'fstab.in'].map((file) => `raspberrypi/${suite}/${file}`)),
+];
 const SECTOR = 512;
 const MAX_OUTPUT = 64 * 1024 * 1024;
 const LINUX_TYPES = new Set(['83', '0FC63DAF-8483-4772-8E79-3D69D8477DE4']);
@@ -46,6 +75,8 @@ export const DEFAULT_SIZE_MIB = 256;
  * many builds in a row).
  */
 export const SMALL_SIZE_MIB = 160;
+/** pi-gen's 512 MiB FAT from 8 MiB and a root that takes a build. */
+export const RASPIOS_SIZE_MIB = 720;
 
 export interface FixtureOptions {
   /**
@@ -93,7 +124,8 @@ const exists = (path: string) =>
  * use copyOfStockImage for that.
  */
 export function stockImage(variant: FixtureVariant = 'stock', options: FixtureOptions = {}): Promise<string> {
-  const sizeMiB = options.sizeMiB ?? DEFAULT_SIZE_MIB;
+  const defaultSize = variant.startsWith(RASPIOS) ? RASPIOS_SIZE_MIB : DEFAULT_SIZE_MIB;
+  const sizeMiB = options.sizeMiB ?? defaultSize;
   const env: Record<string, string> = { DISK_SIZE_MIB: String(sizeMiB) };
   if (options.network) env.NETWORK_STACK = options.network;
   if (options.deviceTree) env.DEVICE_TREE = options.deviceTree;
@@ -101,7 +133,7 @@ export function stockImage(variant: FixtureVariant = 'stock', options: FixtureOp
   // The defaults keep the plain name: <variant>-<hash>.img; others add <size>m, the stack, the tree, usrmerge.
   const name = [
     variant,
-    sizeMiB === DEFAULT_SIZE_MIB ? undefined : `${sizeMiB}m`,
+    sizeMiB === defaultSize ? undefined : `${sizeMiB}m`,
     options.network,
     options.deviceTree,
     options.mergedUsr ? 'usrmerge' : undefined,
@@ -126,7 +158,8 @@ async function buildFixture(variant: FixtureVariant, name: string, env: Record<s
   // file and renames it into place, which is atomic, and the builds are byte-identical.
   const partial = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    await execFile('bash', [SCRIPT, partial, variant], {
+    const [script, argument] = variant.startsWith(RASPIOS) ? [RASPIOS_SCRIPT, variant.slice(RASPIOS.length)] : [SCRIPT, variant];
+    await execFile('bash', [script, partial, argument], {
       env: { ...process.env, REFERENCE_DIR: referenceDir(), ...env },
       maxBuffer: MAX_OUTPUT,
     });

@@ -1,6 +1,6 @@
 /** mtools on an image's FAT boot partition, read in place at its offset. */
 import { execFile as execFileCallback } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { bootOffset, partitionOffsets, tempDir } from './images.js';
@@ -38,4 +38,17 @@ export async function dumpPartitions(img: string): Promise<string> {
 export async function mdirBoot(img: string, dir: string): Promise<string[]> {
   const { stdout } = await execFile('mdir', ['-b', '-i', `${img}@@${await bootOffset(img)}`, `::${dir}`], { env: MTOOLS_ENV });
   return stdout.split('\n').filter(Boolean);
+}
+
+/** Deletes files from the boot partition with mdel, in place. */
+export async function mdelBoot(img: string, paths: string[]): Promise<void> {
+  await execFile('mdel', ['-i', `${img}@@${await bootOffset(img)}`, ...paths.map((path) => `::${path}`)], { env: MTOOLS_ENV });
+}
+
+/** Replaces (or adds) a file on the boot partition with `text`, in place. */
+export async function mwriteBoot(img: string, path: string, text: string): Promise<void> {
+  const dir = await tempDir();
+  const file = join(dir, 'file');
+  await writeFile(file, text);
+  await execFile('mcopy', ['-o', '-i', `${img}@@${await bootOffset(img)}`, file, `::${path}`], { env: MTOOLS_ENV });
 }
