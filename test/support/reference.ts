@@ -28,6 +28,29 @@ export interface ReferenceFile {
 const C2_BOOTINI = 'mdrjr/c2_bootini/bab3d39d393af200de737d0203fbf9e3f250dbca';
 const C4_BOOTINI = 'mdrjr/c4_bootini/613e629ff0bc049b399c0e76977ee754aad1444e';
 const KALI_ARM = 'offensive-security/kali-arm-build-scripts/bb2446989eb7b07b36854be079fe331dd4ad26e7';
+// pi-gen's bookworm-arm64 branch and its master (which builds trixie).
+const PI_GEN = {
+  bookworm: 'RPi-Distro/pi-gen/d7a31c6aa09f4b867902c51da2b45807c0a1709e',
+  trixie: 'RPi-Distro/pi-gen/314262cb286b8f33327a6f0cbabe14c625021ca0',
+};
+const PI_SUMS = {
+  bookworm: {
+    'config.txt': '4a0bdccd0c324a59bfb16a11d45f34227bfc64e77705553cf5c49b044a0b2a72',
+    'cmdline.txt.in': 'ace45d14188d3a72288412018b9377a7f7160d5e0928b8bfb00f75f3f27b028c',
+    'fstab.in': 'cdc80f4c958f79950036c706bcf83118acc76f19ba9e75e636f76ee5483caba7',
+  },
+  trixie: {
+    'config.txt': '1a312a2c82554d6d9bb49b09c66f1e137284c0676e84ec6501e9a013c27aa928',
+    'cmdline.txt.in': '97c1c7921f9cf28102a4f34b288643023f86b0e4f4fb4b3196d642c57342d765',
+    'fstab.in': 'cdc80f4c958f79950036c706bcf83118acc76f19ba9e75e636f76ee5483caba7',
+  },
+};
+// pi-gen's templates: `.in` here, because ROOTDEV/BOOTDEV in them are replaced when an image is made.
+const PI_PATHS = {
+  'config.txt': 'stage1/00-boot-files/files/config.txt',
+  'cmdline.txt.in': 'stage1/00-boot-files/files/cmdline.txt',
+  'fstab.in': 'stage1/01-sys-tweaks/files/fstab',
+};
 
 export const REFERENCE_FILES: readonly ReferenceFile[] = [
   // HardKernel's boot.ini of the 3.16-kernel Ubuntu 18.04 C2 images (branch 3.16).
@@ -59,6 +82,14 @@ export const REFERENCE_FILES: readonly ReferenceFile[] = [
     source: `${C4_BOOTINI}/config.ini`,
     sha256: '8cb523de9101a61ad932a177ab6043d7c1fc8c30111166af61a3fb1879512974',
   },
+  // Raspberry Pi OS's boot files and fstab, as pi-gen puts them into its images.
+  ...(['bookworm', 'trixie'] as const).flatMap((suite) =>
+    (['config.txt', 'cmdline.txt.in', 'fstab.in'] as const).map((file) => ({
+      path: `raspberrypi/${suite}/${file}`,
+      source: `${PI_GEN[suite]}/${PI_PATHS[file]}`,
+      sha256: PI_SUMS[suite][file],
+    })),
+  ),
 ];
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
