@@ -1,7 +1,6 @@
 /** The grammar of each narrow config value: a check returns the value or throws Invalid with the reason. */
 import { createHash } from 'node:crypto';
 import { UserError } from '../errors.js';
-import type { BuildConfig } from './schema.js';
 import { systemDirectoryOf } from './system-directories.js';
 
 /** Thrown by checks; the resolver adds the key and the value to make it a UserError. */
@@ -113,38 +112,38 @@ export function checkAddress(value: string): string {
   return value;
 }
 
-export function defaultGateway(config: BuildConfig): string {
-  const subnet = parseCidr(config.network.address);
+/** The first host of the device's subnet (`network.address`) other than the device. */
+export function defaultGateway(address: string): string {
+  const subnet = parseCidr(address);
   const first = subnet.network + 1;
   return numberToIpv4(first === ipv4ToNumber(subnet.ip) ? first + 1 : first);
 }
 
-export function checkGateway(value: string, config: BuildConfig): string {
+/** `address` is the device's network.address. */
+export function checkGateway(value: string, address: string): string {
   checkIpv4(value);
-  const subnet = parseCidr(config.network.address);
+  const subnet = parseCidr(address);
   const gateway = ipv4ToNumber(value);
   if (gateway < subnet.network || gateway > subnet.broadcast) {
-    invalid(`is outside the subnet of network.address ${config.network.address}; use the host's address on the USB link`);
+    invalid(`is outside the subnet of network.address ${address}; use the host's address on the USB link`);
   }
   if (gateway === subnet.network || gateway === subnet.broadcast) {
-    invalid(
-      `is the ${gateway === subnet.network ? 'network' : 'broadcast'} address of ${config.network.address}; use the host's address on the USB link`,
-    );
+    invalid(`is the ${gateway === subnet.network ? 'network' : 'broadcast'} address of ${address}; use the host's address on the USB link`);
   }
   if (value === subnet.ip) invalid("equals the device's own network.address; use the host's address on the USB link");
   return value;
 }
 
-/** The NFS server may be beyond the gateway, but never the device itself or its subnet's special addresses. */
-export function checkNfsServer(value: string, config: BuildConfig): string {
+/** The NFS server may be beyond the gateway, but never the device itself (`address`: its network.address) or its subnet's special addresses. */
+export function checkNfsServer(value: string, address: string): string {
   checkIpv4(value);
   const advice = "use the NFS server's address, usually the host's on the USB link (network.gateway)";
   checkHostAddress(value, advice);
-  const subnet = parseCidr(config.network.address);
+  const subnet = parseCidr(address);
   if (value === subnet.ip) invalid(`equals the device's own network.address; ${advice}`);
   const server = ipv4ToNumber(value);
   if (server === subnet.network || server === subnet.broadcast) {
-    invalid(`is the ${server === subnet.network ? 'network' : 'broadcast'} address of ${config.network.address}; ${advice}`);
+    invalid(`is the ${server === subnet.network ? 'network' : 'broadcast'} address of ${address}; ${advice}`);
   }
   return value;
 }

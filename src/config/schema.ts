@@ -180,8 +180,11 @@ const SETTINGS: { [K in ConfigKey]: Rules<K> } = {
     doc: 'IPv4 address and prefix length of the device on the USB link (CIDR).',
   },
   'network.gateway': {
-    default: { doc: 'first host of the subnet other than the device (`10.0.0.1`)', derive: defaultGateway },
-    check: checkGateway,
+    default: {
+      doc: 'first host of the subnet other than the device (`10.0.0.1`)',
+      derive: (config) => defaultGateway(config.network.address),
+    },
+    check: (value, config) => checkGateway(value, config.network.address),
     doc: "Default route: the host end of the link, which forwards and masquerades the device's traffic. Must be in the device's subnet.",
   },
   'network.dns': {
@@ -194,7 +197,7 @@ const SETTINGS: { [K in ConfigKey]: Rules<K> } = {
   },
   'nfs.server': {
     default: { doc: 'same as `network.gateway`', derive: (config) => config.network.gateway },
-    check: checkNfsServer,
+    check: (value, config) => checkNfsServer(value, config.network.address),
     doc: 'IPv4 address of the NFS server holding the persistent storage; an address, so the mount does not wait for DNS.',
   },
   'nfs.export': {
