@@ -46,15 +46,15 @@ const RO_COMPAT_METADATA_CSUM = 0x400;
 const STATE_ERRORS = 0x2;
 const CHECKSUM_OFFSET = 0x3fc;
 
-/** CRC32C (Castagnoli), as ext4's metadata_csum computes it: seed ~0, no final inversion. */
+/** CRC32C (Castagnoli), as ext4's metadata_csum computes it: seed ~0 unless chained, no final inversion. */
 const CRC32C_TABLE = Array.from({ length: 256 }, (_, n) => {
   let c = n;
   for (let k = 0; k < 8; k += 1) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
   return c >>> 0;
 });
 
-function crc32c(data: Buffer): number {
-  let crc = 0xffffffff;
+export function crc32c(data: Buffer, seed = 0xffffffff): number {
+  let crc = seed;
   for (const byte of data) crc = CRC32C_TABLE[(crc ^ byte) & 0xff] ^ (crc >>> 8);
   return crc >>> 0;
 }

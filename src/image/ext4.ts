@@ -3,6 +3,7 @@ import { posix } from 'node:path';
 import * as ext2fs from 'ext2fs';
 import { UserError, withPath } from '../errors.js';
 import { CachedFileDisk } from './cached-disk.js';
+import { InodeOwners } from './ext4-owners.js';
 import { readExt4Superblock } from './ext4-superblock.js';
 import type { ImageLayout } from './layout.js';
 import {
@@ -28,6 +29,7 @@ import { rootfsDamaged, rootfsFull } from './rootfs-limits.js';
  * - no recursive mkdir, and mkdir on an existing directory fails with a raw libext2fs
  *   error code instead of EEXIST: mkdirp walks the path and only creates what is missing.
  * - no utimes: new inodes carry the host clock (see docs/library-notes.md).
+ * - chown and stat keep the low 16 bits of an id: ext4-owners.ts keeps the high ones.
  * - it mounts and writes a file system whose journal needs recovery, which would corrupt
  *   it: we read the superblock first and refuse.
  * - readFile always decodes to a string: we read through a file handle into a Buffer.
@@ -53,9 +55,6 @@ export class Ext4Error extends PartitionFsError {
     this.name = 'Ext4Error';
   }
 }
-
-/** The largest uid or gid the binding's chown stores (it drops i_uid_high and i_gid_high). */
-export const MAX_ID = 65535;
 
 /** libext2fs' error codes (lib/ext2fs/ext2_err.et) are this base plus their index in its table. */
 const EXT2_ET_BASE = 2133571328;
@@ -111,10 +110,9 @@ function directoryNames(data: Buffer, blockSize: number): string[] | undefined {
   return names;
 }
 
-function toEntryStat(s: ext2fs.Ext2Stats): EntryStat {
+function typeOf(s: ext2fs.Ext2Stats): EntryStat['type'] {
   const fmt = s.mode & S_IFMT;
-  const type = fmt === S_IFREG ? 'file' : fmt === S_IFDIR ? 'dir' : fmt === S_IFLNK ? 'symlink' : 'other';
-  return { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size };
+  return fmt === S_IFREG ? 'file' : fmt === S_IFDIR ? 'dir' : fmt === S_IFLNK ? 'symlink' : 'other';
 }
 
 class Ext4Fs extends PartitionFsBase {
@@ -125,13 +123,16 @@ class Ext4Fs extends PartitionFsBase {
     private readonly fs: ext2fs.Ext2Promises,
     readonly writable: boolean,
     private readonly blockSize: number,
+    private readonly owners: InodeOwners,
   ) {
     super();
   }
 
   async lstat(path: string): Promise<EntryStat | undefined> {
     try {
-      return toEntryStat(await call('lstat', path, () => this.fs.lstat(path)));
+      const s = await call('lstat', path, () => this.fs.lstat(path));
+      const { uid, gid } = await this.owners.idsOf(s.ino, s);
+      return { type: typeOf(s), mode: s.mode & 0o7777, uid, gid, size: s.size };
     } catch (error) {
       if (!(error instanceof Ext4Error && (error.code === 'ENOENT' || error.code === 'ENOTDIR'))) throw error;
       // Parsing the directory it would be in (the nearest one there, up the path) throws if that
@@ -204,10 +205,16 @@ class Ext4Fs extends PartitionFsBase {
     await this.replaceable(path, 'symlink');
     await this.remove(path);
     await call('symlink', path, () => this.fs.symlink(target, path));
-    if (meta.uid !== undefined || meta.gid !== undefined) await this.chown(path, meta.uid ?? 0, meta.gid ?? 0);
+    if (meta.uid !== undefined || meta.gid !== undefined) await this.chown(path, { uid: meta.uid ?? 0, gid: meta.gid ?? 0 });
+  }
+
+  private async chown(path: string, ids: { uid: number; gid: number }): Promise<void> {
+    await call('chown', path, () => this.fs.lchown(path, ids.uid, ids.gid));
+    this.owners.set((await call('lstat', path, () => this.fs.lstat(path))).ino, ids);
   }
 
   protected async removeEntry(path: string, type: EntryStat['type']): Promise<void> {
+    this.owners.forget((await call('lstat', path, () => this.fs.lstat(path))).ino);
     if (type === 'dir') await call('rmdir', path, () => this.fs.rmdir(path));
     else await call('unlink', path, () => this.fs.unlink(path));
   }
@@ -226,13 +233,7 @@ class Ext4Fs extends PartitionFsBase {
 
   private async setMeta(path: string, meta: FileMeta, fallback: { mode: number; uid: number; gid: number }): Promise<void> {
     await call('chmod', path, () => this.fs.chmod(path, meta.mode ?? fallback.mode));
-    await this.chown(path, meta.uid ?? fallback.uid, meta.gid ?? fallback.gid);
-  }
-
-  /** The binding stores only the low 16 bits of each id (65536:70000 became 0:4464): refuse, never truncate. */
-  private async chown(path: string, uid: number, gid: number): Promise<void> {
-    if (uid > MAX_ID || gid > MAX_ID) throw new Ext4Error('chown', path, `ids above ${MAX_ID} (${uid}:${gid}) are not supported`);
-    await call('chown', path, () => this.fs.lchown(path, uid, gid));
+    await this.chown(path, { uid: meta.uid ?? fallback.uid, gid: meta.gid ?? fallback.gid });
   }
 }
 
@@ -258,11 +259,15 @@ export async function withRootfs<T>(layout: ImageLayout, fn: (fs: PartitionFs) =
       const mounted = await ext2fs.mount(disk, layout.rootfs.offset).catch((error: unknown) => {
         throw disk.writeFailure ?? rootfsDamaged(layout, `libext2fs cannot open it (${codeOf(error)})`);
       });
+      const owners = await InodeOwners.read(disk, layout.rootfs.offset);
       try {
-        return await fn(new Ext4Fs(mounted.promises, writable, sb.blockSize));
+        return await fn(new Ext4Fs(mounted.promises, writable, sb.blockSize, owners));
       } finally {
         await ext2fs.umount(mounted);
-        if (writable) await disk.flush();
+        if (writable) {
+          await owners.flush();
+          await disk.flush();
+        }
       }
     } catch (error) {
       // Whatever libext2fs made of it (EIO), a failed write to the image is the cause.

@@ -5,7 +5,6 @@
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { UserError } from '../errors.js';
-import { MAX_ID } from '../image/ext4.js';
 
 /** One entry of an overlay tree; `path` is where it lands, absolute in the partition. */
 export type OverlayEntry = { path: string; source: string } & (
@@ -16,6 +15,7 @@ export type OverlayEntry = { path: string; source: string } & (
 
 /** Git keeps empty directories with this placeholder; it is never copied. */
 const PLACEHOLDER = '.keep';
+const MAX_ID = 2 ** 32 - 2;
 
 function kindOf(stat: import('node:fs').Stats): string {
   if (stat.isFIFO()) return 'named pipe (fifo)';
@@ -109,9 +109,9 @@ export async function readModes(file: string): Promise<Map<string, OwnerMode>> {
     if (!/^[0-7]{3,4}$/.test(mode)) throw fail(`${JSON.stringify(mode)} is not an octal mode`);
     const ids = /^(\d+):(\d+)$/.exec(owner);
     if (!ids) throw fail(`${JSON.stringify(owner)} is not a numeric UID:GID`);
-    if (Number(ids[1]) > MAX_ID || Number(ids[2]) > MAX_ID) {
-      throw fail(`${JSON.stringify(owner)} has an id above ${MAX_ID}, which the ext4 writer cannot store (ids 0-${MAX_ID})`);
-    }
+    // ext4 stores 32-bit ids, and 2^32-1 is (uid_t)-1, which chown reads as "leave unchanged".
+    if (Number(ids[1]) > MAX_ID || Number(ids[2]) > MAX_ID)
+      throw fail(`${JSON.stringify(owner)} has an id above ${MAX_ID}, the largest an owner can be`);
     if (modes.has(path)) throw fail(`${path} is listed twice`);
     modes.set(path, { mode: parseInt(mode, 8), uid: Number(ids[1]), gid: Number(ids[2]) });
   });

@@ -3,6 +3,7 @@ declare module 'ext2fs' {
   import type { Disk } from 'file-disk';
 
   export interface Ext2Stats {
+    ino: number;
     mode: number;
     uid: number;
     gid: number;

@@ -60,6 +60,7 @@ describe('overlays step', () => {
       'rootfs/etc/motd': { content: 'built by odroid-buildx-image\n', mode: 0o600 },
       'rootfs/etc/resolv.conf': 'nameserver 10.0.0.1\n',
       'rootfs/etc/app/config': 'secret=1\n',
+      'rootfs/srv/wide/data': 'owned by a container user\n',
       'rootfs/etc/app/current': { link: '../../elsewhere/outside-the-overlay' },
       'rootfs/root/.ssh/authorized_keys': 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDx user@laptop\n',
       'rootfs/opt/big.txt': BIG,
@@ -68,6 +69,8 @@ describe('overlays step', () => {
         '/root/.ssh                      0700',
         '/root/.ssh/authorized_keys      0600  0:0',
         '/etc/app/config                 0640  0:42   # group shadow',
+        '/srv/wide                       0750  65536:70000',
+        '/srv/wide/data                  0640  1065536:100000',
         '',
       ].join('\n'),
       'boot/.keep': '',
@@ -96,6 +99,12 @@ describe('overlays step', () => {
     expect(await debugfsStat(img, '/root/.ssh/authorized_keys')).toMatchObject({ type: 'regular', mode: 0o600, uid: 0, gid: 0 });
     expect(await debugfsStat(img, '/etc/app/config')).toMatchObject({ mode: 0o640, uid: 0, gid: 42 });
     expect(await debugfsCat(img, '/etc/app/config')).toBe('secret=1\n');
+  });
+
+  it('stores owners above 65535 whole (32-bit ids), as user-namespaced containers use them', async () => {
+    const { img } = patched;
+    expect(await debugfsStat(img, '/srv/wide')).toMatchObject({ type: 'directory', mode: 0o750, uid: 65536, gid: 70000 });
+    expect(await debugfsStat(img, '/srv/wide/data')).toMatchObject({ mode: 0o640, uid: 1065536, gid: 100000 });
   });
 
   it('copies symlinks as links with their target verbatim, and replaces an image symlink by a file', async () => {
@@ -188,11 +197,9 @@ describe('overlays step refuses, with one line and before writing anything,', ()
       message: /line 1: "rw-r--r--" is not an octal mode/,
     },
     {
-      // The ext2fs binding drops the high 16 bits: 65536:70000 was stored as 0:4464.
-      name: 'a modes line with an owner above 65535',
-      spec: { 'rootfs/etc/motd': 'hi', 'rootfs.modes': '/etc/motd 0600 65536:70000\n' },
-      message:
-        /rootfs\.modes line 1: "65536:70000" has an id above 65535, which the ext4 writer cannot store \(ids 0-65535\); write PATH MODE/,
+      name: 'a modes line with an owner beyond 32 bits',
+      spec: { 'rootfs/etc/motd': 'hi', 'rootfs.modes': '/etc/motd 0600 0:4294967296\n' },
+      message: /line 1: "0:4294967296" has an id above 4294967294, the largest an owner can be/,
     },
     {
       name: 'a modes line for a symlink',
