@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { downloadFile, fetchMd5 } from '../src/artifacts/download.js';
 import { startServer, type TestServer } from './http-server.js';
@@ -40,6 +41,22 @@ describe('downloadFile', () => {
     await downloadFile(server.url('/file.img'), dest);
     expect((await readFile(dest)).equals(body)).toBe(true);
     expect(server.requests.at(-1)?.range).toBe('bytes=1000-');
+  });
+
+  it('keeps a .tgz byte for byte, resumed too, from a server that labels it Content-Encoding: gzip', async () => {
+    // Apache's stock `AddEncoding x-gzip .gz .tgz` does this: a client that inflates such an answer
+    // (Node's own fetch always does) stores the tar, not the file whose checksum is pinned.
+    const tgz = gzipSync(randomBytes(64 * 1024));
+    server.files.set('/docker.tgz', { body: tgz, headers: { 'Content-Encoding': 'gzip' } });
+    const dest = join(dir, 'docker.tgz');
+    await downloadFile(server.url('/docker.tgz'), dest);
+    expect((await readFile(dest)).equals(tgz)).toBe(true);
+
+    await rm(dest);
+    await writeFile(`${dest}.part`, tgz.subarray(0, 1000));
+    await downloadFile(server.url('/docker.tgz'), dest);
+    expect(server.requests.at(-1)?.range).toBe('bytes=1000-');
+    expect((await readFile(dest)).equals(tgz)).toBe(true);
   });
 
   it('deletes the download when verification fails', async () => {

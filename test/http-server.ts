@@ -10,6 +10,8 @@ export interface Served {
   ignoreRange?: boolean;
   /** Send headers and this many bytes, then go silent (keep the socket open). */
   stallAfter?: number;
+  /** Extra headers on every answer, e.g. the Content-Encoding a misconfigured server puts on a .tgz. */
+  headers?: Record<string, string>;
 }
 
 export interface TestServer {
@@ -40,9 +42,9 @@ export async function startServer(files: Record<string, Served> = {}): Promise<T
         res.writeHead(416, { 'Content-Range': `bytes */${total}` }).end();
         return;
       }
-      res.writeHead(206, { 'Content-Range': `bytes ${start}-${total - 1}/${total}`, 'Content-Length': total - start });
+      res.writeHead(206, { ...file.headers, 'Content-Range': `bytes ${start}-${total - 1}/${total}`, 'Content-Length': total - start });
     } else {
-      res.writeHead(200, { 'Content-Length': total });
+      res.writeHead(200, { ...file.headers, 'Content-Length': total });
     }
     const body = file.body.subarray(start);
     if (file.stallAfter !== undefined) {
