@@ -8,7 +8,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { KIT_MARKER } from '../src/host-kit/host-kit.js';
+import { KIT_MARKER } from '../src/output/out-layout.js';
 import { configWithFakeBundle } from './docker-bundle-fixture.js';
 import { keyMatchesCertificate } from './kit-helpers.js';
 import { LAUNCH, REPO } from './support/cli.js';

@@ -156,27 +156,41 @@ describe.skipIf(noTmpfs)('out of space (a tmpfs in a user namespace)', () => {
 });
 
 describe('a root file system too small for what the build adds', () => {
-  it('is refused before the copy, in one line with the free and needed MiB and what to do', async () => {
-    const dir = await tempDir();
-    // About 25 MiB free in the small fixture; the bundle unpacks to 200 MiB (zeros: a small .tgz).
+  const TOO_SMALL =
+    /^error: the root file system \(partition 2 of .*\) has \d+\.\d MiB free and this build needs 2\d\d\.\d MiB; grow the image and its root partition first \(docs\/rootfs-space\.md: truncate, sfdisk, resize2fs\), or use a smaller docker\.bundle/;
+
+  /** A config whose bundle unpacks to 200 MiB (zeros: a small .tgz), and the small fixture, about 25 MiB free. */
+  async function tooBig(dir: string): Promise<{ config: string; input: string }> {
     const files = bundleFiles();
     files.dockerd = Buffer.concat([files.dockerd.subarray(0, 64), Buffer.alloc(200 * MiB)]);
     const bundle = join(dir, 'docker-big.tgz');
     await makeBundle(bundle, files);
     const config = join(dir, 'config.json');
     await writeFile(config, JSON.stringify({ docker: { bundle } }));
+    return { config, input: await stockImage('stock', { sizeMiB: SMALL_SIZE_MIB }) };
+  }
+
+  it('is refused before the copy, in one line with the free and needed MiB and what to do', async () => {
+    const dir = await tempDir();
+    const { config, input } = await tooBig(dir);
     const out = join(dir, 'out');
-    const input = await stockImage('stock', { sizeMiB: SMALL_SIZE_MIB });
     const before = await sha256File(input);
     const run = await buildImage(['--input', input, '--out', out, '--name', 'big', '--config', config]);
-    expectOneLine(
-      run,
-      /^error: the root file system \(partition 2 of .*\) has \d+\.\d MiB free and this build needs 2\d\d\.\d MiB; grow the image and its root partition first \(docs\/rootfs-space\.md: truncate, sfdisk, resize2fs\), or use a smaller docker\.bundle/,
-    );
+    expectOneLine(run, TOO_SMALL);
     // Refused at the space check: no copy was made, nothing was patched.
     expect(run.stderr).toMatch(/^time: .*space [\d.]+s; total/m);
     expect(run.stderr).not.toMatch(/copy [\d.]+s|^step /m);
     expect((await readdir(out)).filter((file) => /\.img|\.tmp$/.test(file))).toEqual([]);
     expect(await sha256File(input)).toBe(before);
+  });
+
+  it('is refused by --dry-run too, from the plan it prints', async () => {
+    const dir = await tempDir();
+    const { config, input } = await tooBig(dir);
+    const out = join(dir, 'out');
+    const run = await buildImage(['--input', input, '--out', out, '--config', config, '--dry-run']);
+    expectOneLine(run, TOO_SMALL);
+    expect(run.stdout).toMatch(/^docker:\n[^]*^build-stamp:\n/m);
+    expect(await readdir(out).catch(() => [])).toEqual([]);
   });
 });

@@ -12,30 +12,17 @@ import { dirname, join } from 'node:path';
 import type { BuildConfig } from '../config/schema.js';
 import { SYSTEM_DIRECTORIES } from '../config/system-directories.js';
 import { renderTemplate } from '../engine/templates.js';
-import { UserError } from '../errors.js';
-import { exists, writeFile } from '../files.js';
+import { writeFile } from '../files.js';
+import { hostKitDirOf, KIT_MARKER } from '../output/out-layout.js';
 import { type PendingDir, pendingDir } from '../output/pending-dir.js';
 import { hostKeys, hostKeysDir } from '../secrets/ssh-host-keys.js';
 import { DOCKER_TLS_PORT, tlsMaterial } from '../secrets/tls.js';
 
-export const hostKitDirOf = (outDir: string) => join(outDir, 'host');
+// Its place and marker are --out's layout (out-layout.ts, which refuses a host/ without the marker).
+export { hostKitDirOf };
 
-/**
- * In every kit: each build replaces host/ whole, so a host/ without it (a user's own directory,
- * or a kit from before the marker) is refused, never replaced.
- */
-export const KIT_MARKER = '.written-by-odroid-buildx-image';
 const KIT_MARKER_TEXT =
   'This directory is the host kit written by odroid-buildx-image: each build into this --out replaces it whole.\nKeep your own files elsewhere.\n';
-
-/** Refuses, in one line, a `<out>/host` this tool did not write: the build would replace it. */
-export async function checkHostKitDir(outDir: string): Promise<void> {
-  const dir = hostKitDirOf(outDir);
-  if (!(await exists(dir)) || (await exists(join(dir, KIT_MARKER)))) return;
-  throw new UserError(
-    `${dir} was not written by this tool (it has no ${KIT_MARKER}), and a build replaces host/ whole: move it away (or, if it is an earlier build's kit, delete it), or pass another --out`,
-  );
-}
 
 /** The build context bench-buildx.sh builds on both builders. */
 const BENCH_FILES = ['Dockerfile', 'Makefile', 'bench.c'];

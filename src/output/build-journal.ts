@@ -7,8 +7,8 @@
  */
 import { closeSync, constants, fsyncSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { JOURNAL_FILE } from './out-layout.js';
 
-export const JOURNAL_FILE = '.build.journal';
 /** The first line: a file of that name this tool did not write is not read as its journal. */
 const HEADER = 'odroid-buildx-image build journal 1';
 /** The last line of a build whose images were renamed into place: what it moved aside is no longer needed. */

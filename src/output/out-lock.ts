@@ -9,9 +9,9 @@ import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync,
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { endJournal, type KilledBuild, startJournal } from './build-journal.js';
+import { LOCK_FILE } from './out-layout.js';
 import { lastOnInterrupt } from './temp-files.js';
 
-export const LOCK_FILE = '.build.lock';
 const CONFLICT = 75;
 
 export interface OutLock {

@@ -9,7 +9,8 @@ import { chmod, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { killPoint } from '../timing.js';
 import { buildCommitted } from './build-journal.js';
-import { firstOnInterrupt, newDirBeside, newDirIn, OLD_INSIDE, oldDirBeside, removeOnInterrupt } from './temp-files.js';
+import { OLD_INSIDE } from './out-layout.js';
+import { firstOnInterrupt, newDirBeside, newDirIn, oldDirBeside, removeOnInterrupt } from './temp-files.js';
 
 export interface PendingDir {
   /** Where to write now: a hidden temp directory beside the final one. */

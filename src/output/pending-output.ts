@@ -6,6 +6,7 @@ import { UserError } from '../errors.js';
 import { writeFile } from '../files.js';
 import { killPoint } from '../timing.js';
 import { recordCommitted } from './build-journal.js';
+import { releaseFiles, SUMS_FILE } from './out-layout.js';
 import { removeOnInterrupt, tempFileOf } from './temp-files.js';
 
 /**
@@ -22,10 +23,8 @@ export interface PendingImage {
   artifact(fileName: string): string;
 }
 
-/** The files `--release` adds for image `<name>.img`, by their names in --out. */
-export function releaseFiles(name: string): { xz: string; bmap: string } {
-  return { xz: `${name}.img.xz`, bmap: `${name}.bmap` };
-}
+// flash/plan.ts finds a .bmap by it.
+export { releaseFiles };
 
 /**
  * An image and its xz hold the device's private keys (TLS server key, SSH host keys), readable by
@@ -124,10 +123,10 @@ export function pendingOutput(outDir: string): PendingOutput {
       // An earlier checksum or release of these images no longer matches them: what this run does
       // not replace goes. SHA256SUMS keeps other images' lines (another board's, another image's release).
       stale.push(...[...images.map((image) => `${image}.sha256`), ...releases].filter((file) => !files.has(file)));
-      const sums = await mergedSums(join(outDir, 'SHA256SUMS'), new Set([...images, ...releases]), listed.map(line));
-      if (sums === '') stale.push('SHA256SUMS');
-      else if (sums !== undefined) await writeFile(tempFor('SHA256SUMS'), sums);
-      const shared = listed.length > 0 ? [join(outDir, 'SHA256SUMS')] : [];
+      const sums = await mergedSums(join(outDir, SUMS_FILE), new Set([...images, ...releases]), listed.map(line));
+      if (sums === '') stale.push(SUMS_FILE);
+      else if (sums !== undefined) await writeFile(tempFor(SUMS_FILE), sums);
+      const shared = listed.length > 0 ? [join(outDir, SUMS_FILE)] : [];
       return new Map(hashed.map((image) => [join(outDir, image), [join(outDir, `${image}.sha256`), ...shared]]));
     },
     async commit() {

@@ -1,30 +1,28 @@
 /**
- * Every temp name a build makes in --out, in one place, with the two ways they go away when a
- * build does not end normally: a build stopped by a signal removes its own (removeOnInterrupt),
+ * The temp paths a build makes in --out (named by out-layout.ts), and the two ways they go away
+ * when a build does not end normally: a build stopped by a signal removes its own (removeOnInterrupt),
  * and a build killed outright (SIGKILL, a power cut) leaves them to the next build into the same
  * --out, which removes exactly the paths the killed build's journal names (removeLeftovers).
  * Each name is recorded in the journal before the path is made.
  */
-import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import { exists } from '../files.js';
 import { info } from '../log.js';
 import { type KilledBuild, recordTempPath } from './build-journal.js';
+import { leftoverOf, newDirNameBeside, newDirNameIn, oldDirNameBeside, tempFileName } from './out-layout.js';
 
 /** `<dir>/.<file>.<pid>.tmp`: a file of this run, renamed to `<dir>/<file>` when complete. Recorded as the caller makes it. */
 export function tempFileOf(dir: string, file: string): string {
-  const path = join(dir, `.${file}.${process.pid}.tmp`);
+  const path = tempFileName(dir, file);
   recordTempPath(path);
   return path;
 }
 
-/** A fresh private (0700) directory `<dir>/<prefix>XXXXXX`, recorded before it is made. */
-async function newPrivateDir(dir: string, prefix: string): Promise<string> {
+/** A fresh private (0700) directory named by `nextName`, recorded before it is made. */
+async function newPrivateDir(nextName: () => string): Promise<string> {
   for (;;) {
-    const suffix = randomBytes(6).toString('base64url').replace(/[-_]/g, '0').slice(0, 6);
-    const path = join(dir, `${prefix}${suffix}`);
+    const path = nextName();
     recordTempPath(path);
     try {
       await mkdir(path, { mode: 0o700 });
@@ -36,14 +34,10 @@ async function newPrivateDir(dir: string, prefix: string): Promise<string> {
 }
 
 /** A fresh private (0700) directory beside `finalPath`, `.<name>.new-XXXXXX`, or `.new-XXXXXX` in a directory. */
-export const newDirBeside = (finalPath: string) => newPrivateDir(dirname(finalPath), `.${basename(finalPath)}.new-`);
-export const newDirIn = (dir: string) => newPrivateDir(dir, '.new-');
-/** Where a directory being replaced is moved: `.<name>.old-XXXXXX/old`. */
-export const oldDirBeside = (finalPath: string) => newPrivateDir(dirname(finalPath), `.${basename(finalPath)}.old-`);
-export const OLD_INSIDE = 'old';
-
-const OLD_DIR = /^\.(.+)\.old-[A-Za-z0-9]{6}$/;
-const TEMP_NAME = /^\.(.+\.\d+\.tmp|(.+\.)?new-[A-Za-z0-9]{6})$/;
+export const newDirBeside = (finalPath: string) => newPrivateDir(() => newDirNameBeside(finalPath));
+export const newDirIn = (dir: string) => newPrivateDir(() => newDirNameIn(dir));
+/** Where a directory being replaced is moved: `.<name>.old-XXXXXX/old` (OLD_INSIDE). */
+export const oldDirBeside = (finalPath: string) => newPrivateDir(() => oldDirNameBeside(finalPath));
 
 const firstCleanups = new Set<() => void>();
 const interrupted = new Set<string>();
@@ -89,30 +83,25 @@ export function lastOnInterrupt(cleanup: () => void): () => void {
 }
 
 /**
- * Removes the temp paths a killed build's journal names in `outDir`, and nothing else. A directory
- * it had moved aside (`.<name>.old-XXXXXX/old`) goes back to its place when the killed build's
- * images were not yet in place: it is the one the images in --out match. A journal line that is
- * not one of this tool's temp names, or not under --out, is ignored. Only with the --out lock held.
+ * Removes the temp paths a killed build's journal names in `outDir`, and nothing else (out-layout.ts
+ * decides which lines are). A directory it had moved aside goes back to its place when the killed
+ * build's images were not yet in place: it is the one the images in --out match. Only with the
+ * --out lock held.
  */
 export async function removeLeftovers(outDir: string, killed: KilledBuild): Promise<string[]> {
   const removed: string[] = [];
   for (const entry of killed.paths) {
-    const name = basename(entry);
-    if (isAbsolute(entry) || relative(outDir, join(outDir, entry)).startsWith('..')) continue;
-    const old = OLD_DIR.exec(name);
-    if (!old && !TEMP_NAME.test(name)) continue;
-    const path = join(outDir, entry);
-    if (!(await exists(path))) continue;
-    const kept = join(path, OLD_INSIDE);
-    if (old && !killed.committed && (await exists(kept))) {
-      const place = join(dirname(path), old[1]);
+    const leftover = leftoverOf(outDir, entry);
+    if (!leftover || !(await exists(leftover.path))) continue;
+    const { restore } = leftover;
+    if (restore && !killed.committed && (await exists(restore.kept))) {
       // What is at its place now is what the killed build put there: it goes with the build.
-      await rm(place, { recursive: true, force: true });
-      await rename(kept, place);
-      info(`restored ${place}, which a build killed before its images were in place had replaced`);
+      await rm(restore.place, { recursive: true, force: true });
+      await rename(restore.kept, restore.place);
+      info(`restored ${restore.place}, which a build killed before its images were in place had replaced`);
     }
-    await rm(path, { recursive: true, force: true });
-    removed.push(path);
+    await rm(leftover.path, { recursive: true, force: true });
+    removed.push(leftover.path);
   }
   return removed;
 }

@@ -5,10 +5,8 @@
  * host already trusts. Rotating starts from an empty directory that replaces the old one only
  * when the build succeeds: a failed rotation leaves the old secrets, image and host kit matching.
  */
-import { join } from 'node:path';
+import { secretsDirOf } from '../output/out-layout.js';
 import { type PendingDir, pendingDir } from '../output/pending-dir.js';
-
-export const secretsDirOf = (outDir: string) => join(outDir, 'secrets');
 
 export async function openSecrets(outDir: string, options: { rotate: boolean }): Promise<PendingDir> {
   const path = secretsDirOf(outDir);

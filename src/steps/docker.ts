@@ -140,9 +140,12 @@ export const docker: Step = {
     const bundle = await once(`docker bundle ${JSON.stringify(config.docker)} ${paths.cache}`, () =>
       resolveBundle(config.docker, paths.cache),
     );
+    // Once per run: the space check's plan, each board's and the dry run's would each say it.
     if (!(await hasIptables(image))) {
-      warn(
-        'the image has no iptables: dockerd will not start with its default bridge network until iptables is installed (docs/docker.md)',
+      await once('warning: no iptables', async () =>
+        warn(
+          'the image has no iptables: dockerd will not start with its default bridge network until iptables is installed (docs/docker.md)',
+        ),
       );
     }
     const view = dockerView(config);

@@ -1,0 +1,218 @@
+/**
+ * The build, top to bottom: buildImages() and dryRun() are flat lists of the stages below, each a
+ * verb-named call (as mkosi's build_image); --dry-run runs the same stages up to the plan and
+ * writes nothing. What each path under --out may become is out-layout.ts's to say.
+ */
+import { relative } from 'node:path';
+import { DownloadRefused, refuseDownloads } from '../artifacts/download.js';
+import { availableSource, type ResolvedSource, resolveSource } from '../artifacts/stock-image.js';
+import { fleetConfigs, parseFleetSize } from '../config/fleet.js';
+import { loadConfig } from '../config/load.js';
+import type { BuildConfig } from '../config/schema.js';
+import { type PatchResult, patchImage, runMemo } from '../engine/patch.js';
+import type { BuildPaths, RunMemo } from '../engine/step.js';
+import { writeHostKit } from '../host-kit/host-kit.js';
+import type { ImageLayout } from '../image/layout.js';
+import { openImage } from '../image/open.js';
+import { rootfsFree, rootfsTooSmall } from '../image/rootfs-limits.js';
+import { info } from '../log.js';
+import { checkReplaceable, hostKitDirOf, secretsDirOf } from '../output/out-layout.js';
+import { lockOutDir, type OutLock } from '../output/out-lock.js';
+import type { PendingDir } from '../output/pending-dir.js';
+import { type PendingOutput, pendingOutput, prepareOutputDir } from '../output/pending-output.js';
+import { removeLeftovers } from '../output/temp-files.js';
+import { openSecrets } from '../secrets/secrets-dir.js';
+import { STEPS } from '../steps/index.js';
+import { remoteLoginWarning } from '../steps/remote-access.js';
+import { type Stage, stageTimer } from '../timing.js';
+import { type BoardImage, buildBoardImage, describeBoardImage } from './board-image.js';
+import { IMAGE_CACHE_DIR } from './build-flags.js';
+
+export interface BuildRequest {
+  input?: string;
+  out: string;
+  config?: string;
+  name?: string;
+  board?: string;
+  fleet?: string;
+  checksum: boolean;
+  release: boolean;
+  rotateSecrets: boolean;
+}
+
+const cacheDir = IMAGE_CACHE_DIR;
+
+/** Builds the images (one, or a fleet's), the host kit and the secrets into --out, all or nothing. */
+export async function buildImages(request: BuildRequest): Promise<void> {
+  const stage = stageTimer();
+  const { config, boards } = await stage('config', () => loadBoards(request));
+  const lock = await claimOut(request.out, boards);
+  try {
+    const source = await stage('source', () => resolveSource({ input: request.input, cacheDir }));
+    const layout = await stage('inspect', () => openImage(source.path));
+    const paths = { secrets: secretsDirOf(request.out), cache: cacheDir };
+    // One memo for every board: what their plans share (checking the Docker bundle) is done once.
+    const once = runMemo();
+    // Boards after the first start from its image, where the bundle already is: the first one's additions are the most.
+    await stage('space', async () => checkRoom(layout, await planBoard(layout, boards[0], { paths, once })));
+    // Rotated secrets are made in a fresh directory that replaces the old one only with the images.
+    const secrets = await openSecrets(request.out, { rotate: request.rotateSecrets });
+    const output = pendingOutput(request.out);
+    let kit: PendingDir | undefined;
+    try {
+      const images = await patchBoards(stage, output, source, boards, {
+        layout,
+        paths: { ...paths, secrets: secrets.path },
+        once,
+        request,
+      });
+      kit = await stage('host kit', () => writeHostKit(request.out, boards, secrets.path, config.name));
+      // Every file is written before any is renamed into place: a full disk leaves the old set whole.
+      const checksumFiles = await stage('checksums', () => output.prepare(Object.assign({}, ...images.map((image) => image.sha256s))));
+      await commitAll(stage, secrets, kit, output);
+      printSummary(request, config, boards, source, images, checksumFiles);
+    } catch (error) {
+      await output.discard();
+      await kit?.discard();
+      await secrets.discard();
+      throw error;
+    }
+  } finally {
+    lock.release();
+    info(stage.summary());
+  }
+}
+
+/**
+ * --dry-run: the same stages up to the plan, each board's printed, and the room the first one
+ * needs checked as a build would; nothing is written, downloaded or decompressed.
+ */
+export async function dryRun(request: BuildRequest): Promise<void> {
+  const stage = stageTimer();
+  const { boards } = await stage('config', () => loadBoards(request));
+  const source = await stage('source', () => availableSource({ input: request.input, cacheDir }));
+  if ('wouldFirst' in source) return stopDryRun(source.wouldFirst);
+  const layout = await stage('inspect', () => openImage(source.path));
+  // The steps' own downloads (the Docker bundle) are refused too.
+  refuseDownloads();
+  const options = { paths: { secrets: secretsDirOf(request.out), cache: cacheDir }, once: runMemo() };
+  try {
+    const plans: PatchResult[] = [];
+    for (const board of boards) {
+      plans.push(await stage('plan', () => planBoard(layout, board, options)));
+      printPlan(board, plans[plans.length - 1], request.fleet !== undefined);
+    }
+    await checkRoom(layout, plans[0]);
+  } catch (error) {
+    if (!(error instanceof DownloadRefused)) throw error;
+    stopDryRun(`download ${error.url} into ${error.dest}`);
+  }
+}
+
+/** The config, and the fleet's boards made from it (or the config alone). */
+async function loadBoards(request: BuildRequest): Promise<{ config: BuildConfig; boards: BuildConfig[] }> {
+  const config = await loadConfig(request.config, { name: request.name, board: request.board });
+  return { config, boards: request.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(request.fleet)) };
+}
+
+/**
+ * Takes --out for a build of `boards`: writable, no other build writing into it, what a build
+ * killed there left (the temp paths its journal names) gone first, and nothing there the build
+ * must not replace.
+ */
+async function claimOut(outDir: string, boards: BuildConfig[]): Promise<OutLock> {
+  await prepareOutputDir(outDir);
+  const lock = lockOutDir(outDir);
+  try {
+    const removed = await removeLeftovers(outDir, lock.killed);
+    if (removed.length > 0)
+      info(`removed what an interrupted build left in ${outDir}: ${removed.map((path) => relative(outDir, path)).join(', ')}`);
+    await checkReplaceable(
+      outDir,
+      boards.map((board) => board.name),
+    );
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+  return lock;
+}
+
+/** A board's operations, planned against `layout`'s image without writing to it. */
+function planBoard(layout: ImageLayout, board: BuildConfig, options: { paths: BuildPaths; once: RunMemo }): Promise<PatchResult> {
+  return patchImage(layout, board, STEPS, { ...options, dryRun: true });
+}
+
+/**
+ * Room in the root file system, checked before the copy: the plan says what the build adds (the
+ * Docker bundle's unpacked size from its tar headers, overlays, templates), the superblock what is free.
+ */
+async function checkRoom(layout: ImageLayout, plan: PatchResult): Promise<void> {
+  const refusal = rootfsTooSmall(layout, await rootfsFree(layout), plan.rootfsNeeds);
+  if (refusal) throw refusal;
+}
+
+/** Each board's image, patched in a temp file of `output`. */
+async function patchBoards(
+  stage: Stage,
+  output: PendingOutput,
+  source: ResolvedSource,
+  boards: BuildConfig[],
+  options: { layout: ImageLayout; paths: BuildPaths; once: RunMemo; request: BuildRequest },
+): Promise<BoardImage[]> {
+  const images: BoardImage[] = [];
+  for (const board of boards) {
+    // Boards after the first start from the first one's finished image, not the stock one: the
+    // steps rewrite all that differs per board, and what does not (the Docker bundle) is there.
+    const from = images[0]?.pending.tempPath ?? source.path;
+    const { layout, paths, once, request } = options;
+    images.push(
+      await buildBoardImage(stage, output, from, board, { layout, paths, once, checksum: request.checksum, release: request.release }),
+    );
+  }
+  return images;
+}
+
+/** Puts the secrets, the host kit and then the images in place; only then do the secrets and kit they replaced go. */
+async function commitAll(stage: Stage, secrets: PendingDir, kit: PendingDir, output: PendingOutput): Promise<void> {
+  await secrets.commit();
+  await kit.commit();
+  // The images last: a <name>.img present means its secrets and host kit are there too.
+  await stage('commit', () => output.commit());
+  // Until the images are in place, a failure puts the replaced secrets and kit back.
+  await secrets.settle();
+  await kit.settle();
+}
+
+function printSummary(
+  request: BuildRequest,
+  config: BuildConfig,
+  boards: BuildConfig[],
+  source: ResolvedSource,
+  images: BoardImage[],
+  checksumFiles: Map<string, string[]>,
+): void {
+  const warnings = [...new Set([remoteLoginWarning(config), ...images.map((image) => image.powerWarning)])].filter(
+    (warning) => warning !== undefined,
+  );
+  process.stdout.write(
+    images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath) ?? [])).join('') +
+      (request.fleet !== undefined
+        ? `  fleet    ${boards.length} boards, one docker buildx builder "${config.name}" with a node per board (host kit: setup-buildx.sh)\n`
+        : '') +
+      `  host     ${hostKitDirOf(request.out)}: network, NFS export, SSH and docker buildx for the host; start with its README.md\n` +
+      `  secrets  ${secretsDirOf(request.out)}${request.rotateSecrets ? ' (rotated: new CA, certificates and SSH host keys)' : ''}\n` +
+      warnings.map((warning) => `  warning  ${warning}\n`).join(''),
+  );
+}
+
+function printPlan(board: BuildConfig, plan: PatchResult, fleet: boolean): void {
+  if (fleet) process.stdout.write(`# ${board.name}\n`);
+  for (const { step, operations } of plan.planned) process.stdout.write(`${step}:\n${operations.map((line) => `  ${line}\n`).join('')}`);
+}
+
+function stopDryRun(wouldFirst: string): void {
+  process.stdout.write(
+    `dry run: a build would first ${wouldFirst}; --dry-run writes nothing, so it stops here: build once (image/ keeps what it fetches), or give local files\n`,
+  );
+}
