@@ -171,6 +171,8 @@ describe('npm run build-image -- --fleet 3', () => {
     expect((await readdir(out)).sort()).toEqual(['fleet-1.img', 'fleet-2.img', 'fleet-3.img', 'host', 'secrets']);
     expect(run.stdout.match(/^ {2}sha256 {3}not computed: build with --checksum/gm)).toHaveLength(3);
     expect(run.stdout).toMatch(/^ {2}fleet {4}3 boards, one docker buildx builder "fleet"/m);
+    // Each board's patch says the fixture has no iptables; the summary says it once.
+    expect(run.stdout.match(/^ {2}warning {2}the image has no iptables/gm)).toHaveLength(1);
     // Boards 2 and 3 are copies of board 1's finished image: the ~3.5 MiB bundle is written once.
     expect(run.stderr).toMatch(/copy [\d.]+s \(3 runs\), patch [\d.]+s \(3 runs\)/);
     const written = [...run.stdout.matchAll(/operations, (\d+) bytes written\)/g)].map((match) => Number(match[1]));

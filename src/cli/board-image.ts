@@ -18,7 +18,6 @@ import { usedRanges } from '../image/used-blocks.js';
 import { type PendingImage, type PendingOutput, releaseFiles } from '../output/pending-output.js';
 import { scanImage } from '../output/release.js';
 import { STEPS } from '../steps/index.js';
-import { powerWarning } from '../steps/power.js';
 import type { Stage } from '../timing.js';
 
 export interface BoardImage {
@@ -34,8 +33,8 @@ export interface BoardImage {
   usb0: string;
   /** The hardware the image is for (src/boards/table.ts). */
   hardware: string;
-  /** The summary's warning when the power profile may be too much for the board's likely supply. */
-  powerWarning?: string;
+  /** What the steps warned of while planning it (StepContext.warn). */
+  warnings: string[];
 }
 
 interface BoardOptions {
@@ -59,8 +58,7 @@ export async function buildBoardImage(
   const pending = await stage('copy', () => output.startImage(from, board.name));
   let usb0 = '';
   let hardware = '';
-  let warning: string | undefined;
-  const { operations, bytesWritten } = await stage('patch', () =>
+  const { operations, bytesWritten, warnings } = await stage('patch', () =>
     patchImage({ ...options.layout, path: pending.tempPath }, board, STEPS, {
       paths: options.paths,
       once: options.once,
@@ -68,7 +66,6 @@ export async function buildBoardImage(
         const entry = await recognizeBoard(image, board.board);
         const usbPowered = entry.power.profiles['usb3-0.9A'] !== undefined;
         hardware = `${entry.name} (${entry.image})${usbPowered ? '' : `; ${entry.power.note}`}`;
-        warning = powerWarning(board, entry);
         const network = await detectNetwork(image);
         usb0 = `${network.mechanism} from ${USB0_FILES[network.mechanism].path}${network.fallback ? ` (fallback: ${network.fallback})` : ''}`;
       },
@@ -76,7 +73,7 @@ export async function buildBoardImage(
   );
   const patched = { operations, bytesWritten };
   // sha256 must hash every byte, holes too (~0.7 s per GiB of zeros): only an image that travels pays it.
-  if (!options.checksum && !options.release) return { pending, patched, sha256s: {}, usb0, hardware, powerWarning: warning };
+  if (!options.checksum && !options.release) return { pending, patched, sha256s: {}, usb0, hardware, warnings };
   const image = basename(pending.finalPath);
   const release = options.release ? releaseFiles(board.name) : undefined;
   const xzTemp = release && pending.artifact(release.xz);
@@ -93,7 +90,7 @@ export async function buildBoardImage(
     sha256s[release.xz] = await sha256File(xzTemp);
     sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
   }
-  return { pending, patched, sha256: scan.sha256, sha256s, release, usb0, hardware, powerWarning: warning };
+  return { pending, patched, sha256: scan.sha256, sha256s, release, usb0, hardware, warnings };
 }
 
 /** The summary's lines for a committed board image. */

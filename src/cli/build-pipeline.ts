@@ -15,7 +15,7 @@ import { writeHostKit } from '../host-kit/host-kit.js';
 import type { ImageLayout } from '../image/layout.js';
 import { openImage } from '../image/open.js';
 import { rootfsFree, rootfsTooSmall } from '../image/rootfs-limits.js';
-import { info } from '../log.js';
+import { info, warn } from '../log.js';
 import { checkReplaceable, hostKitDirOf, secretsDirOf } from '../output/out-layout.js';
 import { lockOutDir, type OutLock } from '../output/out-lock.js';
 import type { PendingDir } from '../output/pending-dir.js';
@@ -53,7 +53,9 @@ export async function buildImages(request: BuildRequest): Promise<void> {
     const paths = { secrets: secretsDirOf(request.out), cache: cacheDir };
     // One memo for every board: what their plans share (checking the Docker bundle) is done once.
     const once = runMemo();
-    // Boards after the first start from its image, where the bundle already is: the first one's additions are the most.
+    // A build that cannot fit stops before copying a multi-GiB image: the first board's plan,
+    // made against the source without writing (its warnings are the patch's to say). Boards after
+    // the first start from its image, where the bundle already is: its additions are the most.
     await stage('space', async () => checkRoom(layout, await planBoard(layout, boards[0], { paths, once })));
     // Rotated secrets are made in a fresh directory that replaces the old one only with the images.
     const secrets = await openSecrets(request.out, { rotate: request.rotateSecrets });
@@ -102,6 +104,8 @@ export async function dryRun(request: BuildRequest): Promise<void> {
       plans.push(await stage('plan', () => planBoard(layout, board, options)));
       printPlan(board, plans[plans.length - 1], request.fleet !== undefined);
     }
+    // What the steps warned of, once however many boards said it.
+    for (const warning of new Set(plans.flatMap((plan) => plan.warnings))) warn(warning);
     await checkRoom(layout, plans[0]);
   } catch (error) {
     if (!(error instanceof DownloadRefused)) throw error;
@@ -192,7 +196,7 @@ function printSummary(
   images: BoardImage[],
   checksumFiles: Map<string, string[]>,
 ): void {
-  const warnings = [...new Set([remoteLoginWarning(config), ...images.map((image) => image.powerWarning)])].filter(
+  const warnings = [...new Set([remoteLoginWarning(config), ...images.flatMap((image) => image.warnings)])].filter(
     (warning) => warning !== undefined,
   );
   process.stdout.write(

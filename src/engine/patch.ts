@@ -39,6 +39,8 @@ export function runMemo(): RunMemo {
 
 export interface PatchResult extends ApplyStats {
   planned: { step: string; operations: string[] }[];
+  /** What the steps warned of (StepContext.warn), each once. */
+  warnings: string[];
   /** What the operations add to the root file system at most (engine/space.ts). */
   rootfsNeeds: SpaceNeeded;
 }
@@ -63,9 +65,12 @@ export async function patchImage(
   const once = options.once ?? runMemo();
   return withPartitions(layout, !dryRun, async (parts) => {
     const image = viewOf(layout, parts);
-    const result: PatchResult = { operations: 0, bytesWritten: 0, planned: [], rootfsNeeds: { bytes: 0, inodes: 0 } };
+    const result: PatchResult = { operations: 0, bytesWritten: 0, planned: [], warnings: [], rootfsNeeds: { bytes: 0, inodes: 0 } };
+    const warn = (message: string) => {
+      if (!result.warnings.includes(message)) result.warnings.push(message);
+    };
     for (const step of steps) {
-      const operations: Operation[] = await step.plan({ config, image, paths: options.paths, steps: steps.map((s) => s.name), once });
+      const operations: Operation[] = await step.plan({ config, image, paths: options.paths, steps: steps.map((s) => s.name), once, warn });
       result.planned.push({ step: step.name, operations: operations.map(describeOperation) });
       const needs = spaceNeeded(operations, 'rootfs');
       result.rootfsNeeds = { bytes: result.rootfsNeeds.bytes + needs.bytes, inodes: result.rootfsNeeds.inodes + needs.inodes };

@@ -36,6 +36,12 @@ export interface StepContext {
   /** Names of every step in this build, in order (the build stamp records them). */
   steps: string[];
   once: RunMemo;
+  /**
+   * Something about the image the user should know (no iptables, a power profile that may be too
+   * much): kept in the plan's result and said once in the summary, not while planning, since the
+   * space check and --dry-run plan too.
+   */
+  warn(message: string): void;
 }
 
 /** One device feature: reads the config and the image, returns the operations it needs. */

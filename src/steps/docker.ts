@@ -5,7 +5,6 @@ import type { ImageView, RunMemo, Step } from '../engine/step.js';
 import { renderTemplate } from '../engine/templates.js';
 import { findProgram } from '../facts/root-paths.js';
 import { enableUnitOperation, mountUnitName, unitEnabled } from '../facts/systemd.js';
-import { warn } from '../log.js';
 import { DOCKER_TLS_PORT } from '../secrets/tls.js';
 import { dockerHosts, dockerTlsOperations, dockerTlsView } from './docker-tls.js';
 
@@ -133,19 +132,16 @@ async function hasIptables(image: ImageView): Promise<boolean> {
 export const docker: Step = {
   name: 'docker',
   summary: `Docker's static bundle in ${BIN_DIR}, its data on the host's NFS share, its API on the USB link with mutual TLS`,
-  async plan({ config, image, paths, once }) {
+  async plan({ config, image, paths, once, warn }) {
     // Hashing a 200 MiB bundle once per run, not once per board of a fleet. Listing it (below) is
     // memoised for dry runs, where every board plans against the stock image; a build's later
     // boards start from the first one's image, where alreadyInstalled finds the bundle.
     const bundle = await once(`docker bundle ${JSON.stringify(config.docker)} ${paths.cache}`, () =>
       resolveBundle(config.docker, paths.cache),
     );
-    // Once per run: the space check's plan, each board's and the dry run's would each say it.
     if (!(await hasIptables(image))) {
-      await once('warning: no iptables', async () =>
-        warn(
-          'the image has no iptables: dockerd will not start with its default bridge network until iptables is installed (docs/docker.md)',
-        ),
+      warn(
+        'the image has no iptables: dockerd will not start with its default bridge network until iptables is installed (docs/docker.md)',
       );
     }
     const view = dockerView(config);

@@ -255,9 +255,11 @@ function showsProfile(boot: BootConfig, settings: PowerSettings): boolean {
 export const power: Step = {
   name: 'power',
   summary: 'power profile: CPU cores and frequency in the boot configuration; Ethernet off for USB power on the C2',
-  async plan({ config, image }) {
+  async plan({ config, image, warn }) {
     const { profile } = config.power;
     const board = await boardOf(image, config);
+    const warning = powerWarning(config, board);
+    if (warning) warn(warning);
     const boot = await requireBootConfig(image);
     const settings = board.power.profiles[profile];
     if (!settings) {
