@@ -1,6 +1,6 @@
 /**
  * Times named build stages; summary() gives the one-line report printed after every build. A
- * stage run once per board of a fleet is reported once, as its total and how many runs.
+ * stage run once per device of a fleet is reported once, as its total and how many runs.
  */
 export function stageTimer() {
   const times = new Map<string, { ms: number; runs: number }>();

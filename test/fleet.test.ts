@@ -50,7 +50,7 @@ describe('fleet derivation', () => {
     expect(second.network.address).toBe('192.168.7.17/29');
   });
 
-  it('refuses what would not give distinct, reachable boards', () => {
+  it('refuses what would not give distinct, reachable devices', () => {
     const refusal = (raw: object, size: number) => {
       try {
         fleetConfigs(resolveConfig(raw), size);
@@ -60,7 +60,7 @@ describe('fleet derivation', () => {
       return 'accepted';
     };
     expect(refusal({ usb: { hostMac: '02:00:00:00:00:06' } }, 2)).toMatch(
-      /^--fleet gives each board its own MAC pair.*remove usb\.deviceMac and usb\.hostMac/,
+      /^--fleet gives each device its own MAC pair.*remove usb\.deviceMac and usb\.hostMac/,
     );
     // A /8 base has no room for a second /8 inside 10.0.0.0/8: the next one would be public space.
     expect(refusal({ network: { address: '10.0.0.2/8' } }, 2)).toMatch(
@@ -71,20 +71,20 @@ describe('fleet derivation', () => {
     // The bound is what the address plan allows, exactly: 192.168.250.0/24 up to 192.168.255.0/24.
     expect(refusal({ network: { address: '192.168.250.2/24' } }, 6)).toBe('accepted');
     expect(refusal({ network: { address: '192.168.250.2/24' } }, 7)).toMatch(
-      /^--fleet 7 needs 7 \/24 subnets from 192\.168\.250\.0\/24 up, one per board's USB link, but only 6 fit in 192\.168\.0\.0\/16; /,
+      /^--fleet 7 needs 7 \/24 subnets from 192\.168\.250\.0\/24 up, one per device's USB link, but only 6 fit in 192\.168\.0\.0\/16; /,
     );
     expect(refusal({ nfs: { server: '10.0.2.20' } }, 3)).toMatch(
-      /^--fleet 3: board 3's USB link would be 10\.0\.2\.0\/24, which holds 10\.0\.2\.20/,
+      /^--fleet 3: device 3's USB link would be 10\.0\.2\.0\/24, which holds 10\.0\.2\.20/,
     );
     expect(refusal({ name: `c${'x'.repeat(61)}` }, 2)).toMatch(
-      /^--fleet: board 1 \(cx+-1\), derived from the base config: config key name .* is not a valid name/,
+      /^--fleet: device 1 \(cx+-1\), derived from the base config: config key name .* is not a valid name/,
     );
   });
 
-  it('reads --fleet as a whole number of boards', () => {
+  it('reads --fleet as a whole number of devices', () => {
     expect(parseFleetSize('3')).toBe(3);
     for (const bad of ['0', '-1', '1.5', 'three', '', '03'])
-      expect(() => parseFleetSize(bad), bad).toThrow(/^--fleet ".*" is not a number of boards/);
+      expect(() => parseFleetSize(bad), bad).toThrow(/^--fleet ".*" is not a number of devices/);
   });
 });
 
@@ -170,7 +170,7 @@ describe('npm run build-image -- --fleet 3', () => {
   it('writes fleet-1.img ... fleet-3.img, one host kit and one set of secrets, and no checksum without --checksum', async () => {
     expect((await readdir(out)).sort()).toEqual(['fleet-1.img', 'fleet-2.img', 'fleet-3.img', 'host', 'secrets']);
     expect(run.stdout.match(/^ {2}sha256 {3}not computed: build with --checksum/gm)).toHaveLength(3);
-    expect(run.stdout).toMatch(/^ {2}fleet {4}3 boards, one docker buildx builder "fleet"/m);
+    expect(run.stdout).toMatch(/^ {2}fleet {4}3 devices, one docker buildx builder "fleet"/m);
     // Each board's patch says the fixture has no iptables; the summary says it once.
     expect(run.stdout.match(/^ {2}warning {2}the image has no iptables/gm)).toHaveLength(1);
     // Boards 2 and 3 are copies of board 1's finished image: the ~3.5 MiB bundle is written once.

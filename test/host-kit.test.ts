@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import type { BuildConfig } from '../src/config/schema.js';
-import { boardView, hostKitDirOf, type KitFile, renderKitTemplates, writeHostKit } from '../src/host-kit/host-kit.js';
+import { deviceView, hostKitDirOf, type KitFile, renderKitTemplates, writeHostKit } from '../src/host-kit/host-kit.js';
 import { BASH, fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
 import { skipWithout, tempDir } from './support/images.js';
 
@@ -162,7 +162,7 @@ describe('host kit: README', () => {
 
   it("says loudly, where the cable is plugged in, that power.profile full resets on a laptop's port", async () => {
     const readmeOf = async (profile: string) =>
-      (await renderKitTemplates([boardView({ ...CONFIG, power: { ...CONFIG.power, profile } } as typeof CONFIG, [])], 'c2-test')).find(
+      (await renderKitTemplates([deviceView({ ...CONFIG, power: { ...CONFIG.power, profile } } as typeof CONFIG, [])], 'c2-test')).find(
         (file) => file.path === 'README.md',
       )?.content ?? '';
     const full = await readmeOf('full');
@@ -184,12 +184,12 @@ describe('host kit: the data image', () => {
   it('is btrfs made by the host, sized by nfs.dataImageSize, for a kernel without the mainline overlay; else left to the device', async () => {
     const sized = { ...CONFIG, nfs: { ...CONFIG.nfs, dataImageSize: '64G' } };
     const file = async (files: KitFile[], path: string) => files.find((kitFile) => kitFile.path === path)?.content ?? '';
-    const stock = await renderKitTemplates([boardView(sized, [])], 'c2-test');
+    const stock = await renderKitTemplates([deviceView(sized, [])], 'c2-test');
     expect(installBoards(await file(stock, 'install.sh'))).toBe(
       '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><c2-test.btrfs><64G><rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept>',
     );
     expect(await file(stock, 'README.md')).toContain('sudo truncate -s 64G /srv/c2-test/c2-test.btrfs');
-    const mainline = await renderKitTemplates([boardView(sized, [], true)], 'c2-test');
+    const mainline = await renderKitTemplates([deviceView(sized, [], true)], 'c2-test');
     expect(installBoards(await file(mainline, 'install.sh'))).toBe(
       '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><><64G><rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept>',
     );

@@ -15,7 +15,7 @@ import { resolveConfig } from '../src/config/load.js';
 import { type BuildConfig, SCHEMA } from '../src/config/schema.js';
 import { renderTemplate } from '../src/engine/templates.js';
 import { UserError } from '../src/errors.js';
-import { boardView, renderKitTemplates } from '../src/host-kit/host-kit.js';
+import { deviceView, renderKitTemplates } from '../src/host-kit/host-kit.js';
 import { dockerView, nfsMountOptions } from '../src/steps/docker.js';
 import { bundleFiles, makeBundle } from './docker-bundle-fixture.js';
 import { parseKeyFile } from './kit-helpers.js';
@@ -158,7 +158,7 @@ async function checkGenerated(config: BuildConfig, dir: string): Promise<void> {
   await mkdir(join(dir, 'tls'), { recursive: true });
   const view = dockerView(config);
   const files: Record<string, string> = { 'builder-storage': await renderTemplate('docker/usr/local/sbin/builder-storage.mustache', view) };
-  for (const kit of await renderKitTemplates([boardView(config, [HOST_KEY])], config.name)) files[kit.path] = kit.content;
+  for (const kit of await renderKitTemplates([deviceView(config, [HOST_KEY])], config.name)) files[kit.path] = kit.content;
   files['readme.sh'] = shBlocks(files['README.md']).join('\n');
   const commands = [
     ...files['README.md'].split('\n').flatMap((line) => README_COMMAND.exec(line)?.[1] ?? []),

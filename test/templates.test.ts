@@ -89,7 +89,7 @@ describe('TEMPLATE_KINDS', () => {
       'docker/etc/systemd/system/docker.service.mustache': 'systemd unit',
       'usb-gadget/etc/systemd/network/60-usb0.network.mustache': 'systemd unit',
       'usb-gadget/etc/systemd/resolved.conf.d/usb0.conf.mustache': 'systemd unit',
-      'host-kit/board.nmconnection.mustache': 'NetworkManager keyfile',
+      'host-kit/device.nmconnection.mustache': 'NetworkManager keyfile',
       'host-kit/exports.mustache': 'exports(5)',
       'docker/etc/docker/daemon.json.mustache': 'JSON',
       'usb-gadget/etc/netplan/60-usb0.yaml.mustache': 'YAML',

@@ -29,18 +29,18 @@ export const BUILD_FLAGS = [
     name: 'fleet',
     type: 'string',
     arg: 'N',
-    doc: 'N boards from the config: <name>-1.img ... <name>-N.img, each with its own name, MACs, subnet and share, one builder (docs/fleet.md)',
+    doc: 'N devices from the config: <name>-1.img ... <name>-N.img, each with its own name, MACs, subnet and share, one builder (docs/fleet.md)',
   },
   { name: 'dry-run', type: 'boolean', doc: 'list the operations each step would perform, write nothing' },
   {
     name: 'checksum',
     type: 'boolean',
-    doc: 'also write <name>.img.sha256 (per board with --fleet), for an image that travels; --release always does',
+    doc: 'also write <name>.img.sha256 (per device with --fleet), for an image that travels; --release always does',
   },
   {
     name: 'release',
     type: 'boolean',
-    doc: 'also write <name>.img.xz, <name>.bmap (per board with --fleet) and one SHA256SUMS over all of them (reproducible with SOURCE_DATE_EPOCH)',
+    doc: 'also write <name>.img.xz, <name>.bmap (per device with --fleet) and one SHA256SUMS over all of them (reproducible with SOURCE_DATE_EPOCH)',
   },
   {
     name: 'rotate-secrets',

@@ -25,8 +25,8 @@ import { openSecrets } from '../secrets/secrets-dir.js';
 import { STEPS } from '../steps/index.js';
 import { remoteLoginWarning } from '../steps/remote-access.js';
 import { type Stage, stageTimer } from '../timing.js';
-import { type BoardImage, buildBoardImage, describeBoardImage } from './board-image.js';
 import { IMAGE_CACHE_DIR } from './build-flags.js';
+import { buildDeviceImage, type DeviceImage, describeDeviceImage } from './device-image.js';
 
 export interface BuildRequest {
   input?: string;
@@ -45,34 +45,34 @@ const cacheDir = IMAGE_CACHE_DIR;
 /** Builds the images (one, or a fleet's), the host kit and the secrets into --out, all or nothing. */
 export async function buildImages(request: BuildRequest): Promise<void> {
   const stage = stageTimer();
-  const { config, boards } = await stage('config', () => loadBoards(request));
-  const lock = await claimOut(request.out, boards);
+  const { config, devices } = await stage('config', () => loadDevices(request));
+  const lock = await claimOut(request.out, devices);
   try {
     const source = await stage('source', () => resolveSource({ input: request.input, cacheDir }));
     const layout = await stage('inspect', () => openImage(source.path));
     const paths = { secrets: secretsDirOf(request.out), cache: cacheDir };
-    // One memo for every board: what their plans share (checking the Docker bundle) is done once.
+    // One memo for every device: what their plans share (checking the Docker bundle) is done once.
     const once = runMemo();
-    // A build that cannot fit stops before copying a multi-GiB image: the first board's plan,
-    // made against the source without writing (its warnings are the patch's to say). Boards after
+    // A build that cannot fit stops before copying a multi-GiB image: the first device's plan,
+    // made against the source without writing (its warnings are the patch's to say). Devices after
     // the first start from its image, where the bundle already is: its additions are the most.
-    await stage('space', async () => checkRoom(layout, await planBoard(layout, boards[0], { paths, once })));
+    await stage('space', async () => checkRoom(layout, await planDevice(layout, devices[0], { paths, once })));
     // Rotated secrets are made in a fresh directory that replaces the old one only with the images.
     const secrets = await openSecrets(request.out, { rotate: request.rotateSecrets });
     const output = pendingOutput(request.out);
     let kit: PendingDir | undefined;
     try {
-      const images = await patchBoards(stage, output, source, boards, {
+      const images = await patchDevices(stage, output, source, devices, {
         layout,
         paths: { ...paths, secrets: secrets.path },
         once,
         request,
       });
-      kit = await stage('host kit', () => writeHostKit(request.out, boards, secrets.path, config.name));
+      kit = await stage('host kit', () => writeHostKit(request.out, devices, secrets.path, config.name));
       // Every file is written before any is renamed into place: a full disk leaves the old set whole.
       const checksumFiles = await stage('checksums', () => output.prepare(Object.assign({}, ...images.map((image) => image.sha256s))));
       await commitAll(stage, secrets, kit, output);
-      printSummary(request, config, boards, source, images, checksumFiles);
+      printSummary(request, config, devices, source, images, checksumFiles);
     } catch (error) {
       await output.discard();
       await kit?.discard();
@@ -86,12 +86,12 @@ export async function buildImages(request: BuildRequest): Promise<void> {
 }
 
 /**
- * --dry-run: the same stages up to the plan, each board's printed, and the room the first one
+ * --dry-run: the same stages up to the plan, each device's printed, and the room the first one
  * needs checked as a build would; nothing is written, downloaded or decompressed.
  */
 export async function dryRun(request: BuildRequest): Promise<void> {
   const stage = stageTimer();
-  const { boards } = await stage('config', () => loadBoards(request));
+  const { devices } = await stage('config', () => loadDevices(request));
   const source = await stage('source', () => availableSource({ input: request.input, cacheDir }));
   if ('wouldFirst' in source) return stopDryRun(source.wouldFirst);
   const layout = await stage('inspect', () => openImage(source.path));
@@ -100,11 +100,11 @@ export async function dryRun(request: BuildRequest): Promise<void> {
   const options = { paths: { secrets: secretsDirOf(request.out), cache: cacheDir }, once: runMemo() };
   try {
     const plans: PatchResult[] = [];
-    for (const board of boards) {
-      plans.push(await stage('plan', () => planBoard(layout, board, options)));
-      printPlan(board, plans[plans.length - 1], request.fleet !== undefined);
+    for (const device of devices) {
+      plans.push(await stage('plan', () => planDevice(layout, device, options)));
+      printPlan(device, plans[plans.length - 1], request.fleet !== undefined);
     }
-    // What the steps warned of, once however many boards said it.
+    // What the steps warned of, once however many devices said it.
     for (const warning of new Set(plans.flatMap((plan) => plan.warnings))) warn(warning);
     await checkRoom(layout, plans[0]);
   } catch (error) {
@@ -113,18 +113,18 @@ export async function dryRun(request: BuildRequest): Promise<void> {
   }
 }
 
-/** The config, and the fleet's boards made from it (or the config alone). */
-async function loadBoards(request: BuildRequest): Promise<{ config: BuildConfig; boards: BuildConfig[] }> {
+/** The config, and the fleet's devices made from it (or the config alone). */
+async function loadDevices(request: BuildRequest): Promise<{ config: BuildConfig; devices: BuildConfig[] }> {
   const config = await loadConfig(request.config, { name: request.name, board: request.board });
-  return { config, boards: request.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(request.fleet)) };
+  return { config, devices: request.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(request.fleet)) };
 }
 
 /**
- * Takes --out for a build of `boards`: writable, no other build writing into it, what a build
+ * Takes --out for a build of `devices`: writable, no other build writing into it, what a build
  * killed there left (the temp paths its journal names) gone first, and nothing there the build
  * must not replace.
  */
-async function claimOut(outDir: string, boards: BuildConfig[]): Promise<OutLock> {
+async function claimOut(outDir: string, devices: BuildConfig[]): Promise<OutLock> {
   await prepareOutputDir(outDir);
   const lock = lockOutDir(outDir);
   try {
@@ -133,7 +133,7 @@ async function claimOut(outDir: string, boards: BuildConfig[]): Promise<OutLock>
       info(`removed what an interrupted build left in ${outDir}: ${removed.map((path) => relative(outDir, path)).join(', ')}`);
     await checkReplaceable(
       outDir,
-      boards.map((board) => board.name),
+      devices.map((device) => device.name),
     );
   } catch (error) {
     lock.release();
@@ -142,9 +142,9 @@ async function claimOut(outDir: string, boards: BuildConfig[]): Promise<OutLock>
   return lock;
 }
 
-/** A board's operations, planned against `layout`'s image without writing to it. */
-function planBoard(layout: ImageLayout, board: BuildConfig, options: { paths: BuildPaths; once: RunMemo }): Promise<PatchResult> {
-  return patchImage(layout, board, STEPS, { ...options, dryRun: true });
+/** A device's operations, planned against `layout`'s image without writing to it. */
+function planDevice(layout: ImageLayout, device: BuildConfig, options: { paths: BuildPaths; once: RunMemo }): Promise<PatchResult> {
+  return patchImage(layout, device, STEPS, { ...options, dryRun: true });
 }
 
 /**
@@ -156,22 +156,22 @@ async function checkRoom(layout: ImageLayout, plan: PatchResult): Promise<void> 
   if (refusal) throw refusal;
 }
 
-/** Each board's image, patched in a temp file of `output`. */
-async function patchBoards(
+/** Each device's image, patched in a temp file of `output`. */
+async function patchDevices(
   stage: Stage,
   output: PendingOutput,
   source: ResolvedSource,
-  boards: BuildConfig[],
+  devices: BuildConfig[],
   options: { layout: ImageLayout; paths: BuildPaths; once: RunMemo; request: BuildRequest },
-): Promise<BoardImage[]> {
-  const images: BoardImage[] = [];
-  for (const board of boards) {
-    // Boards after the first start from the first one's finished image, not the stock one: the
-    // steps rewrite all that differs per board, and what does not (the Docker bundle) is there.
+): Promise<DeviceImage[]> {
+  const images: DeviceImage[] = [];
+  for (const device of devices) {
+    // Devices after the first start from the first one's finished image, not the stock one: the
+    // steps rewrite all that differs per device, and what does not (the Docker bundle) is there.
     const from = images[0]?.pending.tempPath ?? source.path;
     const { layout, paths, once, request } = options;
     images.push(
-      await buildBoardImage(stage, output, from, board, { layout, paths, once, checksum: request.checksum, release: request.release }),
+      await buildDeviceImage(stage, output, from, device, { layout, paths, once, checksum: request.checksum, release: request.release }),
     );
   }
   return images;
@@ -191,18 +191,18 @@ async function commitAll(stage: Stage, secrets: PendingDir, kit: PendingDir, out
 function printSummary(
   request: BuildRequest,
   config: BuildConfig,
-  boards: BuildConfig[],
+  devices: BuildConfig[],
   source: ResolvedSource,
-  images: BoardImage[],
+  images: DeviceImage[],
   checksumFiles: Map<string, string[]>,
 ): void {
   const warnings = [...new Set([remoteLoginWarning(config), ...images.flatMap((image) => image.warnings)])].filter(
     (warning) => warning !== undefined,
   );
   process.stdout.write(
-    images.map((image) => describeBoardImage(image, source.origin, checksumFiles.get(image.pending.finalPath) ?? [])).join('') +
+    images.map((image) => describeDeviceImage(image, source.origin, checksumFiles.get(image.pending.finalPath) ?? [])).join('') +
       (request.fleet !== undefined
-        ? `  fleet    ${boards.length} boards, one docker buildx builder "${config.name}" with a node per board (host kit: setup-buildx.sh)\n`
+        ? `  fleet    ${devices.length} devices, one docker buildx builder "${config.name}" with a node per device (host kit: setup-buildx.sh)\n`
         : '') +
       `  host     ${hostKitDirOf(request.out)}: network, NFS export, SSH and docker buildx for the host; start with its README.md\n` +
       `  secrets  ${secretsDirOf(request.out)}${request.rotateSecrets ? ' (rotated: new CA, certificates and SSH host keys)' : ''}\n` +
@@ -210,8 +210,8 @@ function printSummary(
   );
 }
 
-function printPlan(board: BuildConfig, plan: PatchResult, fleet: boolean): void {
-  if (fleet) process.stdout.write(`# ${board.name}\n`);
+function printPlan(device: BuildConfig, plan: PatchResult, fleet: boolean): void {
+  if (fleet) process.stdout.write(`# ${device.name}\n`);
   for (const { step, operations } of plan.planned) process.stdout.write(`${step}:\n${operations.map((line) => `  ${line}\n`).join('')}`);
 }
 

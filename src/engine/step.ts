@@ -25,7 +25,7 @@ export interface BuildPaths {
 
 /**
  * Runs `work` once per build run for `key` and gives every caller its result: for plan-time work
- * that is the same for every image a run patches (a fleet's boards), e.g. checking the Docker bundle.
+ * that is the same for every image a run patches (a fleet's devices), e.g. checking the Docker bundle.
  */
 export type RunMemo = <T>(key: string, work: () => Promise<T>) => Promise<T>;
 

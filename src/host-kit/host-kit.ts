@@ -4,7 +4,7 @@
  * TLS files, a native-versus-emulation benchmark, install.sh setting it all up in one command),
  * rendered from templates/host-kit/. It is written outside the image, so it is a
  * build stage rather than a step, and it is swapped in whole: a failed build leaves the old kit.
- * Everything per device comes from one device's config (boardView), so several devices are a list.
+ * Everything per device comes from one device's config (deviceView), so several devices are a list.
  */
 import { createHash } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
@@ -62,7 +62,7 @@ const hostDataImage = (config: BuildConfig, mainlineOverlay: boolean) => (mainli
  * SSH host public keys as known_hosts takes them, "type base64". `mainlineOverlay`: whether the
  * device's kernel has the mainline overlay file system (the stock C2 kernel has not).
  */
-export function boardView(config: BuildConfig, hostKeys: string[], mainlineOverlay = false) {
+export function deviceView(config: BuildConfig, hostKeys: string[], mainlineOverlay = false) {
   return {
     name: config.name,
     hostname: config.hostname,
@@ -87,13 +87,13 @@ export function boardView(config: BuildConfig, hostKeys: string[], mainlineOverl
 }
 
 /** The kit's files made from templates (all but tls/), for the devices' views and their buildx builder `builder`. */
-export async function renderKitTemplates(views: ReturnType<typeof boardView>[], builder: string): Promise<KitFile[]> {
-  const view = { builderName: builder, boards: views, systemDirs: SYSTEM_DIRECTORIES };
+export async function renderKitTemplates(views: ReturnType<typeof deviceView>[], builder: string): Promise<KitFile[]> {
+  const view = { builderName: builder, devices: views, systemDirs: SYSTEM_DIRECTORIES };
   const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);
   return [
     // NetworkManager ignores keyfiles that others can read: 0600 lets a plain `cp` work.
     ...(await Promise.all(
-      views.map(async (board) => ({ path: board.nmconnection, content: await render('board.nmconnection', board), mode: 0o600 })),
+      views.map(async (device) => ({ path: device.nmconnection, content: await render('device.nmconnection', device), mode: 0o600 })),
     )),
     { path: 'nat.sh', content: await render('nat.sh'), mode: 0o755 },
     { path: 'exports', content: await render('exports'), mode: 0o644 },
@@ -112,14 +112,14 @@ export async function renderKitTemplates(views: ReturnType<typeof boardView>[], 
   ];
 }
 
-/** The kit's files for `boards` (one config per device) and their buildx builder `builder`. */
-async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<KitFile[]> {
+/** The kit's files for `devices` (one config per device) and their buildx builder `builder`. */
+async function hostKitFiles(devices: BuildConfig[], secrets: string, builder = devices[0].name): Promise<KitFile[]> {
   const views = await Promise.all(
-    boards.map(async (board) => {
-      const keys = await hostKeys(hostKeysDir(secrets), `root@${board.hostname}`);
+    devices.map(async (device) => {
+      const keys = await hostKeys(hostKeysDir(secrets), `root@${device.hostname}`);
       // "type base64", without the comment ssh-keygen put there.
-      return boardView(
-        board,
+      return deviceView(
+        device,
         keys.map((key) => key.publicKey.toString('utf8').trim().split(/\s+/).slice(0, 2).join(' ')),
       );
     }),
@@ -127,9 +127,9 @@ async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = bo
   // The client pair is the same for every device; asking for each device's material also makes
   // sure its server certificate matches the CA the kit trusts. One device at a time: on a fresh
   // secrets directory the first makes the CA the others must find, not one each of their own.
-  const tlsOf = (board: BuildConfig) => tlsMaterial(secrets, { name: board.name, hostname: board.hostname, ip: board.network.ip });
-  const tls = await tlsOf(boards[0]);
-  for (const board of boards.slice(1)) await tlsOf(board);
+  const tlsOf = (device: BuildConfig) => tlsMaterial(secrets, { name: device.name, hostname: device.hostname, ip: device.network.ip });
+  const tls = await tlsOf(devices[0]);
+  for (const device of devices.slice(1)) await tlsOf(device);
   return [
     ...(await renderKitTemplates(views, builder)),
     { path: 'tls/ca.pem', content: tls.ca, mode: 0o644 },
@@ -142,14 +142,19 @@ async function hostKitFiles(boards: BuildConfig[], secrets: string, builder = bo
  * Writes the kit into a temp directory beside `<out>/host`; commit() swaps it in. tls/ is 0700:
  * the client key opens the device's Docker, which is root on the device.
  */
-export async function writeHostKit(outDir: string, boards: BuildConfig[], secrets: string, builder = boards[0].name): Promise<PendingDir> {
+export async function writeHostKit(
+  outDir: string,
+  devices: BuildConfig[],
+  secrets: string,
+  builder = devices[0].name,
+): Promise<PendingDir> {
   const kit = await pendingDir(hostKitDirOf(outDir), 0o755);
   try {
     await mkdir(join(kit.path, 'tls'), { mode: 0o700 });
     await writeFile(join(kit.path, KIT_MARKER), KIT_MARKER_TEXT, { mode: 0o644 });
     await mkdir(join(kit.path, 'bench'));
     await chmod(join(kit.path, 'bench'), 0o755);
-    for (const file of await hostKitFiles(boards, secrets, builder)) {
+    for (const file of await hostKitFiles(devices, secrets, builder)) {
       const path = join(kit.path, file.path);
       await mkdir(dirname(path), { recursive: true });
       // writeFile's mode is masked by the umask; the kit's modes are part of its contract.

@@ -10,7 +10,7 @@ import { releaseFiles, SUMS_FILE } from './out-layout.js';
 import { removeOnInterrupt, tempFileOf } from './temp-files.js';
 
 /**
- * A run's images (one, or one per board of a fleet) are built as hidden temp files in --out, beside
+ * A run's images (one, or one per device of a fleet) are built as hidden temp files in --out, beside
  * their other artifacts, and renamed into place together only when all are complete, so a failed
  * or interrupted build never leaves a <name>.img behind.
  */
@@ -116,12 +116,12 @@ export function pendingOutput(outDir: string): PendingOutput {
     async prepare(sha256s) {
       const line = (file: string) => `${sha256s[file]}  ${file}`;
       // A release (artifacts besides the images) lists the run's files in SHA256SUMS: one file for
-      // the run, as per image a fleet's boards would overwrite each other's.
+      // the run, as per image a fleet's devices would overwrite each other's.
       const listed = files.size > images.length ? [...files.keys()] : [];
       const hashed = images.filter((image) => sha256s[image] !== undefined);
       for (const image of hashed) await writeFile(tempFor(`${image}.sha256`), `${line(image)}\n`);
       // An earlier checksum or release of these images no longer matches them: what this run does
-      // not replace goes. SHA256SUMS keeps other images' lines (another board's, another image's release).
+      // not replace goes. SHA256SUMS keeps other images' lines (another device's, another image's release).
       stale.push(...[...images.map((image) => `${image}.sha256`), ...releases].filter((file) => !files.has(file)));
       const sums = await mergedSums(join(outDir, SUMS_FILE), new Set([...images, ...releases]), listed.map(line));
       if (sums === '') stale.push(SUMS_FILE);

@@ -133,9 +133,9 @@ export const docker: Step = {
   name: 'docker',
   summary: `Docker's static bundle in ${BIN_DIR}, its data on the host's NFS share, its API on the USB link with mutual TLS`,
   async plan({ config, image, paths, once, warn }) {
-    // Hashing a 200 MiB bundle once per run, not once per board of a fleet. Listing it (below) is
-    // memoised for dry runs, where every board plans against the stock image; a build's later
-    // boards start from the first one's image, where alreadyInstalled finds the bundle.
+    // Hashing a 200 MiB bundle once per run, not once per device of a fleet. Listing it (below) is
+    // memoised for dry runs, where every device plans against the stock image; a build's later
+    // devices start from the first one's image, where alreadyInstalled finds the bundle.
     const bundle = await once(`docker bundle ${JSON.stringify(config.docker)} ${paths.cache}`, () =>
       resolveBundle(config.docker, paths.cache),
     );
