@@ -1,6 +1,6 @@
 import { execFile as execFileCallback, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -190,6 +190,41 @@ describe.skipIf(noNamespaces)('builder-storage in a user namespace', () => {
     expect(run.stderr).toMatch(
       /10\.0\.0\.1:\/srv\/c2-test\/c2-test\.ext4 is damaged beyond automatic repair \(e2fsck -fy exit 8, see c2-test\.ext4\.fsck\.log beside it\); move it aside on the host/,
     );
+  });
+
+  // The device's clock is set only where it may be (never in this namespace): --dry-run shows the
+  // command, and a `date` on PATH plays the device's clock.
+  it('host-time: moves a clock that is behind to the time of a file made on the share, never back', async () => {
+    const { file, share } = await setup();
+    const bin = await tempDir();
+    const deviceClock = 1577836800;
+    await writeFile(path.join(bin, 'date'), `#!/bin/sh\nif [ "$1" = +%s ]; then echo ${deviceClock}; else exec /bin/date "$@"; fi\n`, {
+      mode: 0o755,
+    });
+    const hostTime = (env: NodeJS.ProcessEnv) =>
+      spawnSync(
+        'unshare',
+        ['-rm', 'sh', '-c', 'mount --bind "$1" "$1" && shift && exec sh "$@"', 'sh', share, file, '--dry-run', 'host-time'],
+        {
+          encoding: 'utf8',
+          env,
+        },
+      );
+    const before = Math.floor(Date.now() / 1000);
+    const behind = hostTime({ ...process.env, PATH: `${bin}:${process.env.PATH}` });
+    expect(behind.stderr).toBe('');
+    expect(behind.status).toBe(0);
+    const set = /^\+ date -u -s @(\d+)$/m.exec(behind.stdout);
+    expect(set, behind.stdout).not.toBeNull();
+    // The share's file time is this machine's clock, here the host's.
+    expect(Number(set![1])).toBeGreaterThanOrEqual(before);
+    expect(Number(set![1])).toBeLessThanOrEqual(Date.now() / 1000);
+    expect(behind.stdout).toMatch(/clock set to the host's time, \d+s ahead/);
+    expect(await readdir(share)).toEqual([]);
+    // A device clock already at the host's time stays.
+    const level = hostTime(process.env);
+    expect(level.status).toBe(0);
+    expect(level.stdout).not.toContain('date -u -s');
   });
 
   it('prepares only with the share mounted', async () => {

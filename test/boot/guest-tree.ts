@@ -42,9 +42,10 @@ export const CLIENT_LINK = { mac: '02:b0:07:00:00:04', client: '10.0.4.2', lapto
 
 /**
  * The guest tree for make-debian-image.sh: test/boot/guest/, the check service's settings from
- * CONFIG, the tiny image it loads, and busybox's ping for the host kit's doctor.sh.
+ * CONFIG, the tiny image it loads, busybox's ping for the host kit's doctor.sh, and the buildx
+ * plugin for the docker client at the host end of the link (setup-buildx.sh, then doctor.sh).
  */
-export async function guestTree(work: string, busybox: string): Promise<string> {
+export async function guestTree(work: string, busybox: string, buildx: string): Promise<string> {
   const tree = join(work, 'guest');
   await cp(join(REPO, 'test/boot/guest'), tree, { recursive: true, verbatimSymlinks: true });
   const settings = Object.entries({
@@ -83,5 +84,9 @@ export async function guestTree(work: string, busybox: string): Promise<string> 
   await mkdir(bin, { recursive: true });
   await cp(busybox, join(bin, 'busybox'));
   await symlink('busybox', join(bin, 'ping'));
+  // Where Debian's docker client looks for its plugins (docker-buildx's own path).
+  const plugins = join(tree, 'usr/libexec/docker/cli-plugins');
+  await mkdir(plugins, { recursive: true });
+  await cp(buildx, join(plugins, 'docker-buildx'));
   return tree;
 }

@@ -11,12 +11,22 @@
 #               own additions to the image under test (check service, dummy_hcd, eth0)
 # Env: BOOT_CACHE (default <repo>/.cache/boot), DEBIAN_MIRROR, DISK_SIZE_MIB (default 3072),
 #   REFERENCE_DIR (default: where `npm run fetch-reference` finds or fetches HardKernel's boot files),
+#   LAYOUT   c2 (default): HardKernel's C2 layout above; raspios: pi-gen's Raspberry Pi OS Lite
+#            layout (FAT32 "bootfs" at 8 MiB, 512 MiB, with pi-gen's bookworm config.txt and
+#            cmdline.txt, a stand-in device tree of each Pi; root and FAT by PARTUUID in cmdline.txt
+#            and fstab), the same Debian rootfs in it
 #   NETWORK  what brings the network up, switched by files in the one cached rootfs:
 #            ifupdown (default), networkmanager (NetworkManager only: no ifup, networking.service
 #            disabled), none (neither: eth0 by the test's own unit, usb0 by the tool's fallback)
 # Needs root (the tarball's owners and device nodes are unpacked as they are), mmdebstrap,
 # qemu-user-static, binfmt-support, sfdisk, mkfs.fat, mtools, mkfs.ext4.
 set -euo pipefail
+# Read by assemble-image.sh: pi-gen's partition sizes (export-image/prerun.sh).
+case ${LAYOUT:=c2} in
+c2) ;;
+raspios) BOOT_START=16384 BOOT_SECTORS=$((512 * 2048)) BOOT_LABEL=bootfs FAT_CLUSTER_SECTORS=4 ;;
+*) echo "make-debian-image: LAYOUT must be c2 or raspios, not $LAYOUT" >&2; exit 2 ;;
+esac
 # shellcheck source-path=SCRIPTDIR source=../fixtures/assemble-image.sh
 source "$(dirname "$0")/../fixtures/assemble-image.sh"
 
@@ -136,32 +146,53 @@ esac
 [[ ${NETWORK:-ifupdown} == none ]] || rm -f "$tree/etc/systemd/system/boot-test-eth0.service"
 
 # As on the stock image: root logs in with the password "odroid" (serial console, for debugging),
-# and fstab mounts the root by UUID and the FAT at /media/boot.
+# and fstab mounts the root by UUID and the FAT at /media/boot (pi-gen's: both by PARTUUID, the FAT
+# at /boot/firmware).
 # shellcheck disable=SC2016 # a crypt(3) hash, not a shell expansion
 sed -i 's|^root:[^:]*:|root:$6$hardkernel$Tp9MG7DWe3iMTncD/HJcFBWHnQl2sIFM5kHPOZLeFU8P7i.3lzDy8OKjRVenZnknAbvUo6uiQV.UisN.c6j1a1:|' "$tree/etc/shadow"
-cat >"$tree/etc/fstab" <<FSTAB
+readonly PI_DISK_ID=5e3da6a1 PI_REFERENCE=$reference/raspberrypi/bookworm
+if [[ $LAYOUT == raspios ]]; then
+  sed -e "s/BOOTDEV/PARTUUID=$PI_DISK_ID-01/" -e "s/ROOTDEV/PARTUUID=$PI_DISK_ID-02/" "$PI_REFERENCE/fstab.in" >"$tree/etc/fstab"
+  mkdir -p "$tree/boot/firmware"
+  echo raspberrypi >"$tree/etc/hostname"
+else
+  cat >"$tree/etc/fstab" <<FSTAB
 UUID=$ROOT_UUID / ext4 errors=remount-ro,noatime 0 1
 LABEL=BOOT /media/boot vfat defaults 0 1
 FSTAB
-mkdir -p "$tree/media/boot"
-echo odroid >"$tree/etc/hostname"
+  mkdir -p "$tree/media/boot"
+  echo odroid >"$tree/etc/hostname"
+fi
 
 kernel=$(cd "$tree/boot" && printf '%s\n' vmlinuz-* | sort -V | tail -n1)
 version=${kernel#vmlinuz-}
 
 new_disk "$out" "$DISK_SECTORS"
-stock_table c | partition_disk "$out"
-
-# FAT32 boot partition: HardKernel's boot.ini, and the kernel (Debian's arm64 vmlinuz is already
-# the uncompressed Image that U-Boot's booti takes) with the initrd beside it, as on the board.
 boot_files=$scratch/boot
 mkdir "$boot_files"
-cp "$reference/odroid-c2/boot.ini" "$reference/odroid-c2/boot.ini.default" "$boot_files/"
-cp "$tree/boot/$kernel" "$boot_files/Image"
-cp "$tree/boot/initrd.img-$version" "$boot_files/uInitrd"
+if [[ $LAYOUT == raspios ]]; then
+  stock_table c "0x$PI_DISK_ID" | partition_disk "$out"
+  # pi-gen's boot files: its config.txt, and its cmdline.txt with ROOTDEV filled in and bookworm's
+  # first-boot init= appended (stage2 07-resize-init.diff). The kernel and initramfs stand where the
+  # firmware loads them; the device trees are stand-ins that only name each Pi (the build
+  # recognises the board by them); QEMU boots the rootfs's kernel with the patched cmdline.txt.
+  cp "$PI_REFERENCE/config.txt" "$boot_files/config.txt"
+  printf '%s quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n' \
+    "$(sed "s/ROOTDEV/PARTUUID=$PI_DISK_ID-02/" "$PI_REFERENCE/cmdline.txt.in")" >"$boot_files/cmdline.txt"
+  cp "$tree/boot/$kernel" "$boot_files/kernel8.img"
+  cp "$tree/boot/initrd.img-$version" "$boot_files/initramfs8"
+  for dtb in bcm2710-rpi-zero-2-w bcm2711-rpi-4-b bcm2712-rpi-5-b; do echo "stand-in for $dtb" >"$boot_files/$dtb.dtb"; done
+else
+  stock_table c | partition_disk "$out"
+  # FAT32 boot partition: HardKernel's boot.ini, and the kernel (Debian's arm64 vmlinuz is already
+  # the uncompressed Image that U-Boot's booti takes) with the initrd beside it, as on the board.
+  cp "$reference/odroid-c2/boot.ini" "$reference/odroid-c2/boot.ini.default" "$boot_files/"
+  cp "$tree/boot/$kernel" "$boot_files/Image"
+  cp "$tree/boot/initrd.img-$version" "$boot_files/uInitrd"
+fi
 write_boot_fat "$out" "$boot_files" 32
 
 write_rootfs "$out" "$tree" $((DISK_SECTORS - ROOT_START))
 check_boot_fat "$out"
 check_rootfs "$out"
-log "built $out: Debian $SUITE arm64, kernel $version"
+log "built $out: Debian $SUITE arm64, kernel $version, $LAYOUT layout"

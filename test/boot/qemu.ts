@@ -15,12 +15,16 @@ const execFile = promisify(execFileCallback);
 const SECTOR = 512;
 
 /**
- * Appended to boot.ini's bootargs. console=ttyAMA0: the virt machine's serial port is a PL011,
- * not the C2's meson UART (ttyS0 in boot.ini); as the last console= it becomes /dev/console, where
- * the check service prints. apparmor=0: Debian's kernel enables AppArmor, whose userspace the
- * image does not have (HardKernel's 3.16 kernel has no AppArmor either).
+ * Appended to the boot configuration's command line. console=ttyAMA0: the virt machine's serial
+ * port is a PL011, not the C2's meson UART (ttyS0 in boot.ini) or a Pi's serial0; as the last
+ * console= it becomes /dev/console, where the check service prints. apparmor=0: Debian's kernel
+ * enables AppArmor, whose userspace the image does not have (HardKernel's 3.16 kernel has no
+ * AppArmor either). systemd.show_status=1: Pi OS's cmdline.txt says `quiet`, which hides the unit
+ * status lines the test reads (builder-storage stopping before poweroff). net.ifnames=0: QEMU's
+ * NICs are the test's own, configured by name as eth0 and eth1 (test/boot/guest/); HardKernel's
+ * boot.ini passes it already, Pi OS's cmdline.txt does not, and systemd would name them enp0s2, enp0s3.
  */
-export const VIRT_ARGS = ['console=ttyAMA0', 'apparmor=0'];
+export const VIRT_ARGS = ['console=ttyAMA0', 'apparmor=0', 'systemd.show_status=1', 'net.ifnames=0'];
 
 export interface Partitions {
   boot: number;
@@ -51,7 +55,7 @@ export interface BootFiles {
   kernel: string;
   initrd: string;
   kernelVersion: string;
-  /** The kernel command line: boot.ini's bootargs as U-Boot expands them, then VIRT_ARGS. */
+  /** The kernel command line: cmdline.txt, or boot.ini's bootargs as U-Boot expands them; then VIRT_ARGS. */
   append: string;
 }
 
@@ -68,8 +72,10 @@ export async function bootFilesOf(image: string, work: string): Promise<BootFile
   const initrd = join(work, `initrd.img-${kernelVersion}`);
   await debugfs(image, offsets, `dump /boot/vmlinuz-${kernelVersion} ${kernel}`);
   await debugfs(image, offsets, `dump /boot/initrd.img-${kernelVersion} ${initrd}`);
-  const bootIni = await readBootFile(image, offsets, 'boot.ini');
-  const append = [expandBootArgs(bootIni), ...VIRT_ARGS].join(' ');
+  // A Raspberry Pi's firmware passes cmdline.txt, its one line, as it is; U-Boot expands boot.ini's bootargs.
+  const cmdline = await readBootFile(image, offsets, 'cmdline.txt').catch(() => undefined);
+  const args = cmdline !== undefined ? cmdline.trim() : expandBootArgs(await readBootFile(image, offsets, 'boot.ini'));
+  const append = [args, ...VIRT_ARGS].join(' ');
   return { kernel, initrd, kernelVersion, append };
 }
 

@@ -40,9 +40,9 @@ async function main(): Promise<void> {
   await mkdir(LOGS, { recursive: true });
   const work = await mkdtemp(join(tmpdir(), 'odroid-storage-bench-'));
   try {
-    const [bundle, busybox] = (await script('make-docker-bundle.sh', [])).trim().split('\n');
+    const [bundle, busybox, buildx] = (await script('make-docker-bundle.sh', [])).trim().split('\n');
     const stock = join(work, 'stock.img');
-    await script('make-debian-image.sh', [stock, await guestTree(work, busybox)]);
+    await script('make-debian-image.sh', [stock, await guestTree(work, busybox, buildx)]);
     const config = join(work, 'config.json');
     await writeFile(config, JSON.stringify({ ...CONFIG, docker: { bundle } }, null, 2));
     const out = join(work, 'out');
