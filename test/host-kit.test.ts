@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import type { BuildConfig } from '../src/config/schema.js';
-import { deviceView, hostKitDirOf, type KitFile, renderKitTemplates, writeHostKit } from '../src/host-kit/host-kit.js';
+import { C2_HARDWARE, deviceView, hostKitDirOf, type KitFile, renderKitTemplates, writeHostKit } from '../src/host-kit/host-kit.js';
 import { BASH, fakeBin, keyMatchesCertificate, parseKeyFile, runKitScript, SETUP_BUILDX_DOCKER } from './kit-helpers.js';
 import { skipWithout, tempDir } from './support/images.js';
 
@@ -189,7 +189,7 @@ describe('host kit: the data image', () => {
       '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><c2-test.btrfs><64G><rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept>',
     );
     expect(await file(stock, 'README.md')).toContain('sudo truncate -s 64G /srv/c2-test/c2-test.btrfs');
-    const mainline = await renderKitTemplates([deviceView(sized, [], true)], 'c2-test');
+    const mainline = await renderKitTemplates([deviceView(sized, [], { ...C2_HARDWARE, mainlineOverlay: true })], 'c2-test');
     expect(installBoards(await file(mainline, 'install.sh'))).toBe(
       '<c2-test><10.0.0.2><02:aa:bb:cc:dd:06><10.0.0.1><10.0.0.1></srv/c2-test><><64G><rule family="ipv4" source address="10.0.0.2" port port="2049" protocol="tcp" accept>',
     );

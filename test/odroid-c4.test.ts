@@ -2,6 +2,7 @@
  * HardKernel C4/HC4/N2+ images (boot.ini + config.ini, HardKernel's real files in the fixture)
  * through the real build, with NetworkManager as their Ubuntu minimal images have it.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getIniKey } from '../src/formats/ini.js';
@@ -41,6 +42,15 @@ describe('a build of a C4 image', () => {
 
   it('names the board and says it needs its DC supply', () => {
     expect(built.run.stdout).toMatch(/^ {2}board +ODROID-C4, HC4, N2\+ \(.*\); no USB power profile: these boards need their DC supply/m);
+    // The kit says it too, where the cable goes in; and no power warning, which is for USB-powered boards.
+    expect(built.run.stdout).not.toMatch(/warning +power\.profile/);
+  });
+
+  it('gives a host kit that says the board needs its own supply, and leaves the data image to the device', async () => {
+    const readme = await readFile(join(built.out, 'host/README.md'), 'utf8');
+    expect(readme).toContain('It is its only network; power it from its own\nsupply');
+    expect(readme).not.toContain('It powers the board');
+    expect(readme).not.toContain('mkfs.btrfs');
   });
 
   it('config.ini: display_autodetect=false in [generic]; boot.ini boots the overlay read-only; g_ether; usb0 through NetworkManager', async () => {

@@ -4,7 +4,7 @@
  * mtools, debugfs, e2fsck and fsck.fat.
  */
 import { execFileSync } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
@@ -96,6 +96,14 @@ describe.each(RELEASES)('a build of %s', (variant, suite, _bootStart) => {
   it('names the board and brings usb0 up through NetworkManager', () => {
     expect(summary).toMatch(/^ {2}board +Raspberry Pi 4, Pi 5, Zero 2 W \(Raspberry Pi OS Lite arm64/m);
     expect(summary).toMatch(/^ {2}usb0 +networkmanager from \/etc\/NetworkManager\/system-connections\/usb0\.nmconnection$/m);
+  });
+
+  it('gives a host kit for the Pi: its port in the README, and the data image left to the device (its kernel has the mainline overlay)', async () => {
+    const readme = await readFile(join(out, 'host/README.md'), 'utf8');
+    expect(readme).toContain("The board's end (raspberrypi, as the build's table names it):\n'USB-C power port (Pi 4, Pi 5); the micro-USB port marked USB (Zero 2 W)'.");
+    expect(readme).toContain('It powers the board and is its only network.');
+    expect(readme).not.toContain('mkfs.btrfs');
+    expect(await readFile(join(out, 'host/install.sh'), 'utf8')).not.toContain('pi-builder.btrfs');
   });
 
   it('config.txt: the controller in device mode and no video driver for every board, the conditional sections untouched', async () => {

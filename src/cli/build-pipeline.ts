@@ -6,12 +6,13 @@
 import { relative } from 'node:path';
 import { DownloadRefused, refuseDownloads } from '../artifacts/download.js';
 import { availableSource, type ResolvedSource, resolveSource } from '../artifacts/stock-image.js';
+import type { Board } from '../boards/board.js';
 import { fleetConfigs, parseFleetSize } from '../config/fleet.js';
 import { loadConfig } from '../config/load.js';
 import type { BuildConfig } from '../config/schema.js';
 import { type PatchResult, patchImage, runMemo } from '../engine/patch.js';
 import type { BuildPaths, RunMemo } from '../engine/step.js';
-import { writeHostKit } from '../host-kit/host-kit.js';
+import { type KitHardware, writeHostKit } from '../host-kit/host-kit.js';
 import type { ImageLayout } from '../image/layout.js';
 import { openImage } from '../image/open.js';
 import { rootfsFree, rootfsTooSmall } from '../image/rootfs-limits.js';
@@ -68,7 +69,7 @@ export async function buildImages(request: BuildRequest): Promise<void> {
         once,
         request,
       });
-      kit = await stage('host kit', () => writeHostKit(request.out, devices, secrets.path, config.name));
+      kit = await stage('host kit', () => writeHostKit(request.out, devices, secrets.path, config.name, kitHardware(images[0].board)));
       // Every file is written before any is renamed into place: a full disk leaves the old set whole.
       const checksumFiles = await stage('checksums', () => output.prepare(Object.assign({}, ...images.map((image) => image.sha256s))));
       await commitAll(stage, secrets, kit, output);
@@ -219,4 +220,14 @@ function stopDryRun(wouldFirst: string): void {
   process.stdout.write(
     `dry run: a build would first ${wouldFirst}; --dry-run writes nothing, so it stops here: build once (image/ keeps what it fetches), or give local files\n`,
   );
+}
+
+/** What the host kit says of the board: its port, whether the cable powers it, its kernel's overlay. */
+function kitHardware(board: Board): KitHardware {
+  return {
+    id: board.id,
+    port: board.port,
+    usbPowered: board.power.profiles['usb2-0.5A'] !== undefined,
+    mainlineOverlay: board.kernel.overlay === 'overlay',
+  };
 }

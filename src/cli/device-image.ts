@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
+import type { Board } from '../boards/board.js';
 import { recognizeBoard } from '../boards/recognize.js';
 import { sha256File } from '../checksum.js';
 import type { BuildConfig } from '../config/schema.js';
@@ -31,8 +32,10 @@ export interface DeviceImage {
   release?: { xz: string; bmap: string };
   /** What brings usb0 up on the device, and from which file: the link a user cannot check without a screen. */
   usb0: string;
-  /** The hardware the image is for (src/boards/table.ts). */
+  /** The hardware the image is for (src/boards/table.ts), as the summary names it. */
   hardware: string;
+  /** Its entry in the board table. */
+  board: Board;
   /** What the steps warned of while planning it (StepContext.warn). */
   warnings: string[];
 }
@@ -58,12 +61,14 @@ export async function buildDeviceImage(
   const pending = await stage('copy', () => output.startImage(from, device.name));
   let usb0 = '';
   let hardware = '';
+  let board: Board | undefined;
   const { operations, bytesWritten, warnings } = await stage('patch', () =>
     patchImage({ ...options.layout, path: pending.tempPath }, device, STEPS, {
       paths: options.paths,
       once: options.once,
       afterSteps: async (image) => {
         const entry = await recognizeBoard(image, device.board);
+        board = entry;
         const usbPowered = entry.power.profiles['usb3-0.9A'] !== undefined;
         hardware = `${entry.name} (${entry.image})${usbPowered ? '' : `; ${entry.power.note}`}`;
         const network = await detectNetwork(image);
@@ -73,7 +78,7 @@ export async function buildDeviceImage(
   );
   const patched = { operations, bytesWritten };
   // sha256 must hash every byte, holes too (~0.7 s per GiB of zeros): only an image that travels pays it.
-  if (!options.checksum && !options.release) return { pending, patched, sha256s: {}, usb0, hardware, warnings };
+  if (!options.checksum && !options.release) return { pending, patched, sha256s: {}, usb0, hardware, board: board!, warnings };
   const image = basename(pending.finalPath);
   const release = options.release ? releaseFiles(device.name) : undefined;
   const xzTemp = release && pending.artifact(release.xz);
@@ -90,7 +95,7 @@ export async function buildDeviceImage(
     sha256s[release.xz] = await sha256File(xzTemp);
     sha256s[release.bmap] = createHash('sha256').update(scan.bmap).digest('hex');
   }
-  return { pending, patched, sha256: scan.sha256, sha256s, release, usb0, hardware, warnings };
+  return { pending, patched, sha256: scan.sha256, sha256s, release, usb0, hardware, board: board!, warnings };
 }
 
 /** The summary's lines for a committed device image. */

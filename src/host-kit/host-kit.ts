@@ -57,12 +57,27 @@ const nfsRichRule = (deviceIp: string) => `rule family="ipv4" source address="${
  */
 const hostDataImage = (config: BuildConfig, mainlineOverlay: boolean) => (mainlineOverlay ? '' : `${config.name}.btrfs`);
 
+/** What the kit needs to know of the board the images are for (its entry in src/boards/table.ts). */
+export interface KitHardware {
+  /** Its id in the board table: "odroid-c2". */
+  id: string;
+  /** The port the cable goes into. */
+  port: string;
+  /** Whether that cable powers it (false: it needs its own supply). */
+  usbPowered: boolean;
+  /** Whether its kernel has the mainline overlay file system (the stock C2 kernel has not). */
+  mainlineOverlay: boolean;
+}
+
+/** The C2's, for a kit made without an image (the tests'): the stock 3.16 kernel, powered over USB. */
+export const C2_HARDWARE: KitHardware = { id: 'odroid-c2', port: 'micro-USB OTG', usbPowered: true, mainlineOverlay: false };
+
 /**
  * A device's values for the templates: everything per device is here. `hostKeys`: the device's
- * SSH host public keys as known_hosts takes them, "type base64". `mainlineOverlay`: whether the
- * device's kernel has the mainline overlay file system (the stock C2 kernel has not).
+ * SSH host public keys as known_hosts takes them, "type base64".
  */
-export function deviceView(config: BuildConfig, hostKeys: string[], mainlineOverlay = false) {
+export function deviceView(config: BuildConfig, hostKeys: string[], hardware: KitHardware = C2_HARDWARE) {
+  const { mainlineOverlay } = hardware;
   return {
     name: config.name,
     hostname: config.hostname,
@@ -80,15 +95,19 @@ export function deviceView(config: BuildConfig, hostKeys: string[], mainlineOver
     tlsPort: DOCKER_TLS_PORT,
     uuid: profileUuid(config),
     nmconnection: `${config.name}.nmconnection`,
-    // power.profile full is for a 2 A adapter: the kit says so where the cable is plugged in.
-    fullPower: config.power.profile === 'full',
+    // power.profile full is for the board's adapter: the kit says so where the cable is plugged in.
+    fullPower: hardware.usbPowered && config.power.profile === 'full',
     hostKeys,
   };
 }
 
 /** The kit's files made from templates (all but tls/), for the devices' views and their buildx builder `builder`. */
-export async function renderKitTemplates(views: ReturnType<typeof deviceView>[], builder: string): Promise<KitFile[]> {
-  const view = { builderName: builder, devices: views, systemDirs: SYSTEM_DIRECTORIES };
+export async function renderKitTemplates(
+  views: ReturnType<typeof deviceView>[],
+  builder: string,
+  hardware: KitHardware = C2_HARDWARE,
+): Promise<KitFile[]> {
+  const view = { builderName: builder, devices: views, systemDirs: SYSTEM_DIRECTORIES, board: hardware };
   const render = (template: string, data: object = view) => renderTemplate(`host-kit/${template}.mustache`, data);
   return [
     // NetworkManager ignores keyfiles that others can read: 0600 lets a plain `cp` work.
@@ -113,7 +132,7 @@ export async function renderKitTemplates(views: ReturnType<typeof deviceView>[],
 }
 
 /** The kit's files for `devices` (one config per device) and their buildx builder `builder`. */
-async function hostKitFiles(devices: BuildConfig[], secrets: string, builder = devices[0].name): Promise<KitFile[]> {
+async function hostKitFiles(devices: BuildConfig[], secrets: string, builder: string, hardware: KitHardware): Promise<KitFile[]> {
   const views = await Promise.all(
     devices.map(async (device) => {
       const keys = await hostKeys(hostKeysDir(secrets), `root@${device.hostname}`);
@@ -121,6 +140,7 @@ async function hostKitFiles(devices: BuildConfig[], secrets: string, builder = d
       return deviceView(
         device,
         keys.map((key) => key.publicKey.toString('utf8').trim().split(/\s+/).slice(0, 2).join(' ')),
+        hardware,
       );
     }),
   );
@@ -131,7 +151,7 @@ async function hostKitFiles(devices: BuildConfig[], secrets: string, builder = d
   const tls = await tlsOf(devices[0]);
   for (const device of devices.slice(1)) await tlsOf(device);
   return [
-    ...(await renderKitTemplates(views, builder)),
+    ...(await renderKitTemplates(views, builder, hardware)),
     { path: 'tls/ca.pem', content: tls.ca, mode: 0o644 },
     { path: 'tls/cert.pem', content: tls.client.cert, mode: 0o644 },
     { path: 'tls/key.pem', content: tls.client.key, mode: 0o600 },
@@ -140,13 +160,15 @@ async function hostKitFiles(devices: BuildConfig[], secrets: string, builder = d
 
 /**
  * Writes the kit into a temp directory beside `<out>/host`; commit() swaps it in. tls/ is 0700:
- * the client key opens the device's Docker, which is root on the device.
+ * the client key opens the device's Docker, which is root on the device. `hardware`: the board
+ * the build recognised in the image (a fleet's devices are all the same board).
  */
 export async function writeHostKit(
   outDir: string,
   devices: BuildConfig[],
   secrets: string,
   builder = devices[0].name,
+  hardware: KitHardware = C2_HARDWARE,
 ): Promise<PendingDir> {
   const kit = await pendingDir(hostKitDirOf(outDir), 0o755);
   try {
@@ -154,7 +176,7 @@ export async function writeHostKit(
     await writeFile(join(kit.path, KIT_MARKER), KIT_MARKER_TEXT, { mode: 0o644 });
     await mkdir(join(kit.path, 'bench'));
     await chmod(join(kit.path, 'bench'), 0o755);
-    for (const file of await hostKitFiles(devices, secrets, builder)) {
+    for (const file of await hostKitFiles(devices, secrets, builder, hardware)) {
       const path = join(kit.path, file.path);
       await mkdir(dirname(path), { recursive: true });
       // writeFile's mode is masked by the umask; the kit's modes are part of its contract.
