@@ -100,7 +100,9 @@ describe.each(RELEASES)('a build of %s', (variant, suite, _bootStart) => {
 
   it('gives a host kit for the Pi: its port in the README, and the data image left to the device (its kernel has the mainline overlay)', async () => {
     const readme = await readFile(join(out, 'host/README.md'), 'utf8');
-    expect(readme).toContain("The board's end (raspberrypi, as the build's table names it):\n'USB-C power port (Pi 4, Pi 5); the micro-USB port marked USB (Zero 2 W)'.");
+    expect(readme).toContain(
+      "The board's end (raspberrypi, as the build's table names it):\n'USB-C power port (Pi 4, Pi 5); the micro-USB port marked USB (Zero 2 W)'.",
+    );
     expect(readme).toContain('It powers the board and is its only network.');
     expect(readme).not.toContain('mkfs.btrfs');
     expect(await readFile(join(out, 'host/install.sh'), 'utf8')).not.toContain('pi-builder.btrfs');
