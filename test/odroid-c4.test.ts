@@ -6,8 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getIniKey } from '../src/formats/ini.js';
-import { configWithFakeBundle } from './docker-bundle-fixture.js';
-import { buildImage } from './support/cli.js';
+import { buildWithStandInBundle } from './docker-bundle-fixture.js';
 import { debugfsCat } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
 import { stockImage, tempDir } from './support/images.js';
@@ -18,19 +17,7 @@ const C4 = { network: 'networkmanager' } as const;
 
 async function build(input: string, config: Record<string, unknown> = {}, flags: string[] = []) {
   const out = await tempDir();
-  const run = await buildImage([
-    '--input',
-    input,
-    '--out',
-    out,
-    '--name',
-    'c4',
-    '--config',
-    await configWithFakeBundle(await tempDir(), config),
-    ...flags,
-  ]);
-  expect(run.stderr).not.toMatch(/internal error/);
-  return { run, out, img: join(out, 'c4.img') };
+  return { run: await buildWithStandInBundle(input, out, 'c4', config, flags), out, img: join(out, 'c4.img') };
 }
 
 describe('a build of a C4 image', () => {
