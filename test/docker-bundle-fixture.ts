@@ -5,9 +5,6 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGzip } from 'node:zlib';
 import tar, { type Header } from 'tar-stream';
-import { expect } from 'vitest';
-import { buildImage, type RunResult } from './support/cli.js';
-import { tempDir } from './support/images.js';
 
 export const EM_AARCH64 = 183;
 export const EM_X86_64 = 62;
@@ -93,30 +90,4 @@ export async function configWithFakeBundle(dir: string, config: Record<string, u
   const file = join(dir, 'config.json');
   await writeFile(file, JSON.stringify({ ...config, docker: { bundle } }));
   return file;
-}
-
-/**
- * build-image of `input` into `out` as image `name`, with `config` and a stand-in bundle (the
- * boards' tests build this way); a crash's "internal error" fails the caller's test at once.
- */
-export async function buildWithStandInBundle(
-  input: string,
-  out: string,
-  name: string,
-  config: Record<string, unknown> = {},
-  flags: string[] = [],
-): Promise<RunResult> {
-  const run = await buildImage([
-    '--input',
-    input,
-    '--out',
-    out,
-    '--name',
-    name,
-    '--config',
-    await configWithFakeBundle(await tempDir(), config),
-    ...flags,
-  ]);
-  expect(run.stderr).not.toMatch(/internal error/);
-  return run;
 }

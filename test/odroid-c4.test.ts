@@ -6,12 +6,12 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getIniKey } from '../src/formats/ini.js';
-import { buildWithStandInBundle } from './docker-bundle-fixture.js';
 import { debugfsCat } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
 import { stockImage, tempDir } from './support/images.js';
 import { mtypeBoot } from './support/mtools.js';
 import { referenceText } from './support/reference.js';
+import { buildWithStandInBundle } from './support/stand-in-build.js';
 
 const C4 = { network: 'networkmanager' } as const;
 

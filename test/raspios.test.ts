@@ -8,7 +8,6 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
-import { buildWithStandInBundle } from './docker-bundle-fixture.js';
 import { REPO, runScript } from './support/cli.js';
 import { debugfsCat, debugfsStat, dumpe2fsHeader } from './support/debugfs.js';
 import { e2fsckClean, fsckFatClean } from './support/fsck.js';
@@ -16,6 +15,7 @@ import { copyOfStockImage, type FixtureVariant, partitionOffsets, stockImage, te
 import { mtypeBoot, mwriteBoot } from './support/mtools.js';
 import { referenceDir, referenceText } from './support/reference.js';
 import { sha256File } from './support/sha256.js';
+import { buildWithStandInBundle } from './support/stand-in-build.js';
 
 const SECTOR = 512;
 const DISK_ID = '5e3da6a1';
@@ -88,7 +88,7 @@ describe.each(RELEASES)('a build of %s', (variant, suite, _bootStart) => {
   it('gives a host kit for the Pi: its port in the README, and the data image left to the device (its kernel has the mainline overlay)', async () => {
     const readme = await readFile(join(out, 'host/README.md'), 'utf8');
     expect(readme).toContain(
-      "The board's end (raspberrypi, as the build's table names it):\n'USB-C power port (Pi 4, Pi 5); the micro-USB port marked USB (Zero 2 W)'.",
+      "At the board (raspberrypi in the table of boards), the cable goes\ninto: 'USB-C power port (Pi 4, Pi 5); the micro-USB port marked USB (Zero 2 W)'.",
     );
     expect(readme).toContain('It powers the board and is its only network.');
     expect(readme).not.toContain('mkfs.btrfs');

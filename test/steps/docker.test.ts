@@ -230,6 +230,7 @@ describe('docker step: units, daemon.json and the storage script', () => {
       'iptables',
       'mkdir',
       'timeout',
+      'set',
       'modprobe',
       'rm',
       'truncate',
