@@ -17,8 +17,10 @@ import {
 import { ifupdownFiles } from '../facts/ifupdown.js';
 import { deviceTree, findNode } from '../formats/fdt.js';
 import { expandBootArgs, getEnv, insertBeforeBoot, setEnv, validateBootIni } from '../formats/hush.js';
-import { getIniKey, setIniKey } from '../formats/ini.js';
-import { escapeRegExp } from '../formats/text.js';
+import { hotplugOnly } from '../formats/ifupdown.js';
+import { getIniKey } from '../formats/ini.js';
+import { netplanOptional } from '../formats/netplan.js';
+import { nmAutoconnect } from '../formats/nm-keyfile.js';
 
 /**
  * The summary's warning for `full`, the default: it is HardKernel's adapter's profile, and the
@@ -80,31 +82,6 @@ function ethernetOff(bootIni: string, node: string): string {
   const edited = setEnv(withGuard, ETHERNET_SWITCH, '1');
   validateBootIni(edited);
   return edited;
-}
-
-/**
- * ifupdown brings `auto` interfaces up at boot and holds the network target until DHCP answers
- * or gives up; `allow-hotplug` ones only when the kernel announces them. With the MAC out of the
- * device tree eth0 never appears, and if boot.ini switches it back on, it still gets its DHCP
- * lease, without the boot waiting for a cable a USB-tethered builder does not have.
- */
-export function hotplugOnly(interfaces: string, name: string): string {
-  const eol = /\r\n/.test(interfaces) ? '\r\n' : '\n';
-  const lines = interfaces.split(/\r?\n/);
-  const hotplugLine = `allow-hotplug ${name}`;
-  let hotplug = lines.some((line) => /^\s*allow-hotplug\s/.test(line) && line.trim().split(/\s+/).includes(name));
-  let changed = false;
-  const edited = lines.flatMap((line) => {
-    const match = /^(\s*)(auto|allow-auto)\s+(.*?)\s*$/.exec(line);
-    const names = match ? match[3].split(/\s+/) : [];
-    if (!match || !names.includes(name)) return [line];
-    changed = true;
-    const rest = names.filter((n) => n !== name);
-    const replacement = hotplug ? [] : [`${match[1]}${hotplugLine}`];
-    hotplug = true;
-    return rest.length > 0 ? [`${match[1]}${match[2]} ${rest.join(' ')}`, ...replacement] : replacement;
-  });
-  return changed ? edited.join(eol) : interfaces;
 }
 
 /**
@@ -184,49 +161,6 @@ async function ethernetOptionalOperations(image: ImageView, ethernet: boolean): 
     );
   }
   return operations;
-}
-
-/**
- * `optional: true` in the netplan device block `name:` (block style), so networkd's or
- * NetworkManager's wait-online does not wait for it. A flow-style block is left as it is.
- */
-export function netplanOptional(yaml: string, name: string): string {
-  const eol = /\r\n/.test(yaml) ? '\r\n' : '\n';
-  const lines = yaml.split(/\r?\n/);
-  const start = lines.findIndex((line) => new RegExp(`^(\\s*)${name}:\\s*(#.*)?$`).test(line));
-  if (start < 0) return yaml;
-  const indent = /^\s*/.exec(lines[start])![0].length;
-  let end = start + 1;
-  while (end < lines.length && (lines[end].trim() === '' || /^\s*/.exec(lines[end])![0].length > indent)) end++;
-  const block = lines.slice(start + 1, end);
-  const childIndent = block.find((line) => line.trim() !== '')?.match(/^\s*/)?.[0] ?? `${' '.repeat(indent)}  `;
-  const optional = block.findIndex((line) => line.startsWith(`${childIndent}optional:`));
-  if (optional >= 0) {
-    if (/^\s*optional:\s*(true|yes)\s*(#.*)?$/.test(block[optional])) return yaml;
-    lines[start + 1 + optional] = `${childIndent}optional: true`;
-  } else {
-    lines.splice(start + 1, 0, `${childIndent}optional: true`);
-  }
-  return lines.join(eol);
-}
-
-const NM_NOTE = '# autoconnect=false set by odroid-buildx-image (power profile): boot does not wait for eth0';
-
-/**
- * NetworkManager-wait-online waits until every profile that autoconnects and whose device is
- * there has been tried, DHCP included; no per-profile switch short of autoconnect takes one out.
- * The note marks the change as this tool's, so `full` undoes only that.
- */
-export function nmAutoconnect(keyfile: string, on: boolean): string {
-  const noted = keyfile.split(/\r?\n/).includes(NM_NOTE);
-  if (on) {
-    if (!noted) return keyfile;
-    return setIniKey(keyfile.replace(new RegExp(`^${escapeRegExp(NM_NOTE)}\r?\n`, 'm'), ''), 'connection', 'autoconnect', 'true');
-  }
-  if (noted || getIniKey(keyfile, 'connection', 'autoconnect') === 'false') return keyfile;
-  const eol = /\r\n/.test(keyfile) ? '\r\n' : '\n';
-  const withNote = keyfile.replace(/^\[connection\][^\S\r\n]*\r?\n/m, (header) => `${header}${NM_NOTE}${eol}`);
-  return setIniKey(withNote, 'connection', 'autoconnect', 'false');
 }
 
 /** Whether boot.ini's Ethernet switch, where the format has one, is as the profile wants it. */
