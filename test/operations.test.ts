@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyOperations, type Partitions } from '../src/engine/apply.js';
 import { describeOperation, type Operation } from '../src/engine/operations.js';
+import { applyTextChange, type TextChange } from '../src/formats/text-changes.js';
 import { REPO } from './support/cli.js';
 
 const source = (path: string) => readFileSync(join(REPO, path), 'utf8');
@@ -30,5 +31,24 @@ describe('operation kinds', () => {
     const unknown = { op: 'chmod', on: 'rootfs', path: '/etc/x', mode: 0o600 } as unknown as Operation;
     await expect(applyOperations({} as Partitions, [unknown])).rejects.toThrow('unknown operation: chmod');
     expect(() => describeOperation(unknown)).toThrow('unknown operation: chmod');
+  });
+});
+
+describe('text change kinds', () => {
+  const text = source('src/formats/text-changes.ts');
+  const union = /export type TextChange =([\s\S]*?);\n\n/.exec(text)?.[1] ?? '';
+  const kinds = [...union.matchAll(/\bchange: '([a-z0-9-]+)'/g)].map((m) => m[1]).sort();
+
+  it('each has a case where the change is made and where it is described (and tsc fails on a missing one)', () => {
+    expect(kinds.length).toBeGreaterThan(10);
+    const caseNames = (body: string) => [...body.matchAll(/^\s*case '([a-z0-9-]+)':/gm)].map((m) => m[1]).sort();
+    expect(caseNames(functionBody(text, 'applyTextChange'))).toEqual(kinds);
+    expect(caseNames(functionBody(text, 'describeTextChange'))).toEqual(kinds);
+  });
+
+  it('an unknown change stops the build instead of leaving the file as it was', () => {
+    const unknown = { change: 'sed', script: 's/a/b/' } as unknown as TextChange;
+    expect(() => applyTextChange('a\n', unknown)).toThrow('unknown text change: sed');
+    expect(() => describeOperation({ op: 'edit', on: 'rootfs', path: '/etc/x', change: unknown })).toThrow('unknown text change: sed');
   });
 });

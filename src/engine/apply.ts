@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { applyTextChange } from '../formats/text-changes.js';
 import type { PartitionFs } from '../image/partition-fs.js';
 import { progressBar } from '../log.js';
 import { type Operation, type Partition, unknownOperation } from './operations.js';
@@ -65,7 +66,7 @@ export async function applyOperations(
       case 'edit': {
         const path = await placeOf(fs, op.path);
         const before = (await fs.readFile(path)).toString('utf8');
-        const after = op.edit(before);
+        const after = applyTextChange(before, op.change);
         // Unchanged files are not rewritten: a rebuild of a patched image touches nothing.
         if (after !== before) {
           const stat = await fs.lstat(path);

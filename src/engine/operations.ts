@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { describeTextChange, type TextChange } from '../formats/text-changes.js';
 import type { FileMeta } from '../image/partition-fs.js';
 
 /**
@@ -10,7 +11,8 @@ export type Partition = 'boot' | 'rootfs';
 export type Operation =
   | ({ op: 'mkdir'; on: Partition; path: string } & FileMeta)
   | ({ op: 'write'; on: Partition; path: string; content: string | Buffer } & FileMeta)
-  | { op: 'edit'; on: Partition; path: string; what: string; edit: (text: string) => string }
+  /** A file already there, changed as named data (formats/text-changes.ts), unchanged files not rewritten. */
+  | { op: 'edit'; on: Partition; path: string; change: TextChange }
   | ({ op: 'symlink'; on: 'rootfs'; path: string; target: string } & FileMeta)
   | { op: 'remove'; on: Partition; path: string }
   | {
@@ -42,7 +44,7 @@ export function describeOperation(op: Operation): string {
     case 'write':
       return `write   ${where} (${Buffer.byteLength(op.content)} bytes)${octal(op.mode)}${owner(op)}`;
     case 'edit':
-      return `edit    ${where}: ${op.what}`;
+      return `edit    ${where}: ${describeTextChange(op.change)}`;
     case 'symlink':
       return `symlink ${where} -> ${op.target}`;
     case 'remove':

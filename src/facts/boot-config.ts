@@ -11,20 +11,11 @@
 import type { Operation } from '../engine/operations.js';
 import type { ImageView } from '../engine/step.js';
 import { UserError } from '../errors.js';
-import {
-  applyKernelArgsEdit,
-  applySettingEdit,
-  describeKernelArgsEdit,
-  describeSettingEdit,
-  type KernelArgsEdit,
-  kernelArgsOf,
-  type SettingEdit,
-  settingEditHolds,
-  settingValue,
-} from '../formats/boot-edits.js';
+import { type KernelArgsEdit, kernelArgsOf, type SettingEdit, settingEditHolds, settingValue } from '../formats/boot-edits.js';
 import { type BootFiles, locateBootFiles } from '../formats/boot-files.js';
-import { C2_BOOT_INI_HEADER, getEnv, validateBootIni } from '../formats/hush.js';
-import { getIniKey, setPersistentOverride } from '../formats/ini.js';
+import { getEnv, isC2BootIni } from '../formats/hush.js';
+import { getIniKey } from '../formats/ini.js';
+import { applyTextChange, type TextChange } from '../formats/text-changes.js';
 
 export type { KernelArgsEdit, SettingEdit } from '../formats/boot-edits.js';
 export type { BootConfigKind } from '../formats/boot-files.js';
@@ -96,21 +87,10 @@ export function persistentValue(config: BootConfig, name: string): string | unde
   return config.persistentText === undefined ? undefined : getIniKey(config.persistentText, 'general', name);
 }
 
-const isC2BootIni = (text: string) => text.split('\n', 1)[0].replace(/\r$/, '') === C2_BOOT_INI_HEADER;
-
-/** The edit of boot.ini.default that keeps `settings` across bootini upgrades, when the image has that file. */
-function persistenceOperations(config: BootConfig, settings: Record<string, string>, what: string): Operation[] {
+/** The edit of boot.ini.default that keeps `values` across bootini upgrades, when the image has that file. */
+function persistenceOperations(config: BootConfig, values: Record<string, string>): Operation[] {
   if (config.persistent === undefined || config.kind !== 'c2-boot.ini' || !isC2BootIni(config.text)) return [];
-  const entries = Object.entries(settings);
-  return [
-    {
-      op: 'edit',
-      on: 'boot',
-      path: config.persistent,
-      what: `${what} kept across bootini package upgrades`,
-      edit: (text) => entries.reduce((current, [name, value]) => setPersistentOverride(current, name, value), text),
-    },
-  ];
+  return [{ op: 'edit', on: 'boot', path: config.persistent, change: { change: 'persistent-overrides', values } }];
 }
 
 /**
@@ -120,27 +100,12 @@ function persistenceOperations(config: BootConfig, settings: Record<string, stri
  */
 export function settingEditsOperations(config: BootConfig, edits: readonly SettingEdit[]): Operation[] {
   if (edits.length === 0) return [];
-  const c2 = config.kind === 'c2-boot.ini';
-  const edit = (text: string) => {
-    const edited = edits.reduce((current, e) => applySettingEdit(config.kind, current, e), text);
-    if (c2) validateBootIni(edited);
-    return edited;
-  };
-  edit(config.text);
-  const described = edits.map((e) => describeSettingEdit(config.kind, e));
-  const what = config.kind === 'config.ini' ? described.join(', ').replace(/ in \[generic\](?=,)/g, '') : described.join(', ');
+  const change: TextChange = { change: 'boot-settings', format: config.kind, edits: [...edits] };
+  applyTextChange(config.text, change); // fails here, before anything is written, if the file cannot take it
   const persistent = Object.fromEntries(edits.flatMap((e) => (e.kind === 'set' ? [[e.name, e.value]] : [])));
   return [
-    { op: 'edit', on: 'boot', path: config.settings, what, edit },
-    ...(c2
-      ? persistenceOperations(
-          config,
-          persistent,
-          Object.entries(persistent)
-            .map(([n, v]) => `${n}=${v}`)
-            .join(', '),
-        )
-      : []),
+    { op: 'edit', on: 'boot', path: config.settings, change },
+    ...(config.kind === 'c2-boot.ini' ? persistenceOperations(config, persistent) : []),
   ];
 }
 
@@ -163,17 +128,11 @@ export function kernelArgsOperations(config: BootConfig, change: KernelArgsEdit)
       `the boot partition has no boot.ini to carry the kernel arguments (it has ${config.settings.slice(1)}); use a HardKernel ODROID image`,
     );
   }
-  const c2 = config.kind !== 'config.txt' && isC2BootIni(file.text);
-  const edit = (text: string) => {
-    const edited = applyKernelArgsEdit(config.kind, text, change);
-    if (c2) validateBootIni(edited);
-    return edited;
-  };
-  const edited = edit(file.text);
-  const name = config.kind === 'config.txt' ? 'cmdline' : 'bootargs';
+  const textChange: TextChange = { change: 'kernel-args', format: config.kind, edit: change };
+  const edited = applyTextChange(file.text, textChange);
   const bootargs = config.kind === 'config.txt' ? undefined : getEnv(edited, 'bootargs');
   return [
-    { op: 'edit', on: 'boot', path: file.path, what: `${name}: ${describeKernelArgsEdit(change)}`, edit },
-    ...(bootargs === undefined ? [] : persistenceOperations(config, { bootargs }, 'bootargs')),
+    { op: 'edit', on: 'boot', path: file.path, change: textChange },
+    ...(bootargs === undefined ? [] : persistenceOperations(config, { bootargs })),
   ];
 }

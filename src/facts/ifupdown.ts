@@ -1,6 +1,7 @@
 /** The files ifupdown reads: /etc/network/interfaces and what its `source` and `source-directory` lines pull in. */
 import { posix } from 'node:path';
 import type { ImageView } from '../engine/step.js';
+import { globRegExp, RUN_PARTS_NAME } from '../formats/ifupdown.js';
 
 export const INTERFACES = '/etc/network/interfaces';
 
@@ -10,24 +11,6 @@ export interface IfupdownFile {
 }
 
 const GLOB_CHARS = /[*?[]/;
-
-function globRegExp(glob: string): RegExp {
-  let pattern = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    const close = c === '[' ? glob.indexOf(']', i + 2) : -1;
-    if (c === '*') pattern += '[^/]*';
-    else if (c === '?') pattern += '[^/]';
-    else if (close > 0) {
-      pattern += `[${glob
-        .slice(i + 1, close)
-        .replace(/^!/, '^')
-        .replace(/\\/g, '\\\\')}]`;
-      i = close;
-    } else pattern += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${pattern}$`);
-}
 
 /** The paths a glob names in the image, as the shell's glob(3) would list them (sorted, no dot files unless asked). */
 async function expandGlob(image: ImageView, glob: string): Promise<string[]> {
@@ -49,9 +32,6 @@ async function expandGlob(image: ImageView, glob: string): Promise<string[]> {
   }
   return matches;
 }
-
-/** run-parts' rule, which ifupdown's source-directory follows: names of letters, digits, `_` and `-` only. */
-const RUN_PARTS_NAME = /^[A-Za-z0-9_-]+$/;
 
 /** What one `source` or `source-directory` line includes, relative paths taken from the including file's directory. */
 async function included(image: ImageView, from: string, keyword: string, argument: string): Promise<string[]> {
@@ -96,18 +76,4 @@ export async function ifupdownFiles(image: ImageView): Promise<IfupdownFile[]> {
 export function configuredInterfaces(files: IfupdownFile[]): string[] {
   const names = files.flatMap(({ text }) => [...text.matchAll(/^\s*iface\s+(\S+)/gm)].map((match) => match[1]));
   return [...new Set(names.filter((name) => name !== 'lo'))];
-}
-
-/**
- * Whether a `source` or `source-directory` line of `text` (a file at `from`) would include
- * `file`, whether or not it exists yet: for a file a step is about to write.
- */
-export function includes(text: string, from: string, file: string): boolean {
-  return text.split(/\r?\n/).some((line) => {
-    const match = /^\s*(source-directory|source)\s+(\S+)\s*$/.exec(line);
-    if (!match) return false;
-    const path = posix.resolve(posix.dirname(from), match[2]);
-    if (match[1] === 'source') return globRegExp(path).test(file);
-    return globRegExp(path).test(posix.dirname(file)) && RUN_PARTS_NAME.test(posix.basename(file));
-  });
 }

@@ -62,3 +62,16 @@ export function readOnlyOptions(mntops: string): string {
   const rest = mntops.split(',').filter((option) => option !== '' && !['ro', 'rw', 'defaults'].includes(option));
   return ['ro', ...rest].join(',');
 }
+
+/**
+ * The FAT is mounted read-only and never checked at boot (an automatic fsck.vfat repair is a write
+ * a power cut can interrupt; the device never writes it, so there is nothing of its own to repair).
+ * Swap is disabled: swapon writes to the card through the file system, overlay or not.
+ */
+export function protectFstab(text: string): string {
+  return editFstab(text, (entry) => {
+    if (entry.vfstype === 'swap') return 'comment';
+    if (entry.vfstype !== 'vfat') return entry;
+    return { ...entry, mntops: readOnlyOptions(entry.mntops), passno: entry.passno === undefined ? undefined : '0' };
+  });
+}

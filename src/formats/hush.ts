@@ -7,6 +7,9 @@ import { UserError } from '../errors.js';
 import { checkSettingName, escapeRegExp, fileEol } from './text.js';
 
 export const C2_BOOT_INI_HEADER = 'ODROIDC2-UBOOT-CONFIG';
+
+/** Whether the file is a C2's boot.ini: its first line is the header U-Boot looks for. */
+export const isC2BootIni = (text: string) => text.split('\n', 1)[0].replace(/\r$/, '') === C2_BOOT_INI_HEADER;
 /** The C2's U-Boot loads at most this much of boot.ini; anything after it is silently dropped. */
 export const BOOT_INI_MAX_BYTES = 64 * 1024;
 

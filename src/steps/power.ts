@@ -15,12 +15,11 @@ import {
   settingsHold,
 } from '../facts/boot-config.js';
 import { ifupdownFiles } from '../facts/ifupdown.js';
+import { ETHERNET_SWITCH, GUARD_LINE } from '../formats/ethernet-switch.js';
 import { deviceTree, findNode } from '../formats/fdt.js';
-import { expandBootArgs, getEnv, insertBeforeBoot, setEnv, validateBootIni } from '../formats/hush.js';
-import { hotplugOnly } from '../formats/ifupdown.js';
+import { expandBootArgs, getEnv, setEnv } from '../formats/hush.js';
 import { getIniKey } from '../formats/ini.js';
-import { netplanOptional } from '../formats/netplan.js';
-import { nmAutoconnect } from '../formats/nm-keyfile.js';
+import { applyTextChange, type TextChange } from '../formats/text-changes.js';
 
 /**
  * The summary's warning for `full`, the default: it is HardKernel's adapter's profile, and the
@@ -42,21 +41,9 @@ export function powerWarning(config: BuildConfig, board: Board): string | undefi
  */
 const ETHERNET_COMPATIBLES = ['amlogic, gxbb-rmii-dwmac', 'amlogic, gxbb-rgmii-dwmac', 'amlogic,meson-gxbb-dwmac'] as const;
 const ETHERNET_ALIAS = 'ethernet0';
-const ETHERNET_SWITCH = 'disable_ethernet';
-const ethernetGuard = (node: string) => `if test "\${${ETHERNET_SWITCH}}" = "1"; then fdt rm ${node}; fi`;
-const GUARD_LINE = new RegExp(`^\\s*if test "\\$\\{${ETHERNET_SWITCH}\\}" = "1"; then fdt rm \\S+; fi\\s*$`, 'm');
-const ethernetBlock = (node: string) => [
-  '# Ethernet off (odroid-buildx-image power profile): "1" removes the MAC from the device tree',
-  `setenv ${ETHERNET_SWITCH} "1"`,
-  ethernetGuard(node),
-  '',
-];
-
 const NETPLAN_DIR = '/etc/netplan';
 const NM_CONNECTIONS = '/etc/NetworkManager/system-connections';
 const ETHERNET_INTERFACE = 'eth0';
-
-const hasLine = (text: string, line: string) => text.split('\n').some((l) => l.trim() === line);
 
 /** Name and value of each `set` edit of a profile. */
 const setValues = (settings: PowerSettings): [string, string][] =>
@@ -74,14 +61,6 @@ function checkReachesKernel(bootIni: string, profile: PowerProfile, settings: Po
       );
     }
   }
-}
-
-/** Switches the Ethernet off in boot.ini: the guarded `fdt rm` of `node` before the boot command, switch on. */
-function ethernetOff(bootIni: string, node: string): string {
-  const withGuard = hasLine(bootIni, ethernetGuard(node)) ? bootIni : insertBeforeBoot(bootIni, ethernetBlock(node));
-  const edited = setEnv(withGuard, ETHERNET_SWITCH, '1');
-  validateBootIni(edited);
-  return edited;
 }
 
 /**
@@ -111,18 +90,16 @@ async function ethernetOperations(image: ImageView, bootIni: string, settings: P
   if (settings.ethernet) {
     // Only an image an earlier build switched off has the switch; a stock one needs nothing.
     if (getEnv(text, ETHERNET_SWITCH) === undefined) return [];
-    return [
-      { op: 'edit', on: 'boot', path: bootIni, what: `setenv ${ETHERNET_SWITCH} "0"`, edit: (t) => setEnv(t, ETHERNET_SWITCH, '0') },
-      ...(await ethernetOptionalOperations(image, true)),
-    ];
+    const switchOn: TextChange = {
+      change: 'boot-settings',
+      format: 'c2-boot.ini',
+      edits: [{ kind: 'set', name: ETHERNET_SWITCH, value: '0' }],
+    };
+    return [{ op: 'edit', on: 'boot', path: bootIni, change: switchOn }, ...(await ethernetOptionalOperations(image, true))];
   }
-  const node = await ethernetNode(image, text);
-  const edit = (t: string) => ethernetOff(t, node);
-  edit(text); // fails here, before anything is written, if boot.ini cannot take it
-  const operations: Operation[] = [
-    { op: 'edit', on: 'boot', path: bootIni, what: `fdt rm ${node} when ${ETHERNET_SWITCH} is "1", and set it`, edit },
-  ];
-  return [...operations, ...(await ethernetOptionalOperations(image, false))];
+  const change: TextChange = { change: 'ethernet-off', node: await ethernetNode(image, text) };
+  applyTextChange(text, change); // fails here, before anything is written, if boot.ini cannot take it
+  return [{ op: 'edit', on: 'boot', path: bootIni, change }, ...(await ethernetOptionalOperations(image, false))];
 }
 
 /**
@@ -133,32 +110,23 @@ async function ethernetOperations(image: ImageView, bootIni: string, settings: P
  */
 async function ethernetOptionalOperations(image: ImageView, ethernet: boolean): Promise<Operation[]> {
   const operations: Operation[] = [];
-  const editIfChanged = (path: string, text: string, what: string, edit: (t: string) => string) => {
-    if (edit(text) !== text) operations.push({ op: 'edit', on: 'rootfs', path, what, edit });
+  const editIfChanged = (path: string, text: string, change: TextChange) => {
+    if (applyTextChange(text, change) !== text) operations.push({ op: 'edit', on: 'rootfs', path, change });
   };
   if (!ethernet) {
     for (const { path, text } of await ifupdownFiles(image)) {
-      editIfChanged(path, text, `allow-hotplug ${ETHERNET_INTERFACE} instead of auto: boot does not wait for a cable`, (t) =>
-        hotplugOnly(t, ETHERNET_INTERFACE),
-      );
+      editIfChanged(path, text, { change: 'ifupdown-hotplug', iface: ETHERNET_INTERFACE });
     }
     for (const name of (await image.readdir('rootfs', NETPLAN_DIR)).filter((n) => /\.ya?ml$/.test(n)).sort()) {
       const path = `${NETPLAN_DIR}/${name}`;
-      editIfChanged(path, (await image.readText('rootfs', path)) ?? '', `${ETHERNET_INTERFACE} optional: boot does not wait for it`, (t) =>
-        netplanOptional(t, ETHERNET_INTERFACE),
-      );
+      editIfChanged(path, (await image.readText('rootfs', path)) ?? '', { change: 'netplan-optional', iface: ETHERNET_INTERFACE });
     }
   }
   for (const name of (await image.readdir('rootfs', NM_CONNECTIONS)).sort()) {
     const path = `${NM_CONNECTIONS}/${name}`;
     const text = (await image.readText('rootfs', path)) ?? '';
     if (getIniKey(text, 'connection', 'interface-name') !== ETHERNET_INTERFACE) continue;
-    editIfChanged(
-      path,
-      text,
-      `autoconnect=${ethernet}: NetworkManager-wait-online ${ethernet ? 'waits for' : 'does not wait for'} ${ETHERNET_INTERFACE}`,
-      (t) => nmAutoconnect(t, ethernet),
-    );
+    editIfChanged(path, text, { change: 'nm-autoconnect', on: ethernet, iface: ETHERNET_INTERFACE });
   }
   return operations;
 }

@@ -7,7 +7,6 @@ import { UserError } from '../errors.js';
 import { kernelArgs, kernelArgsOperations, readBootConfig, requireBootConfig } from '../facts/boot-config.js';
 import { realPath } from '../facts/root-paths.js';
 import { maskUnitsOperations, unitPath } from '../facts/systemd.js';
-import { editFstab, readOnlyOptions } from '../formats/fstab.js';
 import { HOST_KEY_TYPES, hostKeys, hostKeysDir, privateDir } from '../secrets/ssh-host-keys.js';
 
 export const OVERLAY_INIT = '/sbin/overlay-init';
@@ -35,19 +34,6 @@ const CLOUD_INIT_DISABLED = '/etc/cloud/cloud-init.disabled';
  * the QEMU boot test). The root is never written, so there is nothing to check.
  */
 const OVERLAY_BOOT_ARGS = ['ro', 'fsck.mode=skip', 'fastboot', INIT_ARG];
-
-/**
- * The FAT is mounted read-only and never checked at boot (an automatic fsck.vfat repair is a write
- * a power cut can interrupt; the device never writes it, so there is nothing of its own to repair).
- * Swap is disabled: swapon writes to the card through the file system, overlay or not.
- */
-export function protectFstab(text: string): string {
-  return editFstab(text, (entry) => {
-    if (entry.vfstype === 'swap') return 'comment';
-    if (entry.vfstype !== 'vfat') return entry;
-    return { ...entry, mntops: readOnlyOptions(entry.mntops), passno: entry.passno === undefined ? undefined : '0' };
-  });
-}
 
 /**
  * Where /sbin/overlay-init really lives: on merged-/usr systems /sbin is a link to usr/sbin, and
@@ -87,7 +73,7 @@ async function firstBootOperations(image: ImageView, board: Board): Promise<Oper
 
 async function fstabOperations(image: ImageView): Promise<Operation[]> {
   if ((await image.lstat('rootfs', '/etc/fstab'))?.type !== 'file') return [];
-  return [{ op: 'edit', on: 'rootfs', path: '/etc/fstab', what: 'FAT read-only and unchecked, swap off', edit: protectFstab }];
+  return [{ op: 'edit', on: 'rootfs', path: '/etc/fstab', change: { change: 'fstab-protect' } }];
 }
 
 const HOST_KEY_FILE = /^ssh_host_.+_key(\.pub|-cert\.pub)?$/;

@@ -8,7 +8,7 @@ import type { ImageView, Step } from '../engine/step.js';
 import { renderTemplate } from '../engine/templates.js';
 import { UserError } from '../errors.js';
 import { kernelArgsOperations, requireBootConfig, settingEditsOperations } from '../facts/boot-config.js';
-import { INTERFACES, includes } from '../facts/ifupdown.js';
+import { INTERFACES } from '../facts/ifupdown.js';
 import { kernelModules } from '../facts/kernel-modules.js';
 import {
   detectNetwork,
@@ -63,14 +63,6 @@ async function checkGadgetModule(image: ImageView, protocol: UsbProtocol): Promi
 }
 
 const USB0_STANZA = USB0_FILES.ifupdown.path;
-const INTERFACES_D = posix.dirname(USB0_STANZA);
-
-/** Adds `source-directory /etc/network/interfaces.d` unless the file already reads usb0's stanza from there. */
-export function sourceInterfacesD(interfaces: string): string {
-  if (includes(interfaces, INTERFACES, USB0_STANZA)) return interfaces;
-  const separator = interfaces === '' || interfaces.endsWith('\n') ? '' : '\n';
-  return `${interfaces}${separator}source-directory ${INTERFACES_D}\n`;
-}
 
 /** resolv.conf pointing into systemd-resolved's run directory: resolved answers every lookup. */
 async function usesResolved(image: ImageView): Promise<boolean> {
@@ -91,7 +83,14 @@ async function mechanismOperations(
 ): Promise<Operation[]> {
   switch (network.mechanism) {
     case 'ifupdown':
-      return [{ op: 'edit', on: 'rootfs', path: INTERFACES, what: `read ${INTERFACES_D}`, edit: sourceInterfacesD }];
+      return [
+        {
+          op: 'edit',
+          on: 'rootfs',
+          path: INTERFACES,
+          change: { change: 'ifupdown-source-directory', from: INTERFACES, stanza: USB0_STANZA },
+        },
+      ];
     case 'networkd':
       return [enableUnitOperation('systemd-networkd.service', 'multi-user.target', (await unitPath(image, 'systemd-networkd.service'))!)];
     case 'networkmanager':

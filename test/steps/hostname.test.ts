@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Step } from '../../src/engine/step.js';
-import { hostname, setHostsSelfName } from '../../src/steps/hostname.js';
+import { setHostsSelfName } from '../../src/formats/hosts.js';
+import { hostname } from '../../src/steps/hostname.js';
 import { debugfsCat, debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean } from '../support/fsck.js';
 import { patchFixture } from './patch-fixture.js';

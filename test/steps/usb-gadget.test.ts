@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { Operation } from '../../src/engine/operations.js';
 import type { Step } from '../../src/engine/step.js';
 import { UserError } from '../../src/errors.js';
-import { sourceInterfacesD, usbGadget } from '../../src/steps/usb-gadget.js';
+import { sourceDirectoryFor } from '../../src/formats/ifupdown.js';
+import { usbGadget } from '../../src/steps/usb-gadget.js';
 import { debugfsCat, debugfsStat } from '../support/debugfs.js';
 import { e2fsckClean } from '../support/fsck.js';
 import { tempDir } from '../support/images.js';
@@ -76,9 +77,10 @@ const ncmModule = reshape('kernel with g_ncm', {
   op: 'edit',
   on: 'rootfs',
   path: '/lib/modules/3.16.85-65/modules.dep',
-  what: 'add g_ncm',
-  edit: (text) =>
-    `${text}kernel/drivers/usb/gadget/g_ncm.ko: kernel/drivers/usb/gadget/u_ether.ko kernel/drivers/usb/gadget/libcomposite.ko\n`,
+  change: {
+    change: 'append-line',
+    line: 'kernel/drivers/usb/gadget/g_ncm.ko: kernel/drivers/usb/gadget/u_ether.ko kernel/drivers/usb/gadget/libcomposite.ko',
+  },
 });
 
 /** The lines that are not comments: what the tools act on. */
@@ -355,7 +357,10 @@ describe('usb-gadget step on other network stacks', () => {
   });
 });
 
-describe('sourceInterfacesD', () => {
+/** What the step asks of /etc/network/interfaces: read the directory usb0's stanza is in. */
+const sourceInterfacesD = (text: string) => sourceDirectoryFor(text, '/etc/network/interfaces', '/etc/network/interfaces.d/usb0');
+
+describe('sourceDirectoryFor usb0', () => {
   it('accepts the ways an interfaces file can read interfaces.d/usb0', () => {
     for (const line of [
       'source-directory /etc/network/interfaces.d',
