@@ -174,7 +174,7 @@ describe('npm run build-image -- --fleet 3', () => {
     // Each board's patch says the fixture has no iptables; the summary says it once.
     expect(run.stdout.match(/^ {2}warning {2}the image has no iptables/gm)).toHaveLength(1);
     // Boards 2 and 3 are copies of board 1's finished image: the ~3.5 MiB bundle is written once.
-    expect(run.stderr).toMatch(/copy [\d.]+s \(3 runs\), patch [\d.]+s \(3 runs\)/);
+    expect(run.stderr).toMatch(/copy [\d.]+s \(3 runs\), secrets [\d.]+s \(3 runs\), patch [\d.]+s \(3 runs\)/);
     const written = [...run.stdout.matchAll(/operations, (\d+) bytes written\)/g)].map((match) => Number(match[1]));
     expect(written).toHaveLength(3);
     expect(written[0]).toBeGreaterThan(3_000_000);

@@ -10,6 +10,7 @@ import type { Board } from '../boards/board.js';
 import { fleetConfigs, parseFleetSize } from '../config/fleet.js';
 import { loadConfig } from '../config/load.js';
 import type { BuildConfig } from '../config/schema.js';
+import { describeOperation } from '../engine/operations.js';
 import { type PatchResult, patchImage, runMemo } from '../engine/patch.js';
 import type { BuildPaths, RunMemo } from '../engine/step.js';
 import { type KitHardware, writeHostKit } from '../host-kit/host-kit.js';
@@ -213,7 +214,8 @@ function printSummary(
 
 function printPlan(device: BuildConfig, plan: PatchResult, fleet: boolean): void {
   if (fleet) process.stdout.write(`# ${device.name}\n`);
-  for (const { step, operations } of plan.planned) process.stdout.write(`${step}:\n${operations.map((line) => `  ${line}\n`).join('')}`);
+  for (const { step, operations } of plan.planned)
+    process.stdout.write(`${step}:\n${operations.map((op) => `  ${describeOperation(op)}\n`).join('')}`);
 }
 
 function stopDryRun(wouldFirst: string): void {

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
+import { openStream } from '../artifacts/stream-sources.js';
 import type { Board } from '../boards/board.js';
 import { recognizeBoard } from '../boards/recognize.js';
 import { sha256File } from '../checksum.js';
@@ -18,6 +19,7 @@ import type { ImageLayout } from '../image/layout.js';
 import { usedRanges } from '../image/used-blocks.js';
 import { type PendingImage, type PendingOutput, releaseFiles } from '../output/pending-output.js';
 import { scanImage } from '../output/release.js';
+import { deviceSecrets } from '../secrets/device-secrets.js';
 import { STEPS } from '../steps/index.js';
 import type { Stage } from '../timing.js';
 
@@ -59,6 +61,8 @@ export async function buildDeviceImage(
   options: DeviceOptions,
 ): Promise<DeviceImage> {
   const pending = await stage('copy', () => output.startImage(from, device.name));
+  // Made after the copy, so a build that cannot copy leaves no secrets; before the patch, which only places them.
+  const secrets = await stage('secrets', () => deviceSecrets(options.paths.secrets, device));
   let usb0 = '';
   let hardware = '';
   let board: Board | undefined;
@@ -66,6 +70,8 @@ export async function buildDeviceImage(
     patchImage({ ...options.layout, path: pending.tempPath }, device, STEPS, {
       paths: options.paths,
       once: options.once,
+      secrets,
+      openStream,
       afterSteps: async (image) => {
         const entry = await recognizeBoard(image, device.board);
         board = entry;

@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { applyTextChange } from '../formats/text-changes.js';
 import type { PartitionFs } from '../image/partition-fs.js';
 import { progressBar } from '../log.js';
-import { type Operation, type Partition, unknownOperation } from './operations.js';
+import { type OpenStream, type Operation, type Partition, unknownOperation } from './operations.js';
 import { resolveDir, resolveParent } from './real-paths.js';
 
 export type Partitions = Record<Partition, PartitionFs>;
@@ -48,8 +48,9 @@ async function placeOf(fs: PartitionFs, path: string, isDir = false): Promise<st
 export async function applyOperations(
   parts: Partitions,
   operations: Operation[],
-  stats: ApplyStats = { operations: 0, bytesWritten: 0 },
+  options: { stats?: ApplyStats; secrets?: ReadonlyMap<string, Buffer>; openStream?: OpenStream } = {},
 ): Promise<ApplyStats> {
+  const stats = options.stats ?? { operations: 0, bytesWritten: 0 };
   for (const op of operations) {
     const fs = parts[op.on];
     switch (op.op) {
@@ -75,6 +76,15 @@ export async function applyOperations(
         }
         break;
       }
+      case 'secret': {
+        const content = options.secrets?.get(op.secret);
+        if (content === undefined) throw new Error(`no secret ${op.secret} for ${op.on}:${op.path}: the build's secrets stage made none`);
+        const path = await placeOf(fs, op.path);
+        await fs.mkdirp(posix.dirname(path));
+        await fs.writeFile(path, content, op);
+        stats.bytesWritten += content.length;
+        break;
+      }
       case 'symlink': {
         const path = await placeOf(fs, op.path);
         const existing = await fs.lstat(path);
@@ -92,7 +102,8 @@ export async function applyOperations(
         const inside = dir === '/' ? '/' : `${dir}/`;
         await fs.mkdirp(dir);
         const bar = op.bytes ? progressBar(`install ${op.on}:${dir}`, op.bytes) : undefined;
-        for await (const entry of op.entries()) {
+        if (!options.openStream) throw new Error(`no stream opener for ${op.on}:${op.dir}: pass openStream to apply a plan with streams`);
+        for await (const entry of options.openStream(op.source)) {
           const path = checkPath(posix.join(dir, entry.path));
           if (!path.startsWith(inside)) throw new Error(`archive entry escapes ${dir}: ${entry.path}`);
           if (entry.type === 'dir') {

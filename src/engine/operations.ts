@@ -13,18 +13,44 @@ export type Operation =
   | ({ op: 'write'; on: Partition; path: string; content: string | Buffer } & FileMeta)
   /** A file already there, changed as named data (formats/text-changes.ts), unchanged files not rewritten. */
   | { op: 'edit'; on: Partition; path: string; change: TextChange }
+  /**
+   * A file holding one of the device's secrets (a key, a certificate) by name: the build's secrets
+   * stage makes them before the patch, so a plan names them without making any.
+   */
+  | ({ op: 'secret'; on: Partition; path: string; secret: string } & FileMeta)
   | ({ op: 'symlink'; on: 'rootfs'; path: string; target: string } & FileMeta)
   | { op: 'remove'; on: Partition; path: string }
   | {
       op: 'stream';
       on: Partition;
-      /** Where the files land; `entries` yields paths relative to it. */
+      /** Where the files land; the source's entries are paths relative to it. */
       dir: string;
-      what: string;
+      /** What is read, as data: opened only when the operation is applied (openStream). */
+      source: StreamSource;
       /** The files' total size when known: the applier shows a progress bar. */
       bytes?: number;
-      entries: () => AsyncIterable<StreamEntry>;
     };
+
+/**
+ * Where a stream's files come from, on the build host: read while they are written, never whole
+ * in memory. The applier's caller opens them (artifacts/stream-sources.ts), so the plan holds only
+ * what it reads.
+ */
+export type StreamSource =
+  /** Docker's static bundle (a verified .tgz): the binaries it installs, by name. */
+  | { from: 'docker-bundle'; path: string; sha256: string; origin: string; binaries: string[] }
+  /** One file of the repository's overlays, too large to hold as a `write`'s content. */
+  | ({ from: 'host-file'; path: string; name: string; size: number } & FileMeta);
+
+/** Opens a stream's source as entries: the one place that reads the host's files while applying. */
+export type OpenStream = (source: StreamSource) => AsyncIterable<StreamEntry>;
+
+/** What a stream reads, for the plan. */
+function describeSource(source: StreamSource): string {
+  return source.from === 'docker-bundle'
+    ? `${source.binaries.join(', ')} from ${source.origin}`
+    : `${source.name} (${source.size} bytes) from ${source.path}`;
+}
 
 /** One file of a streamed archive (e.g. a tar entry), written without a temp copy. */
 export type StreamEntry =
@@ -45,12 +71,14 @@ export function describeOperation(op: Operation): string {
       return `write   ${where} (${Buffer.byteLength(op.content)} bytes)${octal(op.mode)}${owner(op)}`;
     case 'edit':
       return `edit    ${where}: ${describeTextChange(op.change)}`;
+    case 'secret':
+      return `secret  ${where} <- ${op.secret}${octal(op.mode)}${owner(op)}`;
     case 'symlink':
       return `symlink ${where} -> ${op.target}`;
     case 'remove':
       return `remove  ${where}`;
     case 'stream':
-      return `stream  ${where}: ${op.what}`;
+      return `stream  ${where}: ${describeSource(op.source)}`;
     default:
       return unknownOperation(op);
   }

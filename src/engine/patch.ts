@@ -5,7 +5,7 @@ import type { ImageLayout } from '../image/layout.js';
 import { info } from '../log.js';
 import { killPoint } from '../timing.js';
 import { type ApplyStats, applyOperations, type Partitions } from './apply.js';
-import { describeOperation, type Operation } from './operations.js';
+import type { OpenStream, Operation } from './operations.js';
 import { type SpaceNeeded, spaceNeeded } from './space.js';
 import type { BuildPaths, ImageView, RunMemo, Step } from './step.js';
 
@@ -38,7 +38,8 @@ export function runMemo(): RunMemo {
 }
 
 export interface PatchResult extends ApplyStats {
-  planned: { step: string; operations: string[] }[];
+  /** Each step's operations, as data: printed with describeOperation, comparable as JSON. */
+  planned: { step: string; operations: Operation[] }[];
   /** What the steps warned of (StepContext.warn), each once. */
   warnings: string[];
   /** What the operations add to the root file system at most (engine/space.ts). */
@@ -57,6 +58,10 @@ export async function patchImage(
     paths: BuildPaths;
     dryRun?: boolean;
     once?: RunMemo;
+    /** The device's secrets by name, for its `secret` operations (made by the build's secrets stage). */
+    secrets?: ReadonlyMap<string, Buffer>;
+    /** Opens what `stream` operations read (artifacts/stream-sources.ts). */
+    openStream?: OpenStream;
     /** Reads the patched image while it is still open (opening it again costs a mount of each file system). */
     afterSteps?: (image: ImageView) => Promise<void>;
   },
@@ -71,12 +76,12 @@ export async function patchImage(
     };
     for (const step of steps) {
       const operations: Operation[] = await step.plan({ config, image, paths: options.paths, steps: steps.map((s) => s.name), once, warn });
-      result.planned.push({ step: step.name, operations: operations.map(describeOperation) });
+      result.planned.push({ step: step.name, operations });
       const needs = spaceNeeded(operations, 'rootfs');
       result.rootfsNeeds = { bytes: result.rootfsNeeds.bytes + needs.bytes, inodes: result.rootfsNeeds.inodes + needs.inodes };
       if (dryRun) continue;
       info(`step ${step.name}: ${operations.length} operation(s)`);
-      await applyOperations(parts, operations, result);
+      await applyOperations(parts, operations, { stats: result, secrets: options.secrets, openStream: options.openStream });
       killPoint(`step ${step.name}`);
     }
     await options.afterSteps?.(image);

@@ -30,6 +30,9 @@ function needOf(op: Operation): SpaceNeeded {
       return { bytes: blocks(Buffer.byteLength(op.content)), inodes: 1 };
     case 'edit':
       return { bytes: BLOCK, inodes: 0 };
+    case 'secret':
+      // A key or certificate: a few KiB at most.
+      return { bytes: BLOCK, inodes: 1 };
     case 'symlink':
       return { bytes: 0, inodes: 1 };
     case 'remove':

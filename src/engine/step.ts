@@ -48,6 +48,8 @@ export interface StepContext {
 export interface Step {
   name: string;
   summary: string;
+  /** Its plan names device secrets (`secret` operations): whoever applies it makes them first. */
+  usesSecrets?: true;
   plan(context: StepContext): Promise<Operation[]>;
   /** Whether the image already shows this feature (for `npm run inspect`). */
   applied(image: ImageView): Promise<boolean>;

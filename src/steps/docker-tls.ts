@@ -2,10 +2,10 @@
  * The device's half of the Docker API's mutual TLS (docs/host-kit.md): where dockerd listens and
  * the files it proves itself with. Part of the docker step; the host's half is the host kit.
  */
-import { Readable } from 'node:stream';
 import type { BuildConfig } from '../config/schema.js';
-import type { Operation, StreamEntry } from '../engine/operations.js';
-import { DOCKER_TLS_PORT, tlsMaterial } from '../secrets/tls.js';
+import type { Operation } from '../engine/operations.js';
+import { SECRET } from '../secrets/device-secrets.js';
+import { DOCKER_TLS_PORT } from '../secrets/tls.js';
 
 const TLS_DIR = '/etc/docker/tls';
 const FILES = { ca: 'ca.pem', cert: 'server-cert.pem', key: 'server-key.pem' };
@@ -25,32 +25,12 @@ export const dockerTlsView = {
   tlsKey: `${TLS_DIR}/${FILES.key}`,
 };
 
-const file = (path: string, text: string, mode: number): StreamEntry => ({
-  type: 'file',
-  path,
-  data: Readable.from([Buffer.from(text)]),
-  mode,
-  uid: 0,
-  gid: 0,
-});
-
-/** Made (first build) or read (later builds) only when the image is written: a dry run makes no keys. */
-async function* serverTlsEntries(secrets: string, config: BuildConfig): AsyncIterable<StreamEntry> {
-  const tls = await tlsMaterial(secrets, { name: config.name, hostname: config.hostname, ip: config.network.ip });
-  yield file(FILES.ca, tls.ca, 0o644);
-  yield file(FILES.cert, tls.server.cert, 0o644);
-  yield file(FILES.key, tls.server.key, 0o600);
-}
-
-export function dockerTlsOperations(secrets: string, config: BuildConfig): Operation[] {
+/** dockerd's CA, certificate and key, named for the secrets stage to fill (a plan makes no keys). */
+export function dockerTlsOperations(): Operation[] {
   return [
     { op: 'mkdir', on: 'rootfs', path: TLS_DIR, mode: 0o755, uid: 0, gid: 0 },
-    {
-      op: 'stream',
-      on: 'rootfs',
-      dir: TLS_DIR,
-      what: `the CA and ${config.network.ip}'s server certificate and key from ${secrets}/tls, made there by the first build`,
-      entries: () => serverTlsEntries(secrets, config),
-    },
+    { op: 'secret', on: 'rootfs', path: `${TLS_DIR}/${FILES.ca}`, secret: SECRET.tlsCa, mode: 0o644, uid: 0, gid: 0 },
+    { op: 'secret', on: 'rootfs', path: `${TLS_DIR}/${FILES.cert}`, secret: SECRET.tlsServerCert, mode: 0o644, uid: 0, gid: 0 },
+    { op: 'secret', on: 'rootfs', path: `${TLS_DIR}/${FILES.key}`, secret: SECRET.tlsServerKey, mode: 0o600, uid: 0, gid: 0 },
   ];
 }

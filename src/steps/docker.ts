@@ -1,4 +1,4 @@
-import { bundleEntries, type DockerBundle, isBinaryName, listBundle, resolveBundle } from '../artifacts/docker-bundle.js';
+import { type DockerBundle, isBinaryName, listBundle, resolveBundle } from '../artifacts/docker-bundle.js';
 import type { BuildConfig } from '../config/schema.js';
 import { type Operation, rootfsFile } from '../engine/operations.js';
 import type { ImageView, RunMemo, Step } from '../engine/step.js';
@@ -111,9 +111,8 @@ async function installOperations(image: ImageView, bundle: DockerBundle, once: R
       op: 'stream',
       on: 'rootfs',
       dir: BIN_DIR,
-      what: `${binaries.join(', ')} from ${bundle.origin}`,
+      source: { from: 'docker-bundle', path: bundle.path, sha256: bundle.sha256, origin: bundle.origin, binaries },
       bytes,
-      entries: () => bundleEntries(bundle),
     },
     // Written last: an interrupted install leaves no record, so the next build installs again.
     ...rootfsFile(INSTALL_RECORD, `${JSON.stringify(newRecord, null, 2)}\n`),
@@ -131,6 +130,7 @@ async function hasIptables(image: ImageView): Promise<boolean> {
  */
 export const docker: Step = {
   name: 'docker',
+  usesSecrets: true,
   summary: `Docker's static bundle in ${BIN_DIR}, its data on the host's NFS share, its API on the USB link with mutual TLS`,
   async plan({ config, image, paths, once, warn }) {
     // Hashing a 200 MiB bundle once per run, not once per device of a fleet. Listing it (below) is
@@ -148,7 +148,7 @@ export const docker: Step = {
     const render = (path: string) => renderTemplate(`docker${path}.mustache`, view);
     const operations = await installOperations(image, bundle, once);
     operations.push(...rootfsFile(STORAGE_SCRIPT, await render(STORAGE_SCRIPT), 0o755));
-    operations.push(...dockerTlsOperations(paths.secrets, config));
+    operations.push(...dockerTlsOperations());
     operations.push(...rootfsFile('/etc/docker/daemon.json', await render('/etc/docker/daemon.json')));
     for (const unit of UNITS) operations.push(...rootfsFile(`/etc/systemd/system/${unit}`, await render(`/etc/systemd/system/${unit}`)));
     operations.push(...ENABLED_UNITS.map((unit) => enableUnitOperation(unit)));

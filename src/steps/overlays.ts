@@ -40,11 +40,8 @@ async function copyFile(on: Partition, entry: OverlayEntry & { type: 'file' }, m
     op: 'stream',
     on,
     dir: posix.dirname(entry.path),
-    what: `${name} (${entry.size} bytes) from ${entry.source}`,
+    source: { from: 'host-file', path: entry.source, name, size: entry.size, ...meta },
     bytes: entry.size,
-    entries: async function* () {
-      yield { type: 'file', path: name, data: createReadStream(entry.source), ...meta };
-    },
   };
 }
 

@@ -1,13 +1,13 @@
 import type { Board } from '../boards/board.js';
 import { boardOf } from '../boards/recognize.js';
-import type { Operation, StreamEntry } from '../engine/operations.js';
+import type { Operation } from '../engine/operations.js';
 import type { ImageView, Step } from '../engine/step.js';
 import { renderTemplate } from '../engine/templates.js';
 import { UserError } from '../errors.js';
 import { kernelArgs, kernelArgsOperations, readBootConfig, requireBootConfig } from '../facts/boot-config.js';
 import { realPath } from '../facts/root-paths.js';
 import { maskUnitsOperations, unitPath } from '../facts/systemd.js';
-import { HOST_KEY_TYPES, hostKeys, hostKeysDir, privateDir } from '../secrets/ssh-host-keys.js';
+import { SECRET, SSH_HOST_KEY_TYPES } from '../secrets/device-secrets.js';
 
 export const OVERLAY_INIT = '/sbin/overlay-init';
 const INIT_ARG = `init=${OVERLAY_INIT}`;
@@ -77,36 +77,20 @@ async function fstabOperations(image: ImageView): Promise<Operation[]> {
 }
 
 const HOST_KEY_FILE = /^ssh_host_.+_key(\.pub|-cert\.pub)?$/;
-const OUR_HOST_KEY_FILES = new Set(HOST_KEY_TYPES.flatMap(({ type }) => [`ssh_host_${type}_key`, `ssh_host_${type}_key.pub`]));
-
-async function* bytes(data: Buffer): AsyncIterable<Uint8Array> {
-  yield data;
-}
-
-/** Made (first build) or read (later builds) only when the image is written: a dry run makes no keys. */
-async function* hostKeyEntries(secrets: string, comment: string): AsyncIterable<StreamEntry> {
-  await privateDir(secrets);
-  for (const { name, privateKey, publicKey } of await hostKeys(hostKeysDir(secrets), comment)) {
-    yield { type: 'file', path: name, data: bytes(privateKey), ...ROOT_FILE, mode: 0o600 };
-    yield { type: 'file', path: `${name}.pub`, data: bytes(publicKey), ...ROOT_FILE };
-  }
-}
+const OUR_HOST_KEY_FILES = new Set(SSH_HOST_KEY_TYPES.flatMap((type) => [`ssh_host_${type}_key`, `ssh_host_${type}_key.pub`]));
 
 /**
- * The same host keys at every boot and every build (from the build's secrets). Other host keys
- * the image ships go: every copy of a stock image would share them.
+ * The same host keys at every boot and every build (from the build's secrets, filled in by its
+ * secrets stage). Other host keys the image ships go: every copy of a stock image would share them.
  */
-async function sshHostKeyOperations(image: ImageView, secrets: string, hostname: string): Promise<Operation[]> {
+async function sshHostKeyOperations(image: ImageView): Promise<Operation[]> {
   const stale = (await image.readdir('rootfs', '/etc/ssh')).filter((name) => HOST_KEY_FILE.test(name) && !OUR_HOST_KEY_FILES.has(name));
   return [
     ...stale.map((name): Operation => ({ op: 'remove', on: 'rootfs', path: `/etc/ssh/${name}` })),
-    {
-      op: 'stream',
-      on: 'rootfs',
-      dir: '/etc/ssh',
-      what: `SSH host keys (${HOST_KEY_TYPES.map(({ type }) => type).join(', ')}) from ${hostKeysDir(secrets)}, made there by the first build`,
-      entries: () => hostKeyEntries(secrets, `root@${hostname}`),
-    },
+    ...SSH_HOST_KEY_TYPES.flatMap((type): Operation[] => [
+      { op: 'secret', on: 'rootfs', path: `/etc/${SECRET.sshHostKey(type)}`, secret: SECRET.sshHostKey(type), ...ROOT_FILE, mode: 0o600 },
+      { op: 'secret', on: 'rootfs', path: `/etc/${SECRET.sshHostPublicKey(type)}`, secret: SECRET.sshHostPublicKey(type), ...ROOT_FILE },
+    ]),
   ];
 }
 
@@ -124,8 +108,9 @@ const templateWrite = async (path: string): Promise<Operation> => ({
  */
 export const readonlyRoot: Step = {
   name: 'readonly-root',
+  usesSecrets: true,
   summary: 'read-only root under a tmpfs overlay, read-only FAT, no swap or apt timers, volatile journal, fixed SSH host keys',
-  async plan({ config, image, paths }) {
+  async plan({ config, image }) {
     const board = await boardOf(image, config);
     return [
       ...(await overlayInitOperations(image, board)),
@@ -134,7 +119,7 @@ export const readonlyRoot: Step = {
       ...(await maskUnitsOperations(image, MASKED_UNITS)),
       await templateWrite('/etc/apt/apt.conf.d/99readonly-root'),
       await templateWrite('/etc/systemd/journald.conf.d/volatile.conf'),
-      ...(await sshHostKeyOperations(image, paths.secrets, config.hostname)),
+      ...(await sshHostKeyOperations(image)),
     ];
   },
   async applied(image) {

@@ -3,6 +3,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BUNDLE_URL_PATTERN } from '../../src/artifacts/docker-bundle.js';
+import { describeOperation } from '../../src/engine/operations.js';
 import { UserError } from '../../src/errors.js';
 import { docker } from '../../src/steps/docker.js';
 import { bundleFiles, HOSTILE_ENTRIES, makeBundle } from '../docker-bundle-fixture.js';
@@ -25,7 +26,8 @@ async function debugfsLs(img: string, dir: string): Promise<string[]> {
   return names.filter((name) => name !== '.' && name !== '..');
 }
 
-const operationsOf = (fixture: PatchedFixture) => fixture.result.planned.find((p) => p.step === 'docker')!.operations;
+const operationsOf = (fixture: PatchedFixture) =>
+  fixture.result.planned.find((p) => p.step === 'docker')!.operations.map(describeOperation);
 const quiet = () => vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
 
 const CONFIG = { name: 'c2-test', nfs: { server: '10.0.0.1', export: '/srv/c2-test' } };

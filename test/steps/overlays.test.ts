@@ -3,6 +3,7 @@ import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { describeOperation } from '../../src/engine/operations.js';
 import { viewOf, withPartitions } from '../../src/engine/patch.js';
 import type { Step } from '../../src/engine/step.js';
 import { UserError } from '../../src/errors.js';
@@ -121,7 +122,7 @@ describe('overlays step', () => {
 
   it('streams large files instead of writing them whole, into the rootfs and the FAT root', async () => {
     const { img, result } = patched;
-    const planned = result.planned.find((p) => p.step === 'overlays')!.operations;
+    const planned = result.planned.find((p) => p.step === 'overlays')!.operations.map(describeOperation);
     expect(planned).toContainEqual(expect.stringMatching(/^stream +rootfs:\/opt: big\.txt/));
     expect(planned).toContainEqual(expect.stringMatching(/^stream +boot:\/: Image\.big/));
     expect(await debugfsCat(img, '/opt/big.txt')).toBe(BIG);

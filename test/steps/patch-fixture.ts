@@ -1,10 +1,12 @@
 import { join } from 'node:path';
+import { openStream } from '../../src/artifacts/stream-sources.js';
 import { resolveConfig } from '../../src/config/load.js';
 import type { BuildConfig } from '../../src/config/schema.js';
 import { type PatchResult, patchImage } from '../../src/engine/patch.js';
 import type { Step } from '../../src/engine/step.js';
 import type { ImageLayout } from '../../src/image/layout.js';
 import { openImage } from '../../src/image/open.js';
+import { deviceSecrets } from '../../src/secrets/device-secrets.js';
 import { copyOfStockImage, type FixtureOptions, type FixtureVariant, tempDir } from '../support/images.js';
 
 export interface PatchedFixture {
@@ -29,6 +31,13 @@ export async function patchFixture(
   const img = options.img ?? (await copyOfStockImage(options.variant ?? 'stock', dir, options.fixture));
   const layout = await openImage(img);
   const config = resolveConfig(rawConfig);
-  const result = await patchImage(layout, config, steps, { paths: { secrets: join(dir, 'secrets'), cache: join(dir, 'cache') } });
+  const secretsDir = join(dir, 'secrets');
+  // As a build does: the device's secrets made in their own stage, then the patch places them.
+  const secrets = steps.some((step) => step.usesSecrets) ? await deviceSecrets(secretsDir, config) : undefined;
+  const result = await patchImage(layout, config, steps, {
+    paths: { secrets: secretsDir, cache: join(dir, 'cache') },
+    secrets,
+    openStream,
+  });
   return { img, layout, config, result, dir };
 }
