@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import type { Operation } from '../src/engine/operations.js';
-import { patchImage } from '../src/engine/patch.js';
+import { planImage } from '../src/engine/patch.js';
 import { openImage } from '../src/image/open.js';
 import { deviceSecrets } from '../src/secrets/device-secrets.js';
 import { STEPS } from '../src/steps/index.js';
@@ -22,7 +22,7 @@ const secrets = () => join(dir, 'secrets');
 
 /** The whole build's plan for the fixture, made without writing (as --dry-run and the space check make it). */
 async function plan(): Promise<{ step: string; operations: Operation[] }[]> {
-  const result = await patchImage(await openImage(img), config, STEPS, { paths: { secrets: secrets(), cache: dir }, dryRun: true });
+  const result = await planImage(await openImage(img), config, STEPS, { paths: { secrets: secrets(), cache: dir } });
   return result.planned;
 }
 

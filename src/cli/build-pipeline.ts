@@ -11,7 +11,7 @@ import { fleetConfigs, parseFleetSize } from '../config/fleet.js';
 import { loadConfig } from '../config/load.js';
 import type { BuildConfig } from '../config/schema.js';
 import { describeOperation } from '../engine/operations.js';
-import { type PatchResult, patchImage, runMemo } from '../engine/patch.js';
+import { type Plan, planImage, runMemo } from '../engine/patch.js';
 import type { BuildPaths, RunMemo } from '../engine/step.js';
 import { type KitHardware, writeHostKit } from '../host-kit/host-kit.js';
 import type { ImageLayout } from '../image/layout.js';
@@ -55,16 +55,17 @@ export async function buildImages(request: BuildRequest): Promise<void> {
     const paths = { secrets: secretsDirOf(request.out), cache: cacheDir };
     // One memo for every device: what their plans share (checking the Docker bundle) is done once.
     const once = runMemo();
-    // A build that cannot fit stops before copying a multi-GiB image: the first device's plan,
-    // made against the source without writing (its warnings are the patch's to say). Devices after
-    // the first start from its image, where the bundle already is: its additions are the most.
-    await stage('space', async () => checkRoom(layout, await planDevice(layout, devices[0], { paths, once })));
+    // The first device's plan, made once against the source without writing, is what its copy
+    // gets: a build that cannot fit stops before copying a multi-GiB image. Devices after the
+    // first start from its image, where the bundle already is: its additions are the most.
+    const firstPlan = await stage('plan', () => planDevice(layout, devices[0], { paths, once }));
+    await stage('space', () => checkRoom(layout, firstPlan));
     // Rotated secrets are made in a fresh directory that replaces the old one only with the images.
     const secrets = await openSecrets(request.out, { rotate: request.rotateSecrets });
     const output = pendingOutput(request.out);
     let kit: PendingDir | undefined;
     try {
-      const images = await patchDevices(stage, output, source, devices, {
+      const images = await patchDevices(stage, output, source, devices, firstPlan, {
         layout,
         paths: { ...paths, secrets: secrets.path },
         once,
@@ -101,7 +102,7 @@ export async function dryRun(request: BuildRequest): Promise<void> {
   refuseDownloads();
   const options = { paths: { secrets: secretsDirOf(request.out), cache: cacheDir }, once: runMemo() };
   try {
-    const plans: PatchResult[] = [];
+    const plans: Plan[] = [];
     for (const device of devices) {
       plans.push(await stage('plan', () => planDevice(layout, device, options)));
       printPlan(device, plans[plans.length - 1], request.fleet !== undefined);
@@ -145,15 +146,15 @@ async function claimOut(outDir: string, devices: BuildConfig[]): Promise<OutLock
 }
 
 /** A device's operations, planned against `layout`'s image without writing to it. */
-function planDevice(layout: ImageLayout, device: BuildConfig, options: { paths: BuildPaths; once: RunMemo }): Promise<PatchResult> {
-  return patchImage(layout, device, STEPS, { ...options, dryRun: true });
+function planDevice(layout: ImageLayout, device: BuildConfig, options: { paths: BuildPaths; once: RunMemo }): Promise<Plan> {
+  return planImage(layout, device, STEPS, options);
 }
 
 /**
  * Room in the root file system, checked before the copy: the plan says what the build adds (the
  * Docker bundle's unpacked size from its tar headers, overlays, templates), the superblock what is free.
  */
-async function checkRoom(layout: ImageLayout, plan: PatchResult): Promise<void> {
+async function checkRoom(layout: ImageLayout, plan: Plan): Promise<void> {
   const refusal = rootfsTooSmall(layout, await rootfsFree(layout), plan.rootfsNeeds);
   if (refusal) throw refusal;
 }
@@ -164,16 +165,26 @@ async function patchDevices(
   output: PendingOutput,
   source: ResolvedSource,
   devices: BuildConfig[],
+  firstPlan: Plan,
   options: { layout: ImageLayout; paths: BuildPaths; once: RunMemo; request: BuildRequest },
 ): Promise<DeviceImage[]> {
   const images: DeviceImage[] = [];
   for (const device of devices) {
     // Devices after the first start from the first one's finished image, not the stock one: the
     // steps rewrite all that differs per device, and what does not (the Docker bundle) is there.
+    // The first gets the plan made against the source; the others are planned against that image.
     const from = images[0]?.pending.tempPath ?? source.path;
+    const plan = images.length === 0 ? firstPlan : undefined;
     const { layout, paths, once, request } = options;
     images.push(
-      await buildDeviceImage(stage, output, from, device, { layout, paths, once, checksum: request.checksum, release: request.release }),
+      await buildDeviceImage(stage, output, from, device, {
+        layout,
+        paths,
+        once,
+        plan,
+        checksum: request.checksum,
+        release: request.release,
+      }),
     );
   }
   return images;
@@ -212,7 +223,7 @@ function printSummary(
   );
 }
 
-function printPlan(device: BuildConfig, plan: PatchResult, fleet: boolean): void {
+function printPlan(device: BuildConfig, plan: Plan, fleet: boolean): void {
   if (fleet) process.stdout.write(`# ${device.name}\n`);
   for (const { step, operations } of plan.planned)
     process.stdout.write(`${step}:\n${operations.map((op) => `  ${describeOperation(op)}\n`).join('')}`);

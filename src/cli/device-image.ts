@@ -11,8 +11,8 @@ import { recognizeBoard } from '../boards/recognize.js';
 import { sha256File } from '../checksum.js';
 import type { BuildConfig } from '../config/schema.js';
 import type { ApplyStats } from '../engine/apply.js';
-import { patchImage } from '../engine/patch.js';
-import type { BuildPaths, RunMemo } from '../engine/step.js';
+import { applyPlan, type Plan, patchImage } from '../engine/patch.js';
+import type { BuildPaths, ImageView, RunMemo } from '../engine/step.js';
 import { detectNetwork, USB0_FILES } from '../facts/network.js';
 import { writeFile } from '../files.js';
 import type { ImageLayout } from '../image/layout.js';
@@ -47,6 +47,8 @@ interface DeviceOptions {
   layout: ImageLayout;
   paths: BuildPaths;
   once: RunMemo;
+  /** The device's plan when it was made already (against an image with the same contents as `from`). */
+  plan?: Plan;
   /** Hash the image for its `<name>.img.sha256`; a release always does. */
   checksum: boolean;
   release: boolean;
@@ -66,21 +68,19 @@ export async function buildDeviceImage(
   let usb0 = '';
   let hardware = '';
   let board: Board | undefined;
+  const afterSteps = async (image: ImageView) => {
+    const entry = await recognizeBoard(image, device.board);
+    board = entry;
+    const usbPowered = entry.power.profiles['usb3-0.9A'] !== undefined;
+    hardware = `${entry.name} (${entry.image})${usbPowered ? '' : `; ${entry.power.note}`}`;
+    const network = await detectNetwork(image);
+    usb0 = `${network.mechanism} from ${USB0_FILES[network.mechanism].path}${network.fallback ? ` (fallback: ${network.fallback})` : ''}`;
+  };
+  const layout = { ...options.layout, path: pending.tempPath };
+  const apply = { secrets, openStream, afterSteps };
+  const { plan } = options;
   const { operations, bytesWritten, warnings } = await stage('patch', () =>
-    patchImage({ ...options.layout, path: pending.tempPath }, device, STEPS, {
-      paths: options.paths,
-      once: options.once,
-      secrets,
-      openStream,
-      afterSteps: async (image) => {
-        const entry = await recognizeBoard(image, device.board);
-        board = entry;
-        const usbPowered = entry.power.profiles['usb3-0.9A'] !== undefined;
-        hardware = `${entry.name} (${entry.image})${usbPowered ? '' : `; ${entry.power.note}`}`;
-        const network = await detectNetwork(image);
-        usb0 = `${network.mechanism} from ${USB0_FILES[network.mechanism].path}${network.fallback ? ` (fallback: ${network.fallback})` : ''}`;
-      },
-    }),
+    plan ? applyPlan(layout, plan, apply) : patchImage(layout, device, STEPS, { paths: options.paths, once: options.once, ...apply }),
   );
   const patched = { operations, bytesWritten };
   // sha256 must hash every byte, holes too (~0.7 s per GiB of zeros): only an image that travels pays it.

@@ -6,6 +6,7 @@ import { info } from '../log.js';
 import { killPoint } from '../timing.js';
 import { type ApplyStats, applyOperations, type Partitions } from './apply.js';
 import type { OpenStream, Operation } from './operations.js';
+import { PlannedView } from './planned-view.js';
 import { type SpaceNeeded, spaceNeeded } from './space.js';
 import type { BuildPaths, ImageView, RunMemo, Step } from './step.js';
 
@@ -37,7 +38,8 @@ export function runMemo(): RunMemo {
   };
 }
 
-export interface PatchResult extends ApplyStats {
+/** A whole build's plan for one image: made before anything is written, applied as it is. */
+export interface Plan {
   /** Each step's operations, as data: printed with describeOperation, comparable as JSON. */
   planned: { step: string; operations: Operation[] }[];
   /** What the steps warned of (StepContext.warn), each once. */
@@ -46,45 +48,74 @@ export interface PatchResult extends ApplyStats {
   rootfsNeeds: SpaceNeeded;
 }
 
+export interface PatchResult extends Plan, ApplyStats {}
+
+export interface PlanOptions {
+  paths: BuildPaths;
+  once?: RunMemo;
+}
+
+export interface ApplyOptions {
+  /** The device's secrets by name, for its `secret` operations (made by the build's secrets stage). */
+  secrets?: ReadonlyMap<string, Buffer>;
+  /** Opens what `stream` operations read (artifacts/stream-sources.ts). */
+  openStream?: OpenStream;
+  /** Reads the patched image while it is still open (opening it again costs a mount of each file system). */
+  afterSteps?: (image: ImageView) => Promise<void>;
+}
+
 /**
- * Runs each step against the image as the previous steps left it: plan, then apply.
- * With `dryRun` the image is opened read-only and the operations are only listed.
+ * Plans every step against `image`, each seeing the image as the steps before it would leave it
+ * (PlannedView), without writing anything.
  */
-export async function patchImage(
+async function planSteps(image: ImageView, config: BuildConfig, steps: Step[], options: PlanOptions): Promise<Plan> {
+  const once = options.once ?? runMemo();
+  const plan: Plan = { planned: [], warnings: [], rootfsNeeds: { bytes: 0, inodes: 0 } };
+  const warn = (message: string) => {
+    if (!plan.warnings.includes(message)) plan.warnings.push(message);
+  };
+  const view = new PlannedView(image);
+  const names = steps.map((s) => s.name);
+  for (const step of steps) {
+    const operations: Operation[] = await step.plan({ config, image: view, paths: options.paths, steps: names, once, warn });
+    for (const op of operations) await view.record(op);
+    plan.planned.push({ step: step.name, operations });
+    const needs = spaceNeeded(operations, 'rootfs');
+    plan.rootfsNeeds = { bytes: plan.rootfsNeeds.bytes + needs.bytes, inodes: plan.rootfsNeeds.inodes + needs.inodes };
+  }
+  return plan;
+}
+
+/** Performs a plan's operations, step by step, on the open partitions. */
+async function applySteps(layout: ImageLayout, parts: Partitions, plan: Plan, options: ApplyOptions): Promise<PatchResult> {
+  const stats: ApplyStats = { operations: 0, bytesWritten: 0 };
+  for (const { step, operations } of plan.planned) {
+    info(`step ${step}: ${operations.length} operation(s)`);
+    await applyOperations(parts, operations, { stats, secrets: options.secrets, openStream: options.openStream });
+    killPoint(`step ${step}`);
+  }
+  await options.afterSteps?.(viewOf(layout, parts));
+  return { ...plan, ...stats };
+}
+
+/** The whole build's plan for `layout`'s image, which is opened read-only: --dry-run, and the space check before the copy. */
+export function planImage(layout: ImageLayout, config: BuildConfig, steps: Step[], options: PlanOptions): Promise<Plan> {
+  return withPartitions(layout, false, (parts) => planSteps(viewOf(layout, parts), config, steps, options));
+}
+
+/** Applies a plan made by planImage to an image with the same contents (a copy of the one planned). */
+export function applyPlan(layout: ImageLayout, plan: Plan, options: ApplyOptions): Promise<PatchResult> {
+  return withPartitions(layout, true, (parts) => applySteps(layout, parts, plan, options));
+}
+
+/** Plans the steps against the image and applies the plan, with the image opened once. */
+export function patchImage(
   layout: ImageLayout,
   config: BuildConfig,
   steps: Step[],
-  options: {
-    paths: BuildPaths;
-    dryRun?: boolean;
-    once?: RunMemo;
-    /** The device's secrets by name, for its `secret` operations (made by the build's secrets stage). */
-    secrets?: ReadonlyMap<string, Buffer>;
-    /** Opens what `stream` operations read (artifacts/stream-sources.ts). */
-    openStream?: OpenStream;
-    /** Reads the patched image while it is still open (opening it again costs a mount of each file system). */
-    afterSteps?: (image: ImageView) => Promise<void>;
-  },
+  options: PlanOptions & ApplyOptions,
 ): Promise<PatchResult> {
-  const dryRun = options.dryRun ?? false;
-  const once = options.once ?? runMemo();
-  return withPartitions(layout, !dryRun, async (parts) => {
-    const image = viewOf(layout, parts);
-    const result: PatchResult = { operations: 0, bytesWritten: 0, planned: [], warnings: [], rootfsNeeds: { bytes: 0, inodes: 0 } };
-    const warn = (message: string) => {
-      if (!result.warnings.includes(message)) result.warnings.push(message);
-    };
-    for (const step of steps) {
-      const operations: Operation[] = await step.plan({ config, image, paths: options.paths, steps: steps.map((s) => s.name), once, warn });
-      result.planned.push({ step: step.name, operations });
-      const needs = spaceNeeded(operations, 'rootfs');
-      result.rootfsNeeds = { bytes: result.rootfsNeeds.bytes + needs.bytes, inodes: result.rootfsNeeds.inodes + needs.inodes };
-      if (dryRun) continue;
-      info(`step ${step.name}: ${operations.length} operation(s)`);
-      await applyOperations(parts, operations, { stats: result, secrets: options.secrets, openStream: options.openStream });
-      killPoint(`step ${step.name}`);
-    }
-    await options.afterSteps?.(image);
-    return result;
-  });
+  return withPartitions(layout, true, async (parts) =>
+    applySteps(layout, parts, await planSteps(viewOf(layout, parts), config, steps, options), options),
+  );
 }

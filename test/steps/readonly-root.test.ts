@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/load.js';
 import { describeOperation } from '../../src/engine/operations.js';
-import { patchImage } from '../../src/engine/patch.js';
+import { planImage } from '../../src/engine/patch.js';
 import type { Step } from '../../src/engine/step.js';
 import { UserError } from '../../src/errors.js';
 import { protectFstab } from '../../src/formats/fstab.js';
@@ -257,10 +257,7 @@ describe('readonly-root step on other images', () => {
     const dir = await tempDir();
     const img = await copyOfStockImage('stock', dir);
     const secrets = path.join(dir, 'secrets');
-    const result = await patchImage(await openImage(img), resolveConfig({}), [readonlyRoot], {
-      paths: { secrets, cache: dir },
-      dryRun: true,
-    });
+    const result = await planImage(await openImage(img), resolveConfig({}), [readonlyRoot], { paths: { secrets, cache: dir } });
     expect(describeOperation(result.planned[0].operations.at(-1)!)).toMatch(
       /^secret {2}rootfs:\/etc\/ssh\/ssh_host_rsa_key.pub <- ssh\/ssh_host_rsa_key.pub/,
     );
