@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { renderConfigDoc } from '../src/config/doc.js';
 import { loadConfig, resolveConfig } from '../src/config/load.js';
-import type { BuildConfig, PowerProfile, UsbProtocol } from '../src/config/schema.js';
+import { type BuildConfig, type PowerProfile, row, text, type UsbProtocol, unsetByDefault } from '../src/config/schema.js';
 import { UserError } from '../src/errors.js';
 
 const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
@@ -42,6 +42,18 @@ describe('BuildConfig', () => {
       ssh: { authorizedKeys: string[] };
     }>();
     expectTypeOf(resolveConfig({})).toEqualTypeOf<BuildConfig>();
+  });
+
+  it('needs a default for every key whose type is not unsetByDefault, of that type, and none for the others', () => {
+    // Checked by tsc: each @ts-expect-error fails the type check if its line compiles.
+    // @ts-expect-error: no default
+    row(text, { doc: 'a key' });
+    // @ts-expect-error: a default of another type
+    row(text, { default: { value: 1 }, doc: 'a key' });
+    // @ts-expect-error: a default for a key that stays unset
+    row(unsetByDefault(text), { default: { value: 'x' }, doc: 'a key' });
+    row(unsetByDefault(text), { doc: 'a key' });
+    row(text, { default: { doc: 'derived', derive: (config) => config.name }, doc: 'a key' });
   });
 });
 
