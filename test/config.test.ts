@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { renderConfigDoc } from '../src/config/doc.js';
 import { loadConfig, resolveConfig } from '../src/config/load.js';
-import { type BuildConfig, type PowerProfile, row, text, type UsbProtocol, unsetByDefault } from '../src/config/schema.js';
+import {
+  type BuildConfig,
+  type KeyOverrides,
+  type PowerProfile,
+  row,
+  text,
+  type UsbProtocol,
+  unsetByDefault,
+} from '../src/config/schema.js';
 import { UserError } from '../src/errors.js';
 
 const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
@@ -54,6 +62,10 @@ describe('BuildConfig', () => {
     row(unsetByDefault(text), { default: { value: 'x' }, doc: 'a key' });
     row(unsetByDefault(text), { doc: 'a key' });
     row(text, { default: { doc: 'derived', derive: (config) => config.name }, doc: 'a key' });
+  });
+
+  it('is overridden on the command line by the flags the table declares', () => {
+    expectTypeOf<KeyOverrides>().toEqualTypeOf<{ name?: string; board?: string }>();
   });
 });
 

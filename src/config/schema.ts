@@ -75,22 +75,33 @@ type Rules<T, Unset extends boolean> = {
   doc: string;
 } & (Unset extends true ? { default?: never } : { default: Default<T> });
 
+/** A flag of `npm run build-image` that sets a key, over the file's value: `--<name> <arg>`, and its --help line. */
+export interface KeyFlag {
+  name: string;
+  arg: string;
+  doc: string;
+}
+
 type ValueOf<V> = V extends ValueType<infer T> ? T : never;
 type UnsetOf<V> = V extends { unsetByDefault: true } ? true : false;
 
 /**
  * One row of the table: a value type and the rules for its values, a default required unless the
- * type is unsetByDefault. The type alone says what T is (NoInfer): a rule cannot widen it.
+ * type is unsetByDefault, and the flag that sets it if one does (its name kept as a literal type, for
+ * the types of the parsed command line). The type alone says what T is (NoInfer): a rule cannot widen it.
  * Exported, with `text` and `unsetByDefault`, for its type tests in test/config.test.ts.
  */
-export function row<V extends ValueType<unknown>>(type: V, rules: NoInfer<Rules<ValueOf<V>, UnsetOf<V>>>) {
+export function row<V extends ValueType<unknown>, const F extends KeyFlag = never>(
+  type: V,
+  rules: NoInfer<Rules<ValueOf<V>, UnsetOf<V>>> & { flag?: F },
+) {
   return { type, ...rules };
 }
 
 /**
- * Every config key, once: its value type, default, check and doc line, in resolution order (a
- * default or check may read only keys above it). BuildConfig, validation, defaults and
- * docs/config.md all come from this table.
+ * Every config key, once: its value type, default, check, doc line and the flag that sets it, in
+ * resolution order (a default or check may read only keys above it). BuildConfig, validation,
+ * defaults, docs/config.md and the build's key flags all come from this table.
  *
  * A function here that reads `config` declares its return type. TypeScript would otherwise work
  * it out from the body while it works out the table's type, and the body's `config.name` needs
@@ -100,7 +111,8 @@ const TABLE = {
   name: row(text, {
     default: { value: 'odroid-c2-builder' },
     check: checkName,
-    doc: 'Names the output image (`<name>.img`) and seeds the defaults of hostname, USB MACs and NFS export. `--name` overrides it.',
+    doc: 'Names the output image (`<name>.img`) and seeds the defaults of hostname, USB MACs and NFS export.',
+    flag: { name: 'name', arg: 'NAME', doc: "image name, <name>.img (default: the config's name, else odroid-c2-builder)" },
   }),
   hostname: row(text, {
     default: { doc: 'same as `name`', derive: (config): string => config.name },
@@ -108,7 +120,12 @@ const TABLE = {
     doc: 'Host name of the device (/etc/hostname): one RFC 1123 label.',
   }),
   board: row(unsetByDefault(oneOf(['odroid-c2', 'odroid-c4', 'raspberrypi'] as const)), {
-    doc: 'The board the image is for, when its boot files do not tell (src/boards/table.ts, [docs/boards.md](boards.md)). Unset: recognised from the image. `--board` overrides it.',
+    doc: 'The board the image is for, when its boot files do not tell (src/boards/table.ts, [docs/boards.md](boards.md)). Unset: recognised from the image.',
+    flag: {
+      name: 'board',
+      arg: 'BOARD',
+      doc: "the board the image is for when its boot files do not tell: odroid-c2, odroid-c4 or raspberrypi (default: the config's board, else recognised; docs/boards.md)",
+    },
   }),
   'power.profile': row(oneOf(POWER_PROFILES), {
     default: { value: 'full' },
@@ -216,7 +233,13 @@ type ResolvedKeys = Merged<Intersection<{ [K in ConfigKey]: Nested<K, ValueAt<K>
  */
 export interface BuildConfig extends ResolvedKeys {}
 
-/** One row of the table as the resolver and the docs read it. */
+/** The names of the flags that set a key. */
+export type KeyFlagName = NonNullable<(typeof TABLE)[ConfigKey]['flag']>['name'];
+
+/** What the command line gives for keys, by flag name; a value given wins over the file's. */
+export type KeyOverrides = { [Name in KeyFlagName]?: string };
+
+/** One row of the table as the resolver, the docs and the command line read it. */
 export interface Setting<T> {
   /** Dotted path in the JSON file. */
   key: ConfigKey;
@@ -225,6 +248,7 @@ export interface Setting<T> {
   default?: Default<T>;
   check?: (value: T, config: BuildConfig, key: string) => T;
   doc: string;
+  flag?: KeyFlag & { name: KeyFlagName };
 }
 
 /** The table seen key by key, so that a generic key K finds Setting<ValueAt<K>> in it. */
