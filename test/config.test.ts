@@ -283,7 +283,7 @@ describe('loadConfig', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function loadError(file: string, overrides?: { name?: string }): Promise<string> {
+  async function loadError(file: string, overrides?: KeyOverrides): Promise<string> {
     const error = await loadConfig(file, overrides).then(
       () => undefined,
       (caught: unknown) => caught,
@@ -312,6 +312,12 @@ describe('loadConfig', () => {
     expect(await loadError(file, { name: 'Bad Name' })).toMatch(/^--name "Bad Name" is not a valid name; /);
     await writeFile(file, '{ "name": "Bad Name" }\n');
     expect(await loadError(file)).toMatch(new RegExp(`^${file}: config key name "Bad Name" is not a valid name; `));
+  });
+
+  it('a --board that is none of the boards names the flag, not the config file', async () => {
+    const file = join(dir, 'board.json');
+    await writeFile(file, '{}\n');
+    expect(await loadError(file, { board: 'nope' })).toMatch(/^--board must be one of "odroid-c2" \| /);
   });
 
   it('names a missing file', async () => {

@@ -78,7 +78,8 @@ export function resolveConfig(raw: unknown, overrides: KeyOverrides = {}): Build
     if (value === undefined && entry.default) {
       value = 'value' in entry.default ? structuredClone(entry.default.value) : entry.default.derive(config);
     } else if (value !== undefined && !entry.type.accepts(value)) {
-      throw new UserError(`${label} must be ${entry.type.expected}, got ${describeValue(value)}`);
+      const message = `${label} must be ${entry.type.expected}, got ${describeValue(value)}`;
+      throw override ? new FlagError(message) : new UserError(message);
     }
     const check = entry.check;
     try {
