@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { renderConfigDoc } from '../src/config/doc.js';
 import { loadConfig, resolveConfig } from '../src/config/load.js';
-import type { BuildConfig, PowerProfile, UsbProtocol } from '../src/config/schema.js';
+import {
+  type BuildConfig,
+  type KeyOverrides,
+  type PowerProfile,
+  row,
+  text,
+  type UsbProtocol,
+  unsetByDefault,
+} from '../src/config/schema.js';
 import { UserError } from '../src/errors.js';
 
 const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
@@ -42,6 +50,22 @@ describe('BuildConfig', () => {
       ssh: { authorizedKeys: string[] };
     }>();
     expectTypeOf(resolveConfig({})).toEqualTypeOf<BuildConfig>();
+  });
+
+  it('needs a default for every key whose type is not unsetByDefault, of that type, and none for the others', () => {
+    // Checked by tsc: each @ts-expect-error fails the type check if its line compiles.
+    // @ts-expect-error: no default
+    row(text, { doc: 'a key' });
+    // @ts-expect-error: a default of another type
+    row(text, { default: { value: 1 }, doc: 'a key' });
+    // @ts-expect-error: a default for a key that stays unset
+    row(unsetByDefault(text), { default: { value: 'x' }, doc: 'a key' });
+    row(unsetByDefault(text), { doc: 'a key' });
+    row(text, { default: { doc: 'derived', derive: (config) => config.name }, doc: 'a key' });
+  });
+
+  it('is overridden on the command line by the flags the table declares', () => {
+    expectTypeOf<KeyOverrides>().toEqualTypeOf<{ name?: string; board?: string }>();
   });
 });
 
@@ -259,7 +283,7 @@ describe('loadConfig', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function loadError(file: string, overrides?: { name?: string }): Promise<string> {
+  async function loadError(file: string, overrides?: KeyOverrides): Promise<string> {
     const error = await loadConfig(file, overrides).then(
       () => undefined,
       (caught: unknown) => caught,
@@ -288,6 +312,12 @@ describe('loadConfig', () => {
     expect(await loadError(file, { name: 'Bad Name' })).toMatch(/^--name "Bad Name" is not a valid name; /);
     await writeFile(file, '{ "name": "Bad Name" }\n');
     expect(await loadError(file)).toMatch(new RegExp(`^${file}: config key name "Bad Name" is not a valid name; `));
+  });
+
+  it('a --board that is none of the boards names the flag, not the config file', async () => {
+    const file = join(dir, 'board.json');
+    await writeFile(file, '{}\n');
+    expect(await loadError(file, { board: 'nope' })).toMatch(/^--board must be one of "odroid-c2" \| /);
   });
 
   it('names a missing file', async () => {

@@ -1,6 +1,7 @@
 /** The flags of `npm run build-image`, declared once: parser, --help and the README's table come from here. */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SCHEMA } from '../config/schema.js';
 import type { Flag } from './options.js';
 
 /** The repository: the default --out and the image cache are inside it, wherever the command runs from. */
@@ -8,6 +9,9 @@ export const REPO_DIR = fileURLToPath(new URL('../..', import.meta.url));
 export const IMAGE_CACHE_DIR = join(REPO_DIR, 'image');
 
 export const BUILD_COMMAND = 'npm run build-image --';
+
+/** The flags that set a config key (--name, --board): declared by the key's row in src/config/schema.ts. */
+const KEY_FLAGS = SCHEMA.flatMap(({ flag }) => (flag ? [{ name: flag.name, type: 'string' as const, arg: flag.arg, doc: flag.doc }] : []));
 
 export const BUILD_FLAGS = [
   {
@@ -18,13 +22,7 @@ export const BUILD_FLAGS = [
   },
   { name: 'out', type: 'string', arg: 'DIR', default: join(REPO_DIR, 'out'), doc: 'output directory (default: out/)' },
   { name: 'config', type: 'string', arg: 'FILE', doc: 'JSON build config (keys: docs/config.md)' },
-  { name: 'name', type: 'string', arg: 'NAME', doc: "image name, <name>.img (default: the config's name, else odroid-c2-builder)" },
-  {
-    name: 'board',
-    type: 'string',
-    arg: 'BOARD',
-    doc: "the board the image is for when its boot files do not tell: odroid-c2, odroid-c4 or raspberrypi (default: the config's board, else recognised; docs/boards.md)",
-  },
+  ...KEY_FLAGS,
   {
     name: 'fleet',
     type: 'string',

@@ -9,7 +9,7 @@ import { availableSource, type ResolvedSource, resolveSource } from '../artifact
 import type { Board } from '../boards/board.js';
 import { fleetConfigs, parseFleetSize } from '../config/fleet.js';
 import { loadConfig } from '../config/load.js';
-import type { BuildConfig } from '../config/schema.js';
+import type { BuildConfig, KeyOverrides } from '../config/schema.js';
 import { describeOperation } from '../engine/operations.js';
 import { type Plan, planImage, runMemo } from '../engine/patch.js';
 import type { BuildPaths, RunMemo } from '../engine/step.js';
@@ -30,12 +30,11 @@ import { type Stage, stageTimer } from '../timing.js';
 import { IMAGE_CACHE_DIR } from './build-flags.js';
 import { buildDeviceImage, type DeviceImage, describeDeviceImage } from './device-image.js';
 
-export interface BuildRequest {
+/** The parsed command line; the flags that set a config key (--name, --board) are KeyOverrides. */
+export interface BuildRequest extends KeyOverrides {
   input?: string;
   out: string;
   config?: string;
-  name?: string;
-  board?: string;
   fleet?: string;
   checksum: boolean;
   release: boolean;
@@ -118,7 +117,7 @@ export async function dryRun(request: BuildRequest): Promise<void> {
 
 /** The config, and the fleet's devices made from it (or the config alone). */
 async function loadDevices(request: BuildRequest): Promise<{ config: BuildConfig; devices: BuildConfig[] }> {
-  const config = await loadConfig(request.config, { name: request.name, board: request.board });
+  const config = await loadConfig(request.config, request);
   return { config, devices: request.fleet === undefined ? [config] : fleetConfigs(config, parseFleetSize(request.fleet)) };
 }
 

@@ -12,10 +12,15 @@ function defaultDoc<T>(entry: Setting<T>): string {
   return 'value' in entry.default ? `\`${JSON.stringify(entry.default.value)}\`` : entry.default.doc;
 }
 
+/** The row's doc line, and the flag that sets its key if one does. */
+function meaning<T>(entry: Setting<T>): string {
+  return entry.flag ? `${entry.doc} \`--${entry.flag.name}\` overrides it.` : entry.doc;
+}
+
 /** The whole of docs/config.md; a test keeps the checked-in file equal to it. */
 export function renderConfigDoc(): string {
   const rows = SCHEMA.map(
-    (entry) => `| \`${entry.key}\` | \`${cell(entry.type.name)}\` | ${cell(defaultDoc(entry))} | ${cell(entry.doc)} |`,
+    (entry) => `| \`${entry.key}\` | \`${cell(entry.type.name)}\` | ${cell(defaultDoc(entry))} | ${cell(meaning(entry))} |`,
   );
   const protocols = Object.entries(USB_PROTOCOLS).map(([name, doc]) => `- \`${name}\`: ${doc}`);
   return [

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { describeValue, explained, parseCidr } from './checks.js';
-import { type BuildConfig, SCHEMA, type Setting } from './schema.js';
+import { type BuildConfig, type KeyOverrides, SCHEMA, type Setting } from './schema.js';
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -51,17 +51,16 @@ function setPath(object: Record<string, unknown>, key: string, value: unknown): 
 /** A bad value given on the command line: its message names the flag, so no file name goes before it. */
 class FlagError extends UserError {}
 
-/** Turns the parsed JSON of a config file into a complete, checked BuildConfig. */
-export function resolveConfig(raw: unknown, overrides: { name?: string; board?: string } = {}): BuildConfig {
+/** What the command line gives for a row's key, and the flag it came with; undefined if nothing. */
+function fromCommandLine(entry: Setting<unknown>, overrides: KeyOverrides): { flag: string; value: string } | undefined {
+  const value = entry.flag && overrides[entry.flag.name];
+  return entry.flag && value !== undefined ? { flag: `--${entry.flag.name}`, value } : undefined;
+}
+
+/** Turns the parsed JSON of a config file into a complete, checked BuildConfig; a key's flag wins over the file. */
+export function resolveConfig(raw: unknown, overrides: KeyOverrides = {}): BuildConfig {
   if (!isObject(raw)) throw new UserError(`the config must be a JSON object like {"name": "c2-builder"}, got ${describeValue(raw)}`);
   checkShape(raw, '');
-  const given: Record<string, unknown> = { ...raw };
-  const fromCommandLine = new Set<string>();
-  for (const [key, value] of Object.entries(overrides)) {
-    if (value === undefined) continue;
-    given[key] = value;
-    fromCommandLine.add(key);
-  }
 
   // Filled in table order, so by the time a default or check reads a key it is resolved.
   const resolved: Record<string, unknown> = {};
@@ -73,18 +72,20 @@ export function resolveConfig(raw: unknown, overrides: { name?: string; board?: 
   const rows = SCHEMA as Setting<unknown>[];
   const config = resolved as BuildConfig;
   for (const entry of rows) {
-    const label = fromCommandLine.has(entry.key) ? `--${entry.key}` : `config key ${entry.key}`;
-    let value = getPath(given, entry.key);
+    const override = fromCommandLine(entry, overrides);
+    const label = override?.flag ?? `config key ${entry.key}`;
+    let value = override ? override.value : getPath(raw, entry.key);
     if (value === undefined && entry.default) {
       value = 'value' in entry.default ? structuredClone(entry.default.value) : entry.default.derive(config);
     } else if (value !== undefined && !entry.type.accepts(value)) {
-      throw new UserError(`${label} must be ${entry.type.expected}, got ${describeValue(value)}`);
+      const message = `${label} must be ${entry.type.expected}, got ${describeValue(value)}`;
+      throw override ? new FlagError(message) : new UserError(message);
     }
     const check = entry.check;
     try {
       if (value !== undefined && check) value = explained<unknown>(label, value, (checked) => check(checked, config, entry.key));
     } catch (error) {
-      if (error instanceof UserError && fromCommandLine.has(entry.key)) throw new FlagError(error.message);
+      if (error instanceof UserError && override) throw new FlagError(error.message);
       throw error;
     }
     setPath(resolved, entry.key, value);
@@ -113,7 +114,7 @@ function relativeToFile(file: string, config: BuildConfig): BuildConfig {
 }
 
 /** Reads and resolves a config file; without a file, every key takes its default. */
-export async function loadConfig(file: string | undefined, overrides: { name?: string; board?: string } = {}): Promise<BuildConfig> {
+export async function loadConfig(file: string | undefined, overrides: KeyOverrides = {}): Promise<BuildConfig> {
   if (file === undefined) return resolveConfig({}, overrides);
   let source: string;
   try {
