@@ -64,7 +64,9 @@ export async function buildDeviceImage(
 ): Promise<DeviceImage> {
   const pending = await stage('copy', () => output.startImage(from, device.name));
   // Made after the copy, so a build that cannot copy leaves no secrets; before the patch, which only places them.
-  const secrets = await stage('secrets', () => deviceSecrets(options.paths.secrets, device));
+  const secrets = STEPS.some((step) => step.usesSecrets)
+    ? await stage('secrets', () => deviceSecrets(options.paths.secrets, device))
+    : undefined;
   let usb0 = '';
   let hardware = '';
   let board: Board | undefined;
