@@ -57,8 +57,8 @@ const DEVICE_IP = CONFIG.network.address.split('/')[0];
 /** The Pi image's SOURCE_DATE_EPOCH: its clock floor, far enough back that the host's time is seen to win. */
 const PI_BUILD_TIME = TEST_STARTED_SECONDS - 30 * 86400;
 type Network = 'ifupdown' | 'networkmanager' | 'none';
-/** make-debian-image.sh's LAYOUT: HardKernel's C2 image, or pi-gen's Raspberry Pi OS Lite. */
-type Layout = 'c2' | 'raspios';
+/** make-debian-image.sh's LAYOUT: HardKernel's C2 or C4 image, or pi-gen's Raspberry Pi OS Lite. */
+type Layout = 'c2' | 'c4' | 'raspios';
 /**
  * A client the device must refuse: the same build, and `docker version`, which sends no request
  * body. The build's client may still be sending the context when the device's TLS alert comes and
@@ -543,5 +543,40 @@ describe('the patched image on an arm64 machine (QEMU virt)', () => {
     const withDocker = Number(lastCheck(boots[5], 'clock-with-docker'));
     expect(withDocker).toBeGreaterThanOrEqual(TEST_STARTED_SECONDS);
     expect(withDocker).toBeLessThanOrEqual(Date.now() / 1000);
+  });
+
+  // Boot 6: HardKernel's C4 boot files (boot.ini, which mounts the root rw, and config.ini, whose
+  // [generic] boot.ini imports) around the same Debian rootfs, recognised as the C4 by the build
+  // and booted with the bootargs of its patched boot.ini as U-Boot expands them. What QEMU cannot
+  // show: U-Boot reading config.ini, the C4's device tree and its USB OTG controller (dummy_hcd
+  // stands in, as for the C2's).
+  it("an ODROID-C4-shaped image (HardKernel's C4 boot.ini and config.ini) boots with its patched boot.ini: overlay root, g_ether, usb0, NFS, Docker, the TLS API", async () => {
+    const { summary } = await patchedImage('ifupdown', 'c4');
+    expect(summary).toMatch(/^ {2}board {4}ODROID-C4, HC4, N2\+/m);
+    const args = files.append.split(' ');
+    for (const arg of ['init=/sbin/overlay-init', 'ro', `root=UUID=${ROOT_UUID}`]) expect(args).toContain(arg);
+    expect(args).not.toContain('rw');
+    const result = await boot(6);
+    expect(lastCheck(result, 'finished'), `no end marker; see ${result.log}`).toBe('ok');
+    await expectCleanRun(result);
+    expect(
+      notOk(result, [
+        'root-overlay',
+        'root-upper-tmpfs',
+        'root-lower-ro',
+        'fat-not-rw',
+        'g-ether-loaded',
+        'g-ether-dev-addr',
+        'g-ether-host-addr',
+        'usb0-mac',
+        'usb0-address',
+        'nfs-mounted',
+        'docker-active',
+        'docker-run',
+        'docker-api-with-cert',
+      ]),
+    ).toEqual([]);
+    expect(lastCheck(result, 'default-route')).toContain(`via ${CONFIG.network.gateway} dev usb0`);
+    expect(lastCheck(result, 'docker-api-without-cert')).toMatch(/^refused: .*tls: bad certificate/);
   });
 });

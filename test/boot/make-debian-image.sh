@@ -14,7 +14,8 @@
 #   LAYOUT   c2 (default): HardKernel's C2 layout above; raspios: pi-gen's Raspberry Pi OS Lite
 #            layout (FAT32 "bootfs" at 8 MiB, 512 MiB, with pi-gen's bookworm config.txt and
 #            cmdline.txt, a stand-in device tree of each Pi; root and FAT by PARTUUID in cmdline.txt
-#            and fstab), the same Debian rootfs in it
+#            and fstab), the same Debian rootfs in it; c4: the C2's layout with HardKernel's C4
+#            boot files (boot.ini, config.ini, Image.gz, a stand-in amlogic/meson64_odroidc4.dtb)
 #   NETWORK  what brings the network up, switched by files in the one cached rootfs:
 #            ifupdown (default), networkmanager (NetworkManager only: no ifup, networking.service
 #            disabled), none (neither: eth0 by the test's own unit, usb0 by the tool's fallback)
@@ -23,9 +24,9 @@
 set -euo pipefail
 # Read by assemble-image.sh: pi-gen's partition sizes (export-image/prerun.sh).
 case ${LAYOUT:=c2} in
-c2) ;;
+c2 | c4) ;;
 raspios) BOOT_START=16384 BOOT_SECTORS=$((512 * 2048)) BOOT_LABEL=bootfs FAT_CLUSTER_SECTORS=4 ;;
-*) echo "make-debian-image: LAYOUT must be c2 or raspios, not $LAYOUT" >&2; exit 2 ;;
+*) echo "make-debian-image: LAYOUT must be c2, c4 or raspios, not $LAYOUT" >&2; exit 2 ;;
 esac
 # shellcheck source-path=SCRIPTDIR source=../fixtures/assemble-image.sh
 source "$(dirname "$0")/../fixtures/assemble-image.sh"
@@ -182,6 +183,16 @@ if [[ $LAYOUT == raspios ]]; then
   cp "$tree/boot/$kernel" "$boot_files/kernel8.img"
   cp "$tree/boot/initrd.img-$version" "$boot_files/initramfs8"
   for dtb in bcm2710-rpi-zero-2-w bcm2711-rpi-4-b bcm2712-rpi-5-b; do echo "stand-in for $dtb" >"$boot_files/$dtb.dtb"; done
+elif [[ $LAYOUT == c4 ]]; then
+  stock_table c | partition_disk "$out"
+  # HardKernel's C4 boot files: boot.ini (its bootargs name the stock root UUID, as this rootfs's)
+  # and config.ini, the gzipped kernel and the initrd under the names boot.ini loads, and a stand-in
+  # device tree where it loads it (the build recognises the C4 by config.ini and reads no tree).
+  cp "$reference/odroid-c4/boot.ini" "$reference/odroid-c4/config.ini" "$boot_files/"
+  gzip -n -c "$tree/boot/$kernel" >"$boot_files/Image.gz"
+  cp "$tree/boot/initrd.img-$version" "$boot_files/uInitrd"
+  mkdir "$boot_files/amlogic"
+  echo "stand-in for meson64_odroidc4.dtb" >"$boot_files/amlogic/meson64_odroidc4.dtb"
 else
   stock_table c | partition_disk "$out"
   # FAT32 boot partition: HardKernel's boot.ini, and the kernel (Debian's arm64 vmlinuz is already
