@@ -78,7 +78,7 @@ export class PlannedView implements ImageView {
 
   async readlink(on: Partition, path: string): Promise<string | undefined> {
     if (this.entries.size === 0) return this.base.readlink(on, path);
-    const planned = this.find(on, on === 'rootfs' ? await resolveParent((p) => this.readlink(on, p), posix.normalize(path)) : path);
+    const planned = this.find(on, await this.place(on, path));
     if (!planned) return this.base.readlink(on, path);
     return planned.type === 'symlink' ? planned.target : undefined;
   }

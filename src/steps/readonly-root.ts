@@ -88,8 +88,8 @@ async function sshHostKeyOperations(image: ImageView): Promise<Operation[]> {
   return [
     ...stale.map((name): Operation => ({ op: 'remove', on: 'rootfs', path: `/etc/ssh/${name}` })),
     ...SSH_HOST_KEY_TYPES.flatMap((type): Operation[] => [
-      { op: 'secret', on: 'rootfs', path: `/etc/${SECRET.sshHostKey(type)}`, secret: SECRET.sshHostKey(type), ...ROOT_FILE, mode: 0o600 },
-      { op: 'secret', on: 'rootfs', path: `/etc/${SECRET.sshHostPublicKey(type)}`, secret: SECRET.sshHostPublicKey(type), ...ROOT_FILE },
+      { op: 'secret', on: 'rootfs', path: `/etc/ssh/ssh_host_${type}_key`, secret: SECRET.sshHostKey(type), ...ROOT_FILE, mode: 0o600 },
+      { op: 'secret', on: 'rootfs', path: `/etc/ssh/ssh_host_${type}_key.pub`, secret: SECRET.sshHostPublicKey(type), ...ROOT_FILE },
     ]),
   ];
 }
